@@ -1,0 +1,245 @@
+"""Client options: one validated, immutable record shared by the async and sync clients.
+
+Bad input fails here, at construction, with a message naming the option and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+from ._dsn import Dsn
+
+if TYPE_CHECKING:
+    from ._transport import Transport
+
+Event = dict[str, Any]
+Hint = dict[str, Any]
+BeforeSend = Callable[[Event, Hint], Any]
+BeforeBreadcrumb = Callable[[dict[str, Any], Hint], Any]
+RequestBodySize = Literal["none", "small", "medium", "always"]
+
+LEVELS = ("fatal", "error", "warning", "info", "debug")
+REQUEST_BODY_SIZES: dict[str, int | None] = {
+    "none": 0,
+    "small": 1_000,
+    "medium": 10_000,
+    "always": None,
+}
+
+
+class ClientOptions(TypedDict, total=False):
+    """Keyword options accepted by `AsyncClient`, `errlink.sync.Client` and `errlink.init`."""
+
+    environment: str | None
+    release: str | None
+    server_name: str | None
+    sample_rate: float
+    max_breadcrumbs: int
+    before_send: BeforeSend | None
+    before_breadcrumb: BeforeBreadcrumb | None
+    ignore_errors: Iterable[type[BaseException] | str]
+    include_locals: bool
+    send_default_pii: bool
+    in_app_include: Iterable[str]
+    in_app_exclude: Iterable[str]
+    max_value_length: int
+    queue_size: int
+    shutdown_timeout: float
+    http_timeout: float
+    tags: Mapping[str, object]
+    debug: bool
+    attach_stacktrace: bool
+    scrub_keys: Iterable[str]
+    max_event_bytes: int
+    max_request_body_size: RequestBodySize
+    max_in_flight: int
+    http_proxy: str | None
+    ca_certs: str | None
+    transport: Transport | None
+
+
+@dataclass(frozen=True)
+class Options:
+    dsn: Dsn | None = None
+    environment: str | None = None
+    release: str | None = None
+    server_name: str | None = None
+    sample_rate: float = 1.0
+    max_breadcrumbs: int = 100
+    before_send: BeforeSend | None = None
+    before_breadcrumb: BeforeBreadcrumb | None = None
+    ignore_errors: tuple[type[BaseException] | str, ...] = ()
+    include_locals: bool = True
+    send_default_pii: bool = False
+    in_app_include: tuple[str, ...] = ()
+    in_app_exclude: tuple[str, ...] = ()
+    max_value_length: int = 1024
+    queue_size: int = 1000
+    shutdown_timeout: float = 2.0
+    http_timeout: float = 10.0
+    tags: Mapping[str, str] = field(default_factory=dict)
+    debug: bool = False
+    attach_stacktrace: bool = False
+    scrub_keys: tuple[str, ...] = ()
+    max_event_bytes: int = 1_000_000
+    max_request_body_size: RequestBodySize = "medium"
+    max_in_flight: int = 4
+    http_proxy: str | None = None
+    ca_certs: str | None = None
+    transport: Transport | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.dsn is not None or self.transport is not None
+
+    @property
+    def max_request_body_bytes(self) -> int | None:
+        return REQUEST_BODY_SIZES[self.max_request_body_size]
+
+
+OPTION_NAMES = frozenset(f.name for f in fields(Options)) - {"dsn"}
+
+
+def build_options(
+    dsn: str | Dsn | None, options: Mapping[str, Any], env: Mapping[str, str] | None = None
+) -> Options:
+    """Validate user options (plus the environment's ERRLINK_*/SENTRY_* fallbacks) into Options."""
+    env = os.environ if env is None else env
+    unknown = sorted(set(options) - OPTION_NAMES)
+    if unknown:
+        raise TypeError(
+            f"unknown option(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(sorted(OPTION_NAMES))}"
+        )
+    values = dict(options)
+    values["dsn"] = _dsn(dsn, env)
+    values["environment"] = _optional_str(
+        "environment", values.get("environment", _env(env, "ENVIRONMENT"))
+    )
+    values["release"] = _optional_str("release", values.get("release", _env(env, "RELEASE")))
+    values["server_name"] = _optional_str(
+        "server_name", values.get("server_name", socket.gethostname())
+    )
+    _validate_values(values)
+    return Options(**values)
+
+
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(f"ERRLINK_{name}") or env.get(f"SENTRY_{name}") or None
+
+
+def _dsn(value: str | Dsn | None, env: Mapping[str, str]) -> Dsn | None:
+    if isinstance(value, Dsn):
+        return value
+    if value is None:
+        value = _env(env, "DSN")
+        if value is None:
+            return None
+    if not isinstance(value, str):
+        raise TypeError(f"option 'dsn' must be a string, not {type(value).__name__}")
+    if not value.strip():
+        return None  # an explicit empty DSN disables the client
+    return Dsn.parse(value)
+
+
+def _validate_values(values: dict[str, Any]) -> None:
+    values["sample_rate"] = _number("sample_rate", values.get("sample_rate", 1.0), 0.0, 1.0)
+    for name, default in (
+        ("max_breadcrumbs", 100),
+        ("max_value_length", 1024),
+        ("queue_size", 1000),
+        ("max_event_bytes", 1_000_000),
+        ("max_in_flight", 4),
+    ):
+        values[name] = _positive_int(name, values.get(name, default), allow_zero=name == "max_breadcrumbs")
+    for name, default_float in (("shutdown_timeout", 2.0), ("http_timeout", 10.0)):
+        values[name] = _number(name, values.get(name, default_float), 0.0, math.inf)
+    for name in ("before_send", "before_breadcrumb"):
+        hook = values.get(name)
+        if hook is not None and not callable(hook):
+            raise TypeError(f"option {name!r} must be callable or None, not {type(hook).__name__}")
+    for name in ("include_locals", "send_default_pii", "debug", "attach_stacktrace"):
+        if name in values and not isinstance(values[name], bool):
+            raise TypeError(f"option {name!r} must be True or False, not {values[name]!r}")
+    values["ignore_errors"] = _ignore_errors(values.get("ignore_errors", ()))
+    for name in ("in_app_include", "in_app_exclude", "scrub_keys"):
+        values[name] = _strings(name, values.get(name, ()))
+    values["tags"] = _tags(values.get("tags", {}))
+    size = values.get("max_request_body_size", "medium")
+    if size not in REQUEST_BODY_SIZES:
+        raise ValueError(
+            f"option 'max_request_body_size' must be one of {', '.join(REQUEST_BODY_SIZES)}, "
+            f"not {size!r}"
+        )
+    for name in ("http_proxy", "ca_certs"):
+        values[name] = _optional_str(name, values.get(name))
+    if values.get("ca_certs") and not os.path.isfile(values["ca_certs"]):
+        raise ValueError(f"option 'ca_certs' must name an existing file, not {values['ca_certs']!r}")
+    transport = values.get("transport")
+    if transport is not None and not callable(getattr(transport, "send", None)):
+        raise TypeError("option 'transport' must have an async send(envelope) method")
+
+
+def _number(name: str, value: object, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"option {name!r} must be a number, not {type(value).__name__}")
+    if math.isnan(value) or not low <= value <= high:
+        allowed = f"between {low} and {high}" if high != math.inf else f"at least {low}"
+        raise ValueError(f"option {name!r} must be {allowed}, not {value!r}")
+    return float(value)
+
+
+def _positive_int(name: str, value: object, *, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"option {name!r} must be an integer, not {type(value).__name__}")
+    if value < 0 or (value == 0 and not allow_zero):
+        allowed = "zero or more" if allow_zero else "a positive integer"
+        raise ValueError(f"option {name!r} must be {allowed}, not {value!r}")
+    return value
+
+
+def _optional_str(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"option {name!r} must be a string or None, not {type(value).__name__}")
+    return value or None
+
+
+def _strings(name: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise TypeError(f"option {name!r} must be a list of strings, not {type(value).__name__}")
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise TypeError(f"option {name!r} must hold non-empty strings, found {item!r}")
+    return items
+
+
+def _ignore_errors(value: object) -> tuple[type[BaseException] | str, ...]:
+    if isinstance(value, str | type) or not isinstance(value, Iterable):
+        raise TypeError(
+            "option 'ignore_errors' must be a list of exception classes or qualified names"
+        )
+    items = tuple(value)
+    for item in items:
+        if isinstance(item, str) and item:
+            continue
+        if isinstance(item, type) and issubclass(item, BaseException):
+            continue
+        raise TypeError(
+            f"option 'ignore_errors' holds {item!r}: use exception classes or names "
+            "such as 'KeyError' or 'myapp.errors.Expected'"
+        )
+    return items
+
+
+def _tags(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"option 'tags' must be a mapping, not {type(value).__name__}")
+    return {str(key): str(item) for key, item in value.items()}

@@ -1,0 +1,457 @@
+"""Stack frames for events: from a traceback or from the live call stack.
+
+Each frame carries its source context (read through a shared, bounded cache), an ``in_app``
+verdict and, optionally, its local variables passed through the caller's normalizer.
+Everything here runs in the application's thread for every captured error, so the per-frame
+work that never changes (path relativisation, ``in_app``) is cached, and nothing raises.
+"""
+
+from __future__ import annotations
+
+import io
+import linecache
+import logging
+import os
+import sys
+import sysconfig
+import threading
+import time
+import tokenize
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import CodeType, FrameType, TracebackType
+from typing import Any, NamedTuple
+
+__all__ = ["FrameExtractor", "Meta", "SourceCache", "VarsNormalizer"]
+
+logger = logging.getLogger("errlink")
+# Same marker as errlink._core.INTERNAL (not imported: _core depends on this module).
+LOG_EXTRA = {"errlink_internal": True}
+
+Meta = dict[str, Any]
+VarsNormalizer = Callable[[Mapping[str, object], Meta], dict[str, Any]]
+
+_MAX_SOURCE_BYTES = 5 * 1024 * 1024
+_LIBRARY_DIR_NAMES = ("site-packages", "dist-packages")
+
+
+class _CachedSource(NamedTuple):
+    signature: tuple[int, int] | None  # (mtime_ns, size); None when read through a loader
+    checked_at: float
+    lines: list[str] | None
+
+
+class SourceCache:
+    """Thread-safe cache of source lines per file, invalidated when its (mtime, size) changes.
+
+    Falls back to the module's loader (``module_globals['__loader__'].get_source``) for zip
+    imports and the like, and to :mod:`linecache` entries for pseudo files such as IPython cells.
+    Bounded: beyond ``max_files``, the files least recently (re)validated are forgotten.
+
+    A file is stat()ed again only when its entry is older than ``revalidate_after`` seconds: a
+    burst of errors then costs no system call per frame, and an edited file is picked up within
+    that window.
+    """
+
+    def __init__(
+        self, *, max_files: int = 256, max_line_length: int = 200, revalidate_after: float = 1.0
+    ) -> None:
+        self._max_files = max(1, max_files)
+        self._max_line_length = max(4, max_line_length)
+        self._revalidate_after = revalidate_after
+        self._files: OrderedDict[str, _CachedSource] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def context(
+        self,
+        abs_path: str,
+        lineno: int,
+        module_globals: Mapping[str, Any] | None = None,
+        lines: int = 5,
+    ) -> tuple[list[str], str | None, list[str]]:
+        """Return (pre_context, context_line, post_context) around the 1-based ``lineno``.
+
+        Missing or unreadable source gives ``([], None, [])``; this never raises.
+        """
+        cached = self._files.get(abs_path)  # a lone read needs no lock; changes take it
+        if cached is not None and time.monotonic() - cached.checked_at < self._revalidate_after:
+            source = cached.lines
+        else:
+            try:
+                source = self._load(abs_path, module_globals, cached)
+            except Exception:
+                logger.debug(
+                    "errlink: could not read source of %r", abs_path, exc_info=True, extra=LOG_EXTRA
+                )
+                return [], None, []
+        if source is None or not 0 < lineno <= len(source):
+            return [], None, []
+        index = lineno - 1
+        return (
+            source[max(0, index - lines) : index],
+            source[index],
+            source[index + 1 : index + 1 + lines],
+        )
+
+    def _load(
+        self,
+        abs_path: str,
+        module_globals: Mapping[str, Any] | None,
+        cached: _CachedSource | None,
+    ) -> list[str] | None:
+        if _is_pseudo_filename(abs_path):
+            return self._from_linecache(abs_path) or self._from_loader(abs_path, module_globals)
+
+        now = time.monotonic()
+        signature = _file_signature(abs_path)
+        if cached is not None and cached.signature == signature:
+            self._store(abs_path, cached._replace(checked_at=now))
+            return cached.lines
+
+        lines = None
+        if signature is not None and signature[1] <= _MAX_SOURCE_BYTES:
+            lines = self._read_file(abs_path)
+        if lines is None:
+            lines = self._from_loader(abs_path, module_globals)
+        self._store(abs_path, _CachedSource(signature, now, lines))
+        return lines
+
+    def _store(self, abs_path: str, entry: _CachedSource) -> None:
+        with self._lock:
+            self._files[abs_path] = entry
+            self._files.move_to_end(abs_path)
+            while len(self._files) > self._max_files:
+                self._files.popitem(last=False)
+
+    def _read_file(self, abs_path: str) -> list[str] | None:
+        try:
+            with open(abs_path, "rb") as file:
+                data = file.read(_MAX_SOURCE_BYTES + 1)
+        except (OSError, ValueError):
+            return None
+        if len(data) > _MAX_SOURCE_BYTES:
+            return None
+        try:
+            encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+            text = data.decode(encoding, errors="replace")
+        except (SyntaxError, LookupError):
+            text = data.decode("utf-8", errors="replace")
+        return self._split(text)
+
+    def _from_loader(
+        self, abs_path: str, module_globals: Mapping[str, Any] | None
+    ) -> list[str] | None:
+        if not module_globals:
+            return None
+        try:
+            module_file = module_globals.get("__file__")
+            # The frame's globals may belong to another module than the code's file (exec'd or
+            # generated code); only trust the loader when it describes this very file.
+            if isinstance(module_file, str) and os.path.abspath(module_file) != abs_path:
+                return None
+            loader = module_globals.get("__loader__")
+            name = module_globals.get("__name__")
+            get_source = getattr(loader, "get_source", None)
+            if get_source is None or not isinstance(name, str):
+                return None
+            text = get_source(name)
+        except Exception:
+            logger.debug(
+                "errlink: loader could not provide source of %r",
+                abs_path,
+                exc_info=True,
+                extra=LOG_EXTRA,
+            )
+            return None
+        return self._split(text) if isinstance(text, str) else None
+
+    def _from_linecache(self, abs_path: str) -> list[str] | None:
+        entry = linecache.cache.get(abs_path)
+        if entry is None or len(entry) < 3 or not isinstance(entry[2], list):
+            return None
+        return self._split("".join(line for line in entry[2] if isinstance(line, str)))
+
+    def _split(self, text: str) -> list[str]:
+        # Not str.splitlines(): it also breaks on form feeds and other characters that do not end
+        # a line for Python, which would shift every line number after them.
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        limit = self._max_line_length
+        return [line if len(line) <= limit else line[: limit - 3] + "..." for line in lines]
+
+
+def _file_signature(abs_path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(abs_path)
+    except (OSError, ValueError):
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _is_pseudo_filename(filename: str) -> bool:
+    return filename.startswith("<") and filename.endswith(">")
+
+
+_default_source_cache = SourceCache()
+
+
+class _Location(NamedTuple):
+    """What a frame's (code file, module) pair resolves to; computed once and cached."""
+
+    filename: str
+    abs_path: str
+    in_app: bool
+
+
+class _Cut(NamedTuple):
+    frames: list[tuple[FrameType, int | None]]
+    total: int
+    omitted_start: int  # index (in the full list) of the first dropped frame; == total if none
+
+
+def _module_matches(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    prefixes: set[str] = set()
+    paths = sysconfig.get_paths()
+    for key in ("stdlib", "platstdlib"):
+        path = paths.get(key)
+        if path:
+            for variant in (os.path.abspath(path), os.path.realpath(path)):
+                prefixes.add(variant.rstrip(os.sep) + os.sep)
+    return tuple(prefixes)
+
+
+_LIBRARY_PREFIXES = _library_prefixes()
+_LIBRARY_DIR_MARKERS = tuple(f"{os.sep}{name}{os.sep}" for name in _LIBRARY_DIR_NAMES)
+
+
+def _is_library_path(abs_path: str) -> bool:
+    if abs_path.startswith("<frozen "):
+        return True
+    if any(marker in abs_path for marker in _LIBRARY_DIR_MARKERS):
+        return True
+    return abs_path.startswith(_LIBRARY_PREFIXES)
+
+
+if sys.version_info >= (3, 11):
+
+    def _function_name(code: CodeType) -> str:
+        return code.co_qualname
+
+else:  # pragma: no cover - exercised on 3.10 only
+
+    def _function_name(code: CodeType) -> str:
+        return code.co_name
+
+
+class FrameExtractor:
+    """Turns tracebacks and live stacks into the protocol's ``stacktrace`` dicts.
+
+    ``in_app``: a frame whose module matches an ``in_app_include`` or ``in_app_exclude`` prefix
+    (on dotted boundaries) gets that verdict; the longest matching prefix wins, and a prefix listed
+    in both lists counts as included. Other frames are library code (``in_app: False``) when they
+    come from the standard library or a ``site-packages``/``dist-packages`` directory.
+
+    Local variables of module-level frames are never sent: they are the module's globals.
+    """
+
+    def __init__(
+        self,
+        *,
+        vars_normalizer: VarsNormalizer | None,
+        include_locals: bool = True,
+        in_app_include: Sequence[str] = (),
+        in_app_exclude: Sequence[str] = (),
+        max_frames: int = 100,
+        source_cache: SourceCache | None = None,
+    ) -> None:
+        self._vars_normalizer = vars_normalizer if include_locals else None
+        rules = [(prefix, True) for prefix in in_app_include if prefix]
+        rules += [(prefix, False) for prefix in in_app_exclude if prefix]
+        # Longest prefix first; for an equal prefix the include rule (True) sorts first.
+        rules.sort(key=lambda rule: (-len(rule[0]), not rule[1]))
+        self._in_app_rules = tuple(rules)
+        self._max_frames = max(2, max_frames)
+        self._source = _default_source_cache if source_cache is None else source_cache
+        self._locations: dict[tuple[str, str | None], _Location] = {}
+        self._sys_path: list[str] = []
+        self._import_roots: tuple[str, ...] = ()
+
+    def from_traceback(self, tb: TracebackType | None, meta: Meta) -> dict[str, Any]:
+        """Sentry ``stacktrace`` dict: ``{'frames': [...oldest call first...]}``.
+
+        When the traceback is longer than ``max_frames``, only the oldest and newest halves are
+        kept; ``frames_omitted: [start, end]`` (indexes into the full list, end exclusive) and the
+        ``_meta`` original length ``{'frames': {'': {'len': total}}}`` say what was cut.
+        """
+        try:
+            return self._stacktrace(self._cut(_walk_traceback(tb)), meta)
+        except Exception:
+            logger.debug(
+                "errlink: could not extract frames from a traceback", exc_info=True, extra=LOG_EXTRA
+            )
+            return {"frames": []}
+
+    def from_stack(
+        self,
+        frame: FrameType | None = None,
+        meta: Meta | None = None,
+        skip_modules: tuple[str, ...] = ("errlink",),
+    ) -> dict[str, Any]:
+        """Stacktrace of the live call stack (for attach_stacktrace on messages), oldest first,
+        without errlink's own frames (any frame whose module is under one of ``skip_modules``).
+        """
+        try:
+            start = sys._getframe() if frame is None else frame
+            newest_first = _walk_stack(start, skip_modules)
+            return self._stacktrace(self._cut(reversed(newest_first)), {} if meta is None else meta)
+        except Exception:
+            logger.debug(
+                "errlink: could not extract frames from the stack", exc_info=True, extra=LOG_EXTRA
+            )
+            return {"frames": []}
+
+    def _cut(self, frames: Iterable[tuple[FrameType, int | None]]) -> _Cut:
+        """Keep the oldest and newest halves of ``frames`` without materialising the middle."""
+        keep_head = self._max_frames // 2
+        head: list[tuple[FrameType, int | None]] = []
+        tail: deque[tuple[FrameType, int | None]] = deque(maxlen=self._max_frames - keep_head)
+        total = 0
+        for item in frames:
+            if total < keep_head:
+                head.append(item)
+            else:
+                tail.append(item)
+            total += 1
+        head.extend(tail)
+        omitted_start = keep_head if total > self._max_frames else total
+        return _Cut(head, total, omitted_start)
+
+    def _stacktrace(self, cut: _Cut, meta: Meta) -> dict[str, Any]:
+        self._check_sys_path()
+        frames_meta: Meta = {}
+        frames = [
+            self._frame(frame, lineno, str(index), frames_meta)
+            for index, (frame, lineno) in enumerate(cut.frames)
+        ]
+        stacktrace: dict[str, Any] = {"frames": frames}
+        if cut.total > len(frames):
+            omitted_end = cut.omitted_start + cut.total - len(frames)
+            stacktrace["frames_omitted"] = [cut.omitted_start, omitted_end]
+            frames_meta[""] = {"len": cut.total}
+        if frames_meta:
+            meta["frames"] = frames_meta
+        return stacktrace
+
+    def _frame(
+        self, frame: FrameType, lineno: int | None, index: str, frames_meta: Meta
+    ) -> dict[str, Any]:
+        code = frame.f_code
+        f_globals = frame.f_globals
+        module = f_globals.get("__name__")
+        if not isinstance(module, str):
+            module = None
+        location = self._locations.get((code.co_filename, module))
+        if location is None:
+            location = self._locate(code.co_filename, module)
+
+        result: dict[str, Any] = {
+            "filename": location.filename,
+            "abs_path": location.abs_path,
+            "function": _function_name(code),
+        }
+        if module is not None:
+            result["module"] = module
+        if lineno is not None and lineno > 0:
+            result["lineno"] = lineno
+            pre, line, post = self._source.context(location.abs_path, lineno, f_globals)
+            if line is not None:
+                result["pre_context"] = pre
+                result["context_line"] = line
+                result["post_context"] = post
+        result["in_app"] = location.in_app
+
+        normalizer = self._vars_normalizer
+        if normalizer is not None:
+            try:
+                f_locals = frame.f_locals
+                if f_locals is not f_globals:
+                    vars_meta: Meta = {}
+                    result["vars"] = normalizer(f_locals, vars_meta)
+                    if vars_meta:
+                        frames_meta[index] = {"vars": vars_meta}
+            except Exception:
+                logger.debug(
+                    "errlink: could not normalize the locals of a frame",
+                    exc_info=True,
+                    extra=LOG_EXTRA,
+                )
+        return result
+
+    def _check_sys_path(self) -> None:
+        if sys.path != self._sys_path:
+            self._sys_path = list(sys.path)
+            roots = {_import_root(entry) for entry in self._sys_path if isinstance(entry, str)}
+            self._import_roots = tuple(sorted(roots, key=len, reverse=True))
+            self._locations = {}
+
+    def _locate(self, co_filename: str, module: str | None) -> _Location:
+        if _is_pseudo_filename(co_filename):
+            abs_path = filename = co_filename
+        else:
+            abs_path = os.path.abspath(co_filename)
+            filename = self._relative_filename(abs_path, module)
+        location = _Location(filename, abs_path, self._in_app(module, abs_path))
+        if len(self._locations) >= 4096:  # code with ever-new file names must not grow this forever
+            self._locations = {}
+        self._locations[(co_filename, module)] = location
+        return location
+
+    def _relative_filename(self, abs_path: str, module: str | None) -> str:
+        for root in self._import_roots:  # longest first
+            if abs_path.startswith(root):
+                return abs_path[len(root) :]
+        parts = abs_path.split(os.sep)
+        depth = 1
+        if module and module != "__main__":
+            depth = module.count(".") + 1
+            if parts[-1].startswith("__init__."):
+                depth += 1
+        return os.sep.join(parts[-depth:]) if len(parts) > depth else abs_path
+
+    def _in_app(self, module: str | None, abs_path: str) -> bool:
+        if module is not None:
+            for prefix, verdict in self._in_app_rules:
+                if _module_matches(module, prefix):
+                    return verdict
+        return not _is_library_path(abs_path)
+
+
+def _import_root(sys_path_entry: str) -> str:
+    root = os.path.abspath(sys_path_entry or os.curdir)
+    return root.rstrip(os.sep) + os.sep
+
+
+def _walk_traceback(tb: TracebackType | None) -> Iterator[tuple[FrameType, int | None]]:
+    while tb is not None:
+        yield tb.tb_frame, tb.tb_lineno
+        tb = tb.tb_next
+
+
+def _walk_stack(
+    frame: FrameType | None, skip_modules: tuple[str, ...]
+) -> list[tuple[FrameType, int | None]]:
+    newest_first: list[tuple[FrameType, int | None]] = []
+    while frame is not None:
+        module = frame.f_globals.get("__name__")
+        skipped = isinstance(module, str) and any(
+            _module_matches(module, prefix) for prefix in skip_modules
+        )
+        if not skipped:
+            newest_first.append((frame, frame.f_lineno))
+        frame = frame.f_back
+    return newest_first
