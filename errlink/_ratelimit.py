@@ -1,0 +1,112 @@
+"""Rate limits announced by the server, per data category.
+
+Two header forms exist. `X-Sentry-Rate-Limits` lists quotas as
+``SECONDS:CATEGORIES:SCOPE[:REASON[:NAMESPACES]]`` separated by commas, with categories separated by
+``;`` and an empty category list meaning every category; it may come with any status. On a 429
+without it, `Retry-After` (seconds or an HTTP date; 60 s when absent or unreadable) limits every
+category. Malformed parts are skipped: a server's typo must not stop or crash the client.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from datetime import timezone
+from email.utils import parsedate_to_datetime
+
+ALL_CATEGORIES = ""
+DEFAULT_RETRY_AFTER = 60.0
+
+_ITEM_CATEGORIES = {"event": "error", "transaction": "transaction", "client_report": "internal"}
+
+
+def category_for_item(item_type: str) -> str:
+    """The rate-limit (and client-report) category of an envelope item type."""
+    return _ITEM_CATEGORIES.get(item_type, item_type)
+
+
+class RateLimits:
+    """Deadlines per category on the monotonic clock. Used from the sender loop only."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+
+    def update(self, status: int, headers: Mapping[str, str], now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        applied = False
+        quotas = _header(headers, "X-Sentry-Rate-Limits")
+        if quotas is not None:
+            for seconds, categories in _parse_quotas(quotas):
+                for category in categories:
+                    self._limit(category, now + seconds)
+                applied = True
+        if status == 429 and not applied:
+            self._limit(ALL_CATEGORIES, now + _parse_retry_after(_header(headers, "Retry-After")))
+
+    def is_limited(self, category: str, now: float | None = None) -> bool:
+        return self.retry_after(category, now) > 0
+
+    def retry_after(self, category: str, now: float | None = None) -> float:
+        """Seconds until `category` may be sent again; 0 when it is not limited."""
+        if not self._until:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        until = max(self._until.get(category, 0.0), self._until.get(ALL_CATEGORIES, 0.0))
+        return max(0.0, until - now)
+
+    def _limit(self, category: str, until: float) -> None:
+        # A shorter limit arriving later does not shorten a longer one already in force.
+        if until > self._until.get(category, -math.inf):
+            self._until[category] = until
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is not None:
+        return value
+    # A plain dict from a custom transport may spell the name in any case.
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def _parse_quotas(text: str) -> list[tuple[float, list[str]]]:
+    quotas = []
+    for quota in text.split(","):
+        fields = quota.strip().split(":")
+        if len(fields) < 2:
+            continue
+        seconds = _seconds(fields[0])
+        if seconds is None:
+            continue
+        categories = [c.strip() for c in fields[1].split(";") if c.strip()]
+        quotas.append((seconds, categories or [ALL_CATEGORIES]))
+    return quotas
+
+
+def _parse_retry_after(value: str | None) -> float:
+    if value is None:
+        return DEFAULT_RETRY_AFTER
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
+    try:
+        moment = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return DEFAULT_RETRY_AFTER
+    if moment.tzinfo is None:  # "-0000" parses as naive; HTTP dates are GMT anyway
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return value

@@ -1,0 +1,170 @@
+"""Transports: what carries an envelope to the server.
+
+`Transport` is the interface a user can implement (the `transport=` option) to send envelopes
+somewhere else: an in-memory sink for tests, a queue, another protocol. `HttpTransport` is the
+default: HTTP POST with keep-alive over aiohttp.
+
+`HttpTransport` is the one place where aiohttp's exceptions are known: every network fault
+becomes a `TransportError`; every HTTP answer, whatever its status, is a `TransportResponse`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import aiohttp
+
+from ._dsn import SDK_NAME, Dsn
+from ._envelope import CONTENT_TYPE, Envelope
+from ._version import __version__
+
+
+@dataclass(frozen=True)
+class TransportResponse:
+    """The server's answer: its status and headers (`Retry-After`, `X-Sentry-Rate-Limits`)."""
+
+    status: int
+    headers: Mapping[str, str]
+
+
+class TransportError(Exception):
+    """A transient network fault (refused, DNS, timeout, connection reset): worth retrying.
+
+    Its message never contains the DSN's secret key.
+    """
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Carries envelopes. Implement it to send envelopes anywhere (the `transport=` option).
+
+    `send` returns the server's answer (use status 200 for "accepted" when there is no server);
+    raise `TransportError` for a transient fault, which the pipeline retries with backoff. Any
+    other exception drops the event as "send_error". `aclose` releases resources; it is called
+    once, when the client closes.
+    """
+
+    async def send(self, envelope: Envelope) -> TransportResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpTransport:
+    """POSTs envelopes to the DSN's envelope endpoint over a keep-alive aiohttp session.
+
+    The session is created on the event loop that first sends. TLS certificates are always
+    verified; `ca_certs` names a CA bundle file to verify against instead of the system's.
+    Bodies over `gzip_threshold` bytes are gzipped; bodies over `encode_in_thread_over` bytes are
+    assembled and compressed in a worker thread so the event loop is never held up for long.
+    """
+
+    def __init__(
+        self,
+        dsn: Dsn,
+        *,
+        http_timeout: float = 10.0,
+        http_proxy: str | None = None,
+        ca_certs: str | None = None,
+        gzip_threshold: int = 1024,
+        gzip_level: int = 1,
+        encode_in_thread_over: int = 256 * 1024,
+        max_connections: int = 4,
+    ) -> None:
+        if http_timeout <= 0:
+            raise ValueError(f"http_timeout must be positive, got {http_timeout!r}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {max_connections!r}")
+        if not 0 <= gzip_level <= 9:
+            raise ValueError(f"gzip_level must be between 0 and 9, got {gzip_level!r}")
+        self._dsn = dsn
+        self._url = dsn.envelope_url
+        self._headers = {
+            "X-Sentry-Auth": dsn.auth_header(),
+            "Content-Type": CONTENT_TYPE,
+            "User-Agent": f"{SDK_NAME}/{__version__}",
+        }
+        self._timeout = aiohttp.ClientTimeout(total=http_timeout)
+        self._proxy = http_proxy
+        self._ssl = _ssl_context(ca_certs) if dsn.scheme == "https" else None
+        self._gzip_threshold = gzip_threshold
+        self._gzip_level = gzip_level
+        self._encode_in_thread_over = encode_in_thread_over
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    async def send(self, envelope: Envelope) -> TransportResponse:
+        if self._closed:
+            raise TransportError("the transport is closed")
+        payload_size = sum(len(item.payload) for item in envelope.items)
+        if payload_size > self._encode_in_thread_over:
+            body, gzipped = await asyncio.to_thread(self._encode, envelope)
+        else:
+            body, gzipped = self._encode(envelope)
+        headers = {**self._headers, "Content-Encoding": "gzip"} if gzipped else self._headers
+        session = self._get_session()
+        try:
+            async with session.post(
+                self._url,
+                data=body,
+                headers=headers,
+                proxy=self._proxy,
+                allow_redirects=False,
+            ) as response:
+                await response.read()  # drain it so the connection goes back to the pool
+                return TransportResponse(response.status, response.headers)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            raise TransportError(self._describe(exc)) from exc
+
+    async def aclose(self) -> None:
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+    def _encode(self, envelope: Envelope) -> tuple[bytes, bool]:
+        body = envelope.to_bytes()
+        if len(body) <= self._gzip_threshold:
+            return body, False
+        return gzip.compress(body, compresslevel=self._gzip_level, mtime=0), True
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is not None and not session.closed and self._session_loop is loop:
+            return session
+        if session is not None and not session.closed:
+            # Bound to a loop we no longer run on (a new loop after a fork or a restart): its
+            # connections belong to that loop and cannot be closed from here.
+            session.detach()
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            limit_per_host=self._max_connections,
+            ssl=self._ssl if self._ssl is not None else True,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, auto_decompress=False
+        )
+        self._session_loop = loop
+        return self._session
+
+    def _describe(self, exc: BaseException) -> str:
+        text = str(exc) or "no details"
+        if self._dsn.secret_key:
+            text = text.replace(self._dsn.secret_key, "***")
+        if isinstance(exc, asyncio.TimeoutError):
+            text = f"no answer within {self._timeout.total} s"
+        return f"{type(exc).__name__} sending to {self._dsn.netloc}: {text}"
+
+
+def _ssl_context(ca_certs: str | None) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=ca_certs)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"ca_certs: cannot load CA bundle {ca_certs!r}: {exc}") from exc
