@@ -1,0 +1,175 @@
+"""`AsyncClient`: the async-native client, running its pipeline on the application's own loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ._core import INTERNAL, ClientCore
+from ._options import Hint, Options, build_options
+from ._scope import _client
+from ._stats import StatsSnapshot
+
+if TYPE_CHECKING:
+    from typing_extensions import Self, Unpack
+
+    from ._dsn import Dsn
+    from ._options import ClientOptions
+
+logger = logging.getLogger("errlink")
+
+
+class AsyncClient:
+    """An error-reporting client for asyncio applications.
+
+    The pipeline (bounded queue and background sender) starts on the running loop at the first
+    capture. Capturing returns as soon as the event is queued; `flush()` waits for delivery.
+    A client with no DSN (argument, ``ERRLINK_DSN`` or ``SENTRY_DSN``) is disabled: every call is
+    a cheap no-op. Options are validated here and fail with `ValueError`/`TypeError`.
+    """
+
+    def __init__(self, dsn: str | Dsn | None = None, **options: Unpack[ClientOptions]) -> None:
+        self._core = ClientCore(build_options(dsn, options))
+        self._closed = False
+        self._wrong_loop_logged = False
+        self._token: Any = None
+
+    # -- public surface ---------------------------------------------------------------------------
+
+    @property
+    def options(self) -> Options:
+        return self._core.options
+
+    @property
+    def enabled(self) -> bool:
+        return self._core.enabled and not self._closed
+
+    @property
+    def stats(self) -> StatsSnapshot:
+        """Counters: captured, queued, sent, pending and dropped by reason."""
+        return self._core.snapshot()
+
+    @property
+    def core(self) -> ClientCore:
+        """The shared capture core (what integrations and scope binding use)."""
+        return self._core
+
+    async def capture_exception(
+        self, exc: BaseException | None = None, **event_fields: Any
+    ) -> str | None:
+        """Report `exc` (default: the exception being handled). Returns the event id or None."""
+        if not self._ready():
+            return None
+        if exc is None:
+            exc = sys.exc_info()[1]
+        return self._core.capture_exception(exc, **event_fields)
+
+    async def capture_message(
+        self, message: str, level: str = "info", **event_fields: Any
+    ) -> str | None:
+        """Report a message at `level` (fatal, error, warning, info, debug)."""
+        if not self._ready():
+            if level not in ("fatal", "error", "warning", "info", "debug"):
+                raise ValueError(
+                    f"level must be one of fatal, error, warning, info, debug, not {level!r}"
+                )
+            return None
+        return self._core.capture_message(
+            message, level, stack_from=sys._getframe(1) if self.options.attach_stacktrace else None,
+            **event_fields,
+        )
+
+    async def capture_event(
+        self, event: Mapping[str, Any], hint: Hint | None = None
+    ) -> str | None:
+        """Report a hand-made event dict (completed with ids, scope and defaults)."""
+        if not self._ready():
+            return None
+        return self._core.capture_event(event, hint)
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything captured before this call is delivered or dropped.
+
+        Returns False when `timeout` (seconds; None waits as long as it takes) ran out first.
+        """
+        pipeline = self._core.pipeline
+        if pipeline is None or pipeline.loop is None:
+            return True
+        if not self._on_pipeline_loop():
+            return False
+        return await pipeline.flush(timeout)
+
+    async def aclose(self, timeout: float | None = None) -> bool:
+        """Flush within `timeout` (default: `shutdown_timeout`), then stop and release the session.
+
+        Returns True when nothing was left undelivered. Idempotent.
+        """
+        if self._closed:
+            return True
+        self._closed = True
+        pipeline = self._core.pipeline
+        if pipeline is None:
+            return True
+        if pipeline.loop is None:
+            pipeline.start()
+        elif not self._on_pipeline_loop():
+            return False
+        return await pipeline.aclose(self.options.shutdown_timeout if timeout is None else timeout)
+
+    async def __aenter__(self) -> Self:
+        # Module-level functions (errlink.capture_exception, ...) reach this client in this context.
+        self._token = _client.set(self._core)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            try:
+                _client.reset(self._token)
+            except ValueError:  # exited in another context than it entered: nothing to undo here
+                pass
+            self._token = None
+        await self.aclose()
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _ready(self) -> bool:
+        pipeline = self._core.pipeline
+        if pipeline is None or self._closed:
+            return False
+        if pipeline.loop is None:
+            pipeline.start()
+            return True
+        if self._on_pipeline_loop():
+            return True
+        # Counted as captured and dropped, so the books still balance.
+        self._core.stats.record_captured()
+        self._core.stats.record_drop("internal_sdk_error")
+        return False
+
+    def _on_pipeline_loop(self) -> bool:
+        pipeline = self._core.pipeline
+        assert pipeline is not None
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is pipeline.loop:
+            return True
+        if not self._wrong_loop_logged:
+            self._wrong_loop_logged = True
+            logger.error(
+                "errlink.AsyncClient is bound to the event loop it first ran on and was used "
+                "from another one; create one AsyncClient per event loop. Events from the other "
+                "loop are dropped.",
+                extra=INTERNAL,
+            )
+        return False

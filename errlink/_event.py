@@ -1,0 +1,238 @@
+"""Assembling complete, bounded, scrubbed event dicts in the caller's thread or task.
+
+Only CPU work happens here: frames, locals, scope data. Encoding to JSON is left to the sender.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from types import FrameType
+from typing import Any
+
+from ._exceptions import exception_values
+from ._options import Event, Options
+from ._scope import Scope
+from ._scrub import Scrubber
+from ._serialize import Meta, Serializer
+from ._stacktrace import FrameExtractor
+from ._version import __version__
+
+SDK_NAME = "errlink"
+
+
+def sdk_info(integrations: Sequence[str] = ()) -> dict[str, Any]:
+    return {
+        "name": SDK_NAME,
+        "version": __version__,
+        "integrations": sorted(integrations),
+        "packages": [{"name": f"pypi:{SDK_NAME}", "version": __version__}],
+    }
+
+
+def _static_contexts() -> dict[str, Any]:
+    implementation = platform.python_implementation()
+    return {
+        "runtime": {
+            "name": implementation,
+            "version": platform.python_version(),
+            "build": sys.version,
+        },
+        "os": {"name": platform.system(), "version": platform.release()},
+    }
+
+
+class EventBuilder:
+    """Builds events for one client's options."""
+
+    def __init__(self, options: Options, integrations: Sequence[str] = ()) -> None:
+        self.options = options
+        self.scrubber = Scrubber(
+            extra_keys=options.scrub_keys, send_default_pii=options.send_default_pii
+        )
+        self.serializer = Serializer(
+            max_value_length=options.max_value_length, scrubber=self.scrubber
+        )
+        self.frames = FrameExtractor(
+            vars_normalizer=self.serializer.normalize_mapping if options.include_locals else None,
+            include_locals=options.include_locals,
+            in_app_include=options.in_app_include,
+            in_app_exclude=options.in_app_exclude,
+        )
+        self.sdk = sdk_info(integrations)
+        self._contexts = _static_contexts()
+        self._static: dict[str, Any] = {"platform": "python"}
+        for name in ("server_name", "release", "environment"):
+            value = getattr(options, name)
+            if value is not None:
+                self._static[name] = value
+
+    def set_integrations(self, integrations: Sequence[str]) -> None:
+        self.sdk = sdk_info(integrations)
+
+    def exception_event(
+        self,
+        exc: BaseException,
+        scope: Scope,
+        fields: Mapping[str, Any],
+        *,
+        handled: bool = True,
+        mechanism: str = "generic",
+    ) -> Event:
+        event = self._new_event("error")
+        values_meta: Meta = {}
+        event["exception"] = {
+            "values": exception_values(
+                exc,
+                frames=self.frames,
+                mechanism_type=mechanism,
+                handled=handled,
+                meta=values_meta,
+            )
+        }
+        meta: Meta = {}
+        if values_meta:
+            meta["exception"] = {"values": values_meta}
+        self._merge(event, scope, fields, meta)
+        return event
+
+    def message_event(
+        self,
+        message: str,
+        level: str,
+        scope: Scope,
+        fields: Mapping[str, Any],
+        *,
+        stack_from: FrameType | None = None,
+    ) -> Event:
+        event = self._new_event(level)
+        meta: Meta = {}
+        fields = dict(fields)
+        logentry = fields.pop("logentry", None)
+        entry = {"formatted": message}
+        if isinstance(logentry, Mapping):
+            # A template and its params (from logging) let a server group by the template.
+            entry.update({k: logentry[k] for k in ("message", "params") if k in logentry})
+        entry_meta: Meta = {}
+        event["logentry"] = self.serializer.normalize_mapping(entry, entry_meta)
+        if entry_meta:
+            meta["logentry"] = entry_meta
+        if stack_from is not None:
+            stack_meta: Meta = {}
+            stacktrace = self.frames.from_stack(stack_from, stack_meta)
+            if stacktrace.get("frames"):
+                event["threads"] = {
+                    "values": [{"stacktrace": stacktrace, "current": True, "crashed": False}]
+                }
+                if stack_meta:
+                    meta["threads"] = {"values": {"0": {"stacktrace": stack_meta}}}
+        self._merge(event, scope, fields, meta)
+        return event
+
+    def finish_custom_event(self, event: Mapping[str, Any], scope: Scope) -> Event:
+        """A user-supplied event dict, completed with ids, scope and static data, and normalized."""
+        base = self._new_event(str(event.get("level") or "error"))
+        fields = dict(event)
+        for name in ("exception", "message", "threads", "logentry"):
+            if name in fields:
+                meta_node: Meta = {}
+                base[name] = self.serializer.normalize(fields.pop(name), meta_node)
+        if isinstance(base.get("message"), str):
+            base["message"] = {"formatted": base["message"]}
+        for name in ("event_id", "timestamp"):
+            if name in fields:
+                base[name] = fields.pop(name)
+        meta: Meta = {}
+        self._merge(base, scope, fields, meta)
+        return base
+
+    def breadcrumb(self, crumb: Mapping[str, Any]) -> dict[str, Any]:
+        normalized = self.serializer.normalize_mapping(crumb)
+        if "timestamp" not in normalized:
+            normalized["timestamp"] = time.time()
+        return normalized
+
+    def _new_event(self, level: str) -> Event:
+        event: Event = {
+            "event_id": uuid.uuid4().hex,
+            "timestamp": time.time(),
+            "level": level,
+            "sdk": self.sdk,
+            **self._static,
+        }
+        return event
+
+    def _merge(self, event: Event, scope: Scope, fields: Mapping[str, Any], meta: Meta) -> None:
+        """Layer scope and call-site fields over the event: call site wins, then scope, then options."""
+        serializer = self.serializer
+        extra_fields = dict(fields)
+
+        level = extra_fields.pop("level", None) or scope.level
+        if level:
+            event["level"] = level
+        for name in ("transaction", "logger"):
+            value = extra_fields.pop(name, None) or getattr(scope, name, None)
+            if value:
+                event[name] = str(value)
+        fingerprint = extra_fields.pop("fingerprint", None) or scope.fingerprint
+        if fingerprint:
+            event["fingerprint"] = [str(part) for part in fingerprint]
+
+        tags = dict(self.options.tags)
+        tags.update(scope.tags)
+        call_tags = extra_fields.pop("tags", None)
+        if call_tags:
+            tags.update((str(key), str(value)) for key, value in call_tags.items())
+        if tags:
+            event["tags"] = {key: serializer.safe_str(value) for key, value in tags.items()}
+
+        extra = dict(scope.extra)
+        extra.update(extra_fields.pop("extra", None) or {})
+        if extra:
+            node: Meta = {}
+            event["extra"] = serializer.normalize_mapping(extra, node)
+            if node:
+                meta["extra"] = node
+
+        contexts: dict[str, Any] = dict(self._contexts)
+        contexts.update(scope.contexts)
+        contexts.update(extra_fields.pop("contexts", None) or {})
+        node = {}
+        event["contexts"] = serializer.normalize_mapping(contexts, node)
+        if node:
+            meta["contexts"] = node
+
+        user = extra_fields.pop("user", None) or scope.user
+        if user:
+            node = {}
+            event["user"] = serializer.normalize_mapping(
+                self.scrubber.scrub_user(dict(user)), node
+            )
+            if node:
+                meta["user"] = node
+
+        request = extra_fields.pop("request", None) or scope.request
+        if request:
+            node = {}
+            event["request"] = serializer.normalize_mapping(
+                self.scrubber.scrub_request(dict(request)), node
+            )
+            if node:
+                meta["request"] = node
+
+        limit = self.options.max_breadcrumbs
+        crumbs = scope.breadcrumbs(limit) if limit else []
+        if crumbs:
+            event["breadcrumbs"] = {"values": crumbs}
+
+        for name, value in extra_fields.items():  # any other protocol field given at the call site
+            node = {}
+            event[name] = serializer.normalize(value, node)
+            if node:
+                meta[name] = node
+
+        if meta:
+            event["_meta"] = meta

@@ -1,0 +1,166 @@
+"""The synchronous `Client`: builds events in the calling thread, sends from the loop thread."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .._core import INTERNAL, ClientCore
+from .._options import Hint, Options, build_options
+from .._pipeline import Pipeline
+from .._stats import StatsSnapshot
+from ._bridge import loop_thread, running_loop_thread
+
+if TYPE_CHECKING:
+    from typing_extensions import Self, Unpack
+
+    from .._dsn import Dsn
+    from .._options import ClientOptions
+
+logger = logging.getLogger("errlink")
+_live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+class Client:
+    """An error-reporting client for synchronous code (any thread).
+
+    Capturing builds the event in the calling thread and hands it to the process's background
+    loop thread in O(1); it never waits for the network and never raises. `flush()` blocks the
+    caller until what was captured before it is delivered or dropped, or the timeout passes.
+    """
+
+    def __init__(self, dsn: str | Dsn | None = None, **options: Unpack[ClientOptions]) -> None:
+        self._core = ClientCore(build_options(dsn, options))
+        self._core.start_pipeline = self._start_pipeline
+        self._started: Pipeline | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+        _live_clients.add(self)
+
+    @property
+    def options(self) -> Options:
+        return self._core.options
+
+    @property
+    def core(self) -> ClientCore:
+        return self._core
+
+    @property
+    def enabled(self) -> bool:
+        return self._core.enabled and not self._closed
+
+    @property
+    def stats(self) -> StatsSnapshot:
+        """Counters: captured, queued, sent, pending and dropped by reason."""
+        return self._core.snapshot()
+
+    def capture_exception(
+        self, exc: BaseException | None = None, **event_fields: Any
+    ) -> str | None:
+        """Report `exc` (default: the exception being handled). Returns the event id or None."""
+        if self._closed:
+            return None
+        if exc is None:
+            exc = sys.exc_info()[1]
+        return self._core.capture_exception(exc, **event_fields)
+
+    def capture_message(self, message: str, level: str = "info", **event_fields: Any) -> str | None:
+        """Report a message at `level` (fatal, error, warning, info, debug)."""
+        if self._closed:
+            return None
+        stack_from = sys._getframe(1) if self.options.attach_stacktrace else None
+        return self._core.capture_message(message, level, stack_from=stack_from, **event_fields)
+
+    def capture_event(self, event: Mapping[str, Any], hint: Hint | None = None) -> str | None:
+        """Report a hand-made event dict (completed with ids, scope and defaults)."""
+        if self._closed:
+            return None
+        return self._core.capture_event(event, hint)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until everything captured before this call is delivered or dropped.
+
+        Returns False if `timeout` seconds (None: `shutdown_timeout`) passed first.
+        """
+        timeout = self.options.shutdown_timeout if timeout is None else timeout
+        pipeline = self._core.pipeline
+        if pipeline is None or self._started is not pipeline:
+            return True  # nothing was ever submitted
+        return self._run_on_loop("flush", lambda: pipeline.flush(timeout), timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush within `timeout` (default `shutdown_timeout`), then stop. Idempotent."""
+        if self._closed:
+            return True
+        self._closed = True
+        _live_clients.discard(self)
+        timeout = self.options.shutdown_timeout if timeout is None else timeout
+        pipeline = self._core.pipeline
+        if pipeline is None or self._started is not pipeline:
+            return True
+        return self._run_on_loop("close", lambda: pipeline.aclose(timeout), timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _start_pipeline(self, pipeline: Pipeline) -> None:
+        with self._start_lock:
+            if self._started is pipeline:
+                return
+            self._started = pipeline
+        thread = loop_thread()
+        thread.call_soon(lambda: pipeline.start(thread.loop))
+
+    def _run_on_loop(self, what: str, make_coro: Any, timeout: float) -> bool:
+        thread = running_loop_thread()
+        if thread is None:
+            return self._core.snapshot().pending == 0
+        try:
+            return bool(thread.run(make_coro, timeout + 0.5))
+        except concurrent.futures.TimeoutError:
+            return False
+        except RuntimeError as exc:
+            logger.error("errlink: %s() failed: %s", what, exc, extra=INTERNAL)
+            return False
+
+    def _after_fork_in_child(self) -> None:
+        self._start_lock = threading.Lock()
+        self._started = None
+        self._core.reset_after_fork()
+
+
+def close_all(timeout: float | None = None) -> None:
+    """Close every live sync client, sharing one deadline (used at interpreter exit)."""
+    clients = list(_live_clients)
+    if not clients:
+        return
+    budget = max(c.options.shutdown_timeout for c in clients) if timeout is None else timeout
+    deadline = time.monotonic() + budget
+    for client in clients:
+        client.close(max(0.0, deadline - time.monotonic()))
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_live_clients):
+        client._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
