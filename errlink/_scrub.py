@@ -1,0 +1,478 @@
+"""Removing secrets and personal data from event parts before they leave the process.
+
+Two kinds of rule apply:
+
+* key rules: a value stored under a sensitive-looking name (``password``, ``X-Api-Key``,
+  ``sessionid``...) is replaced by ``[Filtered]``;
+* text rules: a Luhn-valid payment card number anywhere in a string is replaced by ``[Filtered]``.
+
+On top of those, ``send_default_pii`` decides whether cookies, client IP addresses, e-mail addresses
+and credentials carried in ``Authorization`` headers are sent at all.
+
+Every public method accepts odd input (``None``, bytes, lists of pairs) and degrades rather than
+raising: this code runs on the host application's error path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import quote_plus, unquote_plus, urlsplit, urlunsplit
+
+FILTERED = "[Filtered]"
+_FILTERED_IN_URL = quote_plus(FILTERED)
+
+# Key names are compared after lower-casing and dropping these separators, so that
+# `X-Api-Key`, `x_api_key`, `API KEY` and `api.key` are all the same name: `xapikey`/`apikey`.
+_SEPARATORS = str.maketrans("", "", "-_ .")
+
+# Words that mean "secret" wherever they appear in a name (`db_password`, `refresh_token`).
+_SENSITIVE_PARTS = frozenset(
+    {
+        "password",
+        "passwd",
+        "passphrase",
+        "secret",
+        "token",
+        "apikey",
+        "accesskey",
+        "privatekey",
+        "credential",
+        "authorization",
+        "csrf",
+        "xsrf",
+        "session",
+        "creditcard",
+        "cardnumber",
+    }
+)
+# Short or ambiguous words, sensitive only as the whole name (`auth` yes, `author` no).
+_SENSITIVE_NAMES = frozenset(
+    {
+        "auth",
+        "authkey",
+        "pwd",
+        "pass",
+        "pin",
+        "jwt",
+        "bearer",
+        "cookie",
+        "setcookie",
+        "httpcookie",
+        "cvv",
+        "cvc",
+        "ssn",
+    }
+)
+DEFAULT_DENYLIST: frozenset[str] = _SENSITIVE_PARTS | _SENSITIVE_NAMES
+
+_COOKIE_HEADERS = frozenset({"cookie", "setcookie"})
+_AUTH_HEADERS = frozenset({"authorization", "proxyauthorization"})
+_CLIENT_IP_HEADERS = frozenset(
+    {"xforwardedfor", "xrealip", "forwarded", "trueclientip", "cfconnectingip", "xclientip"}
+)
+_CLIENT_IP_ENV = frozenset(
+    {"remoteaddr", "httpxforwardedfor", "httpxrealip", "httpforwarded", "httptrueclientip"}
+)
+_USER_PII = ("ip_address", "email")
+_URL_KEYS = frozenset({"url", "query_string", "http.query"})
+
+_KEY_CACHE_SIZE = 4096
+_MAX_CACHED_KEY_LEN = 256
+# Bodies longer than this are not parsed on the capture path; they are withheld instead, since
+# what they hold cannot be checked cheaply.
+_MAX_BODY_CHARS = 100_000
+_MAX_NESTING = 64
+
+# Card numbers: 13 to 19 digits, single spaces or dashes allowed between them. The first digit is
+# restricted to the ranges card networks use (2-6), which keeps millisecond timestamps and
+# zero-padded ids (which start with 1 or 0) from being taken for cards one time in ten.
+_MIN_CARD_CHARS = 13
+_CARD_CANDIDATE = re.compile(r"[2-6](?:[ -]?[0-9]){12,18}(?![0-9])")
+# A necessary condition for a candidate, cheap to search for because it starts with a plain
+# character set (a lookbehind, or the optional separator, makes the regex engine much slower).
+_CARD_HINT = re.compile(r"[2-6][0-9 -]{12}")
+_NOT_BEFORE_CARD = frozenset("0123456789.")  # a card is not the tail of a number or a decimal
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    double = False
+    for char in reversed(digits):
+        digit = ord(char) - 48
+        if double:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+        double = not double
+    return total % 10 == 0
+
+
+def _normalize_key(key: str) -> str:
+    return key.lower().translate(_SEPARATORS)
+
+
+def _as_text(value: object) -> str:
+    """A best-effort str for header/cookie/query values of unexpected types."""
+    if type(value) is str:
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    if value is None:
+        return ""
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__} object>"
+
+
+class Scrubber:
+    """Applies the scrubbing rules; one instance per client, safe to share between threads."""
+
+    def __init__(self, *, extra_keys: Iterable[str] = (), send_default_pii: bool = False) -> None:
+        self.send_default_pii = send_default_pii
+        # Keys a user adds must match the whole (normalized) name: predictable, no surprises.
+        names = _SENSITIVE_NAMES | {_normalize_key(str(key)) for key in extra_keys}
+        self._verdicts = _KeyVerdicts(names, re.compile("|".join(sorted(_SENSITIVE_PARTS))))
+        # `is_sensitive_key` for keys already known to be exact `str`: a plain dict lookup, for
+        # the serializer's inner loop.
+        self.sensitive_str_key: Callable[[str], bool] = self._verdicts.__getitem__
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    def is_sensitive_key(self, key: object) -> bool:
+        if type(key) is not str:
+            if isinstance(key, str):
+                key = str.__str__(key)
+            elif isinstance(key, bytes | bytearray):
+                key = bytes(key).decode("latin-1")
+            else:
+                return False
+        return self._verdicts[key]
+
+    # -- text -----------------------------------------------------------------------------------
+
+    def scrub_text(self, text: str) -> str:
+        """``text`` with every Luhn-valid card number replaced by ``[Filtered]``; anything that is
+        not a str comes back as it is."""
+        if type(text) is not str or len(text) < _MIN_CARD_CHARS:
+            return text
+        return self.scrub_text_spans(text)[0]
+
+    def scrub_text_spans(self, text: str) -> tuple[str, list[tuple[int, int]]]:
+        """Like `scrub_text`, also returning the ``(start, end)`` of each ``[Filtered]`` it wrote,
+        as positions in the returned text (the serializer records them in ``_meta``)."""
+        if type(text) is not str or len(text) < _MIN_CARD_CHARS:
+            return text, []
+        hint = _CARD_HINT.search(text)
+        if hint is None:
+            return text, []
+        match = _CARD_CANDIDATE.search(text, hint.start())
+        if match is None:
+            return text, []
+        pieces: list[str] = []
+        spans: list[tuple[int, int]] = []
+        written = 0
+        consumed = 0
+        while match is not None:
+            start, end = match.span()
+            digits = match.group().replace(" ", "").replace("-", "")
+            if (start == 0 or text[start - 1] not in _NOT_BEFORE_CARD) and _luhn_valid(digits):
+                kept = text[consumed:start]
+                pieces.append(kept)
+                written += len(kept)
+                pieces.append(FILTERED)
+                spans.append((written, written + len(FILTERED)))
+                written += len(FILTERED)
+                consumed = end
+            match = _CARD_CANDIDATE.search(text, end)
+        if not spans:
+            return text, []
+        pieces.append(text[consumed:])
+        return "".join(pieces), spans
+
+    # -- query strings and forms ----------------------------------------------------------------
+
+    def scrub_query_string(self, qs: str) -> str:
+        """Filters values of sensitive parameters and card numbers, keeping order and layout.
+
+        A filtered value is written URL-encoded (``%5BFiltered%5D``) so the result stays a valid
+        query string.
+        """
+        try:
+            qs = _as_text(qs)
+            if not qs:
+                return qs
+            return "&".join(self._scrub_query_part(part) for part in qs.split("&"))
+        except Exception:
+            return FILTERED
+
+    def _scrub_query_part(self, part: str) -> str:
+        name, equals, value = part.partition("=")
+        if not equals:
+            return part
+        if self.is_sensitive_key(unquote_plus(name)):
+            return f"{name}={_FILTERED_IN_URL}"
+        if len(value) >= _MIN_CARD_CHARS:
+            decoded = unquote_plus(value)
+            scrubbed = self.scrub_text(decoded)
+            if scrubbed is not decoded:
+                return f"{name}={quote_plus(scrubbed)}"
+        return part
+
+    # -- headers and cookies --------------------------------------------------------------------
+
+    def scrub_headers(
+        self, headers: Mapping[str, str] | Iterable[tuple[str, str]]
+    ) -> dict[str, str]:
+        """Headers as a dict (repeated names joined with ``", "``), scrubbed and, without
+        ``send_default_pii``, stripped of cookies, credentials and client addresses."""
+        result: dict[str, str] = {}
+        for raw_name, raw_value in _pairs(headers):
+            name = _as_text(raw_name)
+            value = self._scrub_header(name, _as_text(raw_value))
+            if value is None:
+                continue
+            previous = result.get(name)
+            result[name] = value if previous is None else f"{previous}, {value}"
+        return result
+
+    def _scrub_header(self, name: str, value: str) -> str | None:
+        """The value to keep for one header, or None to drop the header."""
+        key = _normalize_key(name)
+        pii = self.send_default_pii
+        if key in _COOKIE_HEADERS:
+            if not pii:
+                return None
+            return (
+                self._scrub_set_cookie(value)
+                if key == "setcookie"
+                else self._scrub_cookie_header(value)
+            )
+        if key in _AUTH_HEADERS:
+            return FILTERED if pii else None
+        if key in _CLIENT_IP_HEADERS and not pii:
+            return None
+        if self.is_sensitive_key(name):
+            return FILTERED
+        return self.scrub_text(value)
+
+    def scrub_cookies(self, cookies: Mapping[str, str] | str) -> dict[str, str] | str:
+        """Cookies (a mapping or a ``Cookie`` header string) with sensitive ones filtered.
+
+        Without ``send_default_pii`` no cookie is kept at all: an empty dict or string comes back.
+        """
+        try:
+            if isinstance(cookies, str | bytes | bytearray):
+                text = _as_text(cookies)
+                return self._scrub_cookie_header(text) if self.send_default_pii else ""
+            if not self.send_default_pii:
+                return {}
+            return {
+                _as_text(name): FILTERED
+                if self.is_sensitive_key(name)
+                else self.scrub_text(_as_text(value))
+                for name, value in _pairs(cookies)
+            }
+        except Exception:
+            return {} if not isinstance(cookies, str) else ""
+
+    def _scrub_cookie_header(self, header: str) -> str:
+        parts = []
+        for part in header.split(";"):
+            name, equals, _ = part.partition("=")
+            if equals and self.is_sensitive_key(name.strip()):
+                parts.append(f"{name.strip()}={FILTERED}")
+            else:
+                parts.append(self.scrub_text(part.strip()))
+        return "; ".join(parts)
+
+    def _scrub_set_cookie(self, header: str) -> str:
+        # Only the first `name=value` pair is the cookie; the rest are attributes (Path, Expires).
+        cookie, semicolon, attributes = header.partition(";")
+        name, equals, _ = cookie.partition("=")
+        if equals and self.is_sensitive_key(name.strip()):
+            cookie = f"{name.strip()}={FILTERED}"
+        return f"{self.scrub_text(cookie)}{semicolon}{attributes}"
+
+    # -- whole interfaces -----------------------------------------------------------------------
+
+    def scrub_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A scrubbed copy of a protocol ``request`` (url, method, query_string, headers, cookies,
+        data, env); other keys are copied through."""
+        untrusted: object = request
+        if not isinstance(untrusted, Mapping):
+            return {}
+        result: dict[str, Any] = {}
+        for key, value in request.items():
+            try:
+                scrubbed = self._scrub_request_field(key, value)
+            except Exception:
+                scrubbed = FILTERED
+            if scrubbed is not _DROP:
+                result[key] = scrubbed
+        return result
+
+    def _scrub_request_field(self, key: object, value: Any) -> Any:
+        if value is None:
+            return None
+        if key == "url":
+            return self._scrub_url(_as_text(value))
+        if key == "query_string":
+            if isinstance(value, Mapping):
+                return self.scrub_mapping(value)
+            if isinstance(value, str | bytes | bytearray):
+                return self.scrub_query_string(_as_text(value))
+            return [
+                [_as_text(name), FILTERED if self.is_sensitive_key(name) else _as_text(item)]
+                for name, item in _pairs(value)
+            ]
+        if key == "headers":
+            return self.scrub_headers(value)
+        if key == "cookies":
+            return self.scrub_cookies(value) if self.send_default_pii else _DROP
+        if key == "data":
+            return self._scrub_body(value)
+        if key == "env":
+            return self._scrub_env(value)
+        return value
+
+    def _scrub_url(self, url: str) -> str:
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return self.scrub_text(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, host = netloc.rpartition("@")
+            user, colon, _ = userinfo.partition(":")
+            netloc = f"{user}:{FILTERED}@{host}" if colon else netloc
+        query = self.scrub_query_string(parts.query) if parts.query else ""
+        if netloc == parts.netloc and query == parts.query:
+            return self.scrub_text(url)
+        return self.scrub_text(urlunsplit(parts._replace(netloc=netloc, query=query)))
+
+    def _scrub_body(self, data: Any) -> Any:
+        if isinstance(data, Mapping | list | tuple):
+            return self._scrub_deep(data, 0)
+        if isinstance(data, bytes | bytearray | memoryview):
+            data = bytes(data[: _MAX_BODY_CHARS + 1]).decode("utf-8", "replace")
+        if not isinstance(data, str):
+            return data
+        if len(data) > _MAX_BODY_CHARS:
+            return FILTERED
+        stripped = data.strip()
+        if stripped[:1] in ("{", "["):
+            try:
+                parsed = json.loads(stripped)
+            except ValueError:
+                return self.scrub_text(data)
+            return json.dumps(self._scrub_deep(parsed, 0), ensure_ascii=False)
+        if "=" in stripped and not any(char.isspace() for char in stripped):
+            return self.scrub_query_string(stripped)
+        return self.scrub_text(data)
+
+    def _scrub_env(self, env: Any) -> Any:
+        if not isinstance(env, Mapping):
+            return env
+        result: dict[str, Any] = {}
+        for name, value in env.items():
+            if not self.send_default_pii and _normalize_key(_as_text(name)) in _CLIENT_IP_ENV:
+                continue
+            if self.is_sensitive_key(name):
+                result[name] = FILTERED
+            else:
+                result[name] = self.scrub_text(value) if type(value) is str else value
+        return result
+
+    def scrub_user(self, user: dict[str, Any]) -> dict[str, Any]:
+        """A scrubbed copy of the protocol ``user``; without ``send_default_pii`` the IP address
+        and e-mail are dropped."""
+        untrusted: object = user
+        if not isinstance(untrusted, Mapping):
+            return {}
+        scrubbed = self.scrub_mapping(user)
+        if not self.send_default_pii:
+            for name in _USER_PII:
+                scrubbed.pop(name, None)
+        return scrubbed
+
+    def scrub_mapping(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Deep copy of already JSON-like data with sensitive keys and card numbers filtered."""
+        untrusted: object = data
+        if not isinstance(untrusted, Mapping):
+            return {}
+        try:
+            result = self._scrub_deep(untrusted, 0)
+        except Exception:
+            return {}
+        return result if isinstance(result, dict) else {}
+
+    def _scrub_deep(self, value: Any, depth: int) -> Any:
+        value_type = type(value)
+        if value_type is str:
+            return self.scrub_text(value)
+        if depth >= _MAX_NESTING:
+            return value  # runaway nesting or a cycle; the serializer bounds it later
+        if value_type is dict or isinstance(value, Mapping):
+            return {key: self._scrub_entry(key, item, depth + 1) for key, item in value.items()}
+        if value_type is list or value_type is tuple:
+            return [self._scrub_deep(item, depth + 1) for item in value]
+        return value
+
+    def _scrub_entry(self, key: object, value: Any, depth: int) -> Any:
+        if self.is_sensitive_key(key):
+            return FILTERED
+        if type(value) is str and key in _URL_KEYS:
+            # Breadcrumbs of HTTP calls carry secrets in their URLs' query strings.
+            return self._scrub_url(value) if key == "url" else self.scrub_query_string(value)
+        return self._scrub_deep(value, depth)
+
+
+class _KeyVerdicts(dict[str, bool]):
+    """Key name -> sensitive or not, computed on first sight and then looked up at C speed."""
+
+    __slots__ = ("_names", "_parts")
+
+    def __init__(self, names: frozenset[str], parts: re.Pattern[str]) -> None:
+        super().__init__()
+        self._names = names
+        self._parts = parts
+
+    def __missing__(self, key: str) -> bool:
+        normalized = _normalize_key(key)
+        sensitive = normalized in self._names or self._parts.search(normalized) is not None
+        if len(key) <= _MAX_CACHED_KEY_LEN:
+            if len(self) >= _KEY_CACHE_SIZE:
+                self.clear()  # bounded: odd workloads with endless distinct keys
+            self[key] = sensitive
+        return sensitive
+
+
+class _Drop:
+    """Marks a request field that must not be sent at all."""
+
+
+_DROP: Any = _Drop()
+
+
+def _pairs(items: object) -> Iterable[tuple[Any, Any]]:
+    """(name, value) pairs from a mapping, a list of pairs or a multidict; junk is skipped."""
+    if isinstance(items, Mapping):
+        try:
+            return list(items.items())
+        except Exception:
+            return []
+    if items is None or isinstance(items, str | bytes | bytearray):
+        return []
+    pairs: list[tuple[Any, Any]] = []
+    try:
+        for item in items:  # type: ignore[attr-defined]
+            if isinstance(item, tuple | list) and len(item) == 2:
+                pairs.append((item[0], item[1]))  # noqa: PERF401 (keeps pairs read before a fault)
+    except Exception:
+        return pairs
+    return pairs

@@ -1,0 +1,593 @@
+"""Turning arbitrary Python objects into bounded, JSON-able data.
+
+This runs in the host application's thread for every captured error (frame locals, extra,
+contexts), so it is written for speed: common types are recognised by exact type, plain values are
+copied inline without a function call, and ``_meta`` nodes are only created when something was
+actually cut or filtered.
+
+What gets cut is recorded in the protocol's ``_meta`` format, one node per position, child keys
+being the dict key or the list index as a string, annotations under the ``""`` key:
+
+* a string cut to ``max_value_length``:
+  ``{"len": ORIGINAL_LEN, "rem": [["!limit", "s", START, END]]}``, where ``START:END`` is the
+  ``...`` that replaced the tail (the format Relay itself writes when it trims);
+* a container cut by breadth or by the node budget: ``{"len": ORIGINAL_LEN}``;
+* a container deeper than ``max_depth``, replaced by a short repr: ``{"rem": [["!limit", "s"]]}``;
+* a value under a sensitive key: ``{"rem": [["!config", "s"]]}`` (the value becomes ``[Filtered]``);
+* a card number inside a string: ``["!config", "s", START, END]`` for the ``[Filtered]`` text.
+
+Bytes are decoded as UTF-8 (invalid sequences become U+FFFD) after slicing to
+``max_value_length`` bytes; a ``len`` annotation then counts bytes, not characters.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections import deque
+from collections.abc import Callable, Mapping
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from ._scrub import FILTERED
+
+if TYPE_CHECKING:
+    from ._scrub import Scrubber
+
+Meta = dict[str, Any]
+# Where a value sits in the meta tree: the caller's node itself, or (parent position, key) built
+# lazily, so that nothing is allocated in the tree until something has to be written there.
+_Where = Any
+
+# Integers from -2**63 to 2**64 - 1 (written as literals below, for speed) are the widest that
+# JSON parsers (orjson, serde_json) take exactly; bigger ones are sent as text.
+_MAX_INT_TEXT_BITS = 4000  # ~1200 digits; int -> str is quadratic and capped by Python beyond that
+_CYCLIC = "<cyclic>"
+_ELLIPSIS = "..."
+_MIN_CARD_CHARS = 13  # shorter text cannot hold a card number: no need to call the scrubber
+# A card number straddling the cut must be filtered whole, not left as a tell-tale prefix: the
+# scrubber sees this much text beyond the cut (19 digits with separators need 37 characters).
+_CARD_MARGIN = 40
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LIMIT_REMARK = ["!limit", "s"]
+_FILTERED_REMARK = ["!config", "s"]
+
+_SEQUENCE_TYPES = (list, tuple, set, frozenset, deque)
+_BRACKETS: dict[type, tuple[str, str]] = {
+    list: ("[", "]"),
+    tuple: ("(", ")"),
+    set: ("{", "}"),
+    frozenset: ("frozenset({", "})"),
+    deque: ("deque([", "])"),
+}
+
+
+def _meta_node(where: _Where) -> Meta:
+    if type(where) is dict:
+        return where
+    parent, key = where
+    node = _meta_node(parent)
+    child: Meta | None = node.get(key)
+    if child is None:
+        child = node[key] = {}
+    return child
+
+
+def _annotations(where: _Where) -> dict[str, Any]:
+    node = _meta_node(where)
+    annotations: dict[str, Any] | None = node.get("")
+    if annotations is None:
+        annotations = node[""] = {}
+    return annotations
+
+
+def _add_remarks(where: _Where, remarks: list[list[Any]]) -> None:
+    annotations = _annotations(where)
+    existing = annotations.get("rem")
+    if existing is None:
+        annotations["rem"] = remarks
+    else:
+        existing.extend(remarks)
+
+
+def _without_surrogates(text: str) -> str:
+    """``text`` safe for UTF-8 encoders: surrogate pairs joined, lone surrogates -> U+FFFD."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _type_name(value: object) -> str:
+    try:
+        name = type(value).__qualname__
+    except Exception:
+        return "object"
+    return name if type(name) is str else "object"
+
+
+def _try_repr(value: object) -> str | None:
+    try:
+        text = repr(value)
+    except Exception:  # includes RecursionError from a self-referencing __repr__
+        return None
+    return text if type(text) is str else str.__str__(text)
+
+
+# How a type that is not handled inline is turned into data; decided once per type.
+_KIND_REPR = 0  # repr() of the object, scrubbed
+_KIND_DEFAULT_REPR = 1  # object.__repr__: "<module.Type object at 0x...>", nothing to scrub
+_KIND_TEXT = 2  # str subclass: its text
+_KIND_INT = 3  # int subclass (not an Enum): its value
+_KIND_FLOAT = 4  # float subclass (not an Enum): its value
+_KIND_MAPPING = 5
+_KIND_SEQUENCE = 6
+_KIND_BINARY = 7
+_KIND_CACHE_SIZE = 1024
+
+
+def _kind_of(value_type: type) -> int:
+    if issubclass(value_type, enum.Enum):
+        return _KIND_REPR  # `Color.RED` says more than its value
+    if issubclass(value_type, str):
+        return _KIND_TEXT
+    if issubclass(value_type, int):
+        return _KIND_INT
+    if issubclass(value_type, float):
+        return _KIND_FLOAT
+    if issubclass(value_type, bytes | bytearray | memoryview):
+        return _KIND_BINARY
+    if issubclass(value_type, Mapping):
+        return _KIND_MAPPING
+    if issubclass(value_type, _SEQUENCE_TYPES):
+        return _KIND_SEQUENCE
+    if value_type.__repr__ is object.__repr__:
+        return _KIND_DEFAULT_REPR
+    return _KIND_REPR
+
+
+class Serializer:
+    """Bounded, never-raising conversion of Python values to JSON-able data.
+
+    One instance serves many threads: it holds configuration and caches only; the state of one
+    call travels in a ``walk`` list: ``[nodes_left, id(ancestor), id(ancestor)...]``. The
+    ancestors are the containers being walked, for cycle detection; they can never be mistaken
+    for the small budget number because they are memory addresses.
+    """
+
+    __slots__ = (
+        "_cyclic",
+        "_ellipsis",
+        "_fast_len",
+        "_filtered",
+        "_is_sensitive",
+        "_keep",
+        "_kinds",
+        "_scrub_spans",
+        "max_breadth",
+        "max_depth",
+        "max_nodes",
+        "max_value_length",
+        "scrubber",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_value_length: int = 1024,
+        max_depth: int = 5,
+        max_breadth: int = 50,
+        max_nodes: int = 2000,
+        scrubber: Scrubber | None = None,
+    ) -> None:
+        for name, limit in (
+            ("max_value_length", max_value_length),
+            ("max_depth", max_depth),
+            ("max_breadth", max_breadth),
+            ("max_nodes", max_nodes),
+        ):
+            if type(limit) is not int or limit < 1:
+                raise ValueError(f"{name} must be a positive integer, not {limit!r}")
+        self.max_value_length = max_value_length
+        self.max_depth = max_depth
+        self.max_breadth = max_breadth
+        self.max_nodes = max_nodes
+        self.scrubber = scrubber
+        self._keep = max(max_value_length - len(_ELLIPSIS), 0)
+        self._ellipsis = _ELLIPSIS[: max_value_length - self._keep]
+        # Even the markers respect the limit (only ever matters for tiny limits).
+        self._cyclic = self._cut(_CYCLIC)
+        self._filtered = self._cut(FILTERED)
+        self._is_sensitive: Callable[[str], bool] | None = None
+        self._scrub_spans: Callable[[str], tuple[str, list[tuple[int, int]]]] | None = None
+        if scrubber is not None:
+            self._is_sensitive = scrubber.sensitive_str_key
+            self._scrub_spans = scrubber.scrub_text_spans
+        # ASCII strings up to this length are copied as they are (shorter than any card number
+        # when scrubbing).
+        self._fast_len = (
+            min(max_value_length, _MIN_CARD_CHARS - 1) if scrubber is not None else max_value_length
+        )
+        self._kinds: dict[type, int] = {}
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def normalize(self, value: object, meta: Meta | None = None) -> Any:
+        """JSON-able copy of ``value`` within limits; never raises.
+
+        If ``meta`` is given, what was cut or filtered is recorded in it (see the module doc).
+        """
+        try:
+            return self._value(value, 1, [self.max_nodes - 1], meta)
+        except Exception:
+            return self._placeholder("unserializable", value)
+
+    def normalize_mapping(
+        self, mapping: Mapping[Any, object], meta: Meta | None = None
+    ) -> dict[str, Any]:
+        """Like `normalize`, but always a dict (``{}`` when ``mapping`` is not a mapping)."""
+        result: Any = None
+        try:
+            walk = [self.max_nodes - 1]
+            if type(mapping) is dict:
+                result = self._mapping(mapping, len(mapping), 1, walk, meta)
+            else:
+                result = self._value(mapping, 1, walk, meta)
+        except Exception:
+            pass
+        if type(result) is dict:
+            return result
+        if meta is not None and mapping is not None:
+            errors = _annotations(meta).setdefault("err", [])
+            errors.append(["invalid_data", {"reason": "expected a mapping"}])
+        return {}
+
+    def safe_repr(self, value: object) -> str:
+        """repr() bounded to ``max_value_length``; never raises, never builds the repr of a
+        whole builtin container or string."""
+        try:
+            return self._text(self._bounded_repr(value), None)
+        except Exception:
+            return self._placeholder("unrepresentable", value)
+
+    def safe_str(self, value: object) -> str:
+        """str() bounded to ``max_value_length``, falling back to repr, then to a placeholder."""
+        try:
+            if isinstance(value, str):
+                head = str.__getitem__(value, slice(0, self._window()))
+                return self._text(head, None, len(value))
+            if isinstance(value, bytes | bytearray | dict | list | tuple | set | frozenset | deque):
+                return self._text(self._bounded_repr(value), None)
+            text: str | None
+            try:
+                text = str(value)
+                if type(text) is not str:
+                    text = str.__str__(text)
+            except Exception:
+                text = _try_repr(value)
+            if text is None:
+                return self._placeholder("unprintable", value)
+            return self._text(text, None)
+        except Exception:
+            return self._placeholder("unprintable", value)
+
+    # -- values ---------------------------------------------------------------------------------
+
+    def _value(self, value: Any, depth: int, walk: list[int], where: _Where) -> Any:
+        value_type = type(value)
+        if value_type is str:
+            if len(value) <= self._fast_len and value.isascii():
+                return value
+            return self._text(value, where)
+        if value_type is int:
+            if -0x8000000000000000 <= value <= 0xFFFFFFFFFFFFFFFF:
+                return value
+            return self._big_int(value, where)
+        if value is None or value_type is bool or (value_type is float and value - value == 0.0):
+            return value
+        if value_type is dict:
+            return self._mapping(value, len(value), depth, walk, where)
+        if value_type is list or value_type is tuple:
+            return self._sequence(value, len(value), depth, walk, where)
+        return self._other(value, value_type, depth, walk, where)
+
+    def _other(
+        self, value: Any, value_type: type, depth: int, walk: list[int], where: _Where
+    ) -> Any:
+        """Everything `_value` does not handle inline."""
+        try:
+            if value_type is float:
+                return self._cut(repr(value))  # nan, inf, -inf: JSON has no such numbers
+            if value_type is set or value_type is frozenset or value_type is deque:
+                return self._sequence(value, len(value), depth, walk, where)
+            kinds = self._kinds
+            kind = kinds.get(value_type)
+            if kind is None:
+                if len(kinds) >= _KIND_CACHE_SIZE:
+                    kinds.clear()  # classes created at run time must not grow this forever
+                kind = kinds[value_type] = _kind_of(value_type)
+            if kind == _KIND_DEFAULT_REPR:
+                default_repr = object.__repr__(value)
+                if len(default_repr) <= self.max_value_length and default_repr.isascii():
+                    return default_repr
+                return self._text(default_repr, where)
+            if kind == _KIND_REPR:
+                text = _try_repr(value)
+                if text is None:
+                    return self._placeholder("unrepresentable", value)
+                return self._text(text, where)
+            if kind == _KIND_MAPPING:
+                return self._mapping(value, len(value), depth, walk, where)
+            if kind == _KIND_SEQUENCE:
+                return self._sequence(value, len(value), depth, walk, where)
+            if kind == _KIND_TEXT:
+                head = str.__getitem__(value, slice(0, self._window()))
+                return self._text(head, where, str.__len__(value))
+            if kind == _KIND_INT:
+                return self._value(int.__int__(value), depth, walk, where)
+            if kind == _KIND_FLOAT:
+                return self._value(float.__float__(value), depth, walk, where)
+            return self._binary(value, where)
+        except Exception:
+            return self._placeholder("unrepresentable", value)
+
+    def _mapping(
+        self, mapping: Mapping[Any, Any], length: int, depth: int, walk: list[int], where: _Where
+    ) -> dict[str, Any] | str:
+        if depth > self.max_depth:
+            return self._too_deep(mapping, where)
+        mapping_id = id(mapping)
+        if mapping_id in walk:
+            return self._cyclic
+        take = length
+        if take > self.max_breadth:
+            take = self.max_breadth
+        if take > walk[0]:
+            take = walk[0]
+        walk[0] -= take
+        result: dict[str, Any] = {}
+        fast_len = self._fast_len
+        is_sensitive = self._is_sensitive
+        child_depth = depth + 1
+        walk.append(mapping_id)
+        try:
+            items = mapping.items() if take >= length else islice(mapping.items(), take)
+            for key, item in items:
+                if type(key) is not str or len(key) > fast_len or not key.isascii():
+                    key = self._key(key)
+                if is_sensitive is not None and is_sensitive(key):
+                    result[key] = self._filtered
+                    if where is not None:
+                        _add_remarks((where, key), [list(_FILTERED_REMARK)])
+                    continue
+                item_type = type(item)
+                if item_type is str:
+                    if len(item) <= fast_len and item.isascii():
+                        result[key] = item
+                    else:
+                        result[key] = self._text(item, None if where is None else (where, key))
+                elif (
+                    (item_type is int and -0x8000000000000000 <= item <= 0xFFFFFFFFFFFFFFFF)
+                    or item is None
+                    or item_type is bool
+                    or (item_type is float and item - item == 0.0)  # finite
+                ):
+                    result[key] = item
+                elif item_type is dict:
+                    result[key] = self._mapping(
+                        item, len(item), child_depth, walk, None if where is None else (where, key)
+                    )
+                elif item_type is list or item_type is tuple:
+                    result[key] = self._sequence(
+                        item, len(item), child_depth, walk, None if where is None else (where, key)
+                    )
+                else:
+                    result[key] = self._value(
+                        item, child_depth, walk, None if where is None else (where, key)
+                    )
+        except Exception:
+            pass  # e.g. mutated by another thread mid-walk: keep what was read
+        finally:
+            walk.pop()
+        if length > take and where is not None:
+            _annotations(where)["len"] = length
+        return result
+
+    def _sequence(
+        self, sequence: Any, length: int, depth: int, walk: list[int], where: _Where
+    ) -> list[Any] | str:
+        if depth > self.max_depth:
+            return self._too_deep(sequence, where)
+        sequence_id = id(sequence)
+        if sequence_id in walk:
+            return self._cyclic
+        take = length
+        if take > self.max_breadth:
+            take = self.max_breadth
+        if take > walk[0]:
+            take = walk[0]
+        walk[0] -= take
+        result: list[Any] = []
+        append = result.append
+        fast_len = self._fast_len
+        child_depth = depth + 1
+        walk.append(sequence_id)
+        try:
+            sequence_type = type(sequence)
+            if take >= length:
+                items = sequence
+            elif sequence_type is list or sequence_type is tuple:
+                items = sequence[:take]
+            else:
+                items = islice(sequence, take)
+            for item in items:
+                item_type = type(item)
+                if (
+                    (item_type is int and -0x8000000000000000 <= item <= 0xFFFFFFFFFFFFFFFF)
+                    or (item_type is str and len(item) <= fast_len and item.isascii())
+                    or item is None
+                    or item_type is bool
+                    or (item_type is float and item - item == 0.0)  # finite
+                ):
+                    append(item)
+                else:
+                    position = None if where is None else (where, str(len(result)))
+                    append(self._value(item, child_depth, walk, position))
+        except Exception:
+            pass  # e.g. a deque mutated by another thread mid-walk: keep what was read
+        finally:
+            walk.pop()
+        if length > take and where is not None:
+            _annotations(where)["len"] = length
+        return result
+
+    def _key(self, key: object) -> str:
+        if key is None:
+            return self._cut("None")
+        if isinstance(key, str):
+            head = str.__getitem__(key, slice(0, self._window()))
+            return self._text(head, None, str.__len__(key))
+        return self.safe_str(key)
+
+    # -- text -----------------------------------------------------------------------------------
+
+    def _window(self) -> int:
+        """How much of a long text is looked at before cutting it."""
+        return self._keep + _CARD_MARGIN
+
+    def _text(self, text: str, where: _Where, total: int = -1) -> str:
+        """``text`` cut to ``max_value_length``, made UTF-8 safe and scrubbed.
+
+        ``total`` is the length of the original value when ``text`` is already a slice of it.
+        Work is proportional to ``max_value_length``, never to the length of the original.
+        """
+        if total < 0:
+            total = len(text)
+        limit = self.max_value_length
+        cut = total > limit
+        if cut:
+            text = text[: self._window()]
+        if not text.isascii():
+            text = _without_surrogates(text)
+        cards: list[tuple[int, int]] = []
+        if self._scrub_spans is not None and len(text) >= _MIN_CARD_CHARS:
+            text, cards = self._scrub_spans(text)
+        if not cut:
+            if cards and where is not None:
+                _add_remarks(where, [["!config", "s", start, end] for start, end in cards])
+            return text
+        head = text[: self._keep]
+        result = head + self._ellipsis
+        if where is not None:
+            kept = len(head)
+            remarks = [
+                ["!config", "s", start, min(end, kept)] for start, end in cards if start < kept
+            ]
+            remarks.append(["!limit", "s", kept, len(result)])
+            _add_remarks(where, remarks)
+            _annotations(where)["len"] = total
+        return result
+
+    def _binary(self, value: Any, where: _Where) -> str:
+        if type(value) is memoryview or isinstance(value, memoryview):
+            view = value.cast("B") if value.ndim != 1 or value.format != "B" else value
+            total = view.nbytes
+            head = view[: self.max_value_length].tobytes()
+        else:
+            total = len(value)
+            head = value[: self.max_value_length]
+        return self._text(head.decode("utf-8", "replace"), where, total)
+
+    def _big_int(self, value: int, where: _Where) -> str:
+        bits = value.bit_length()
+        if bits > _MAX_INT_TEXT_BITS:
+            return self._cut(f"<int of {bits} bits>")
+        return self._text(str(value), where)
+
+    # -- reprs ----------------------------------------------------------------------------------
+
+    def _too_deep(self, container: Any, where: _Where) -> str:
+        if where is not None:
+            _add_remarks(where, [list(_LIMIT_REMARK)])
+        try:
+            return self._text(self._bounded_repr(container), None)
+        except Exception:
+            return self._placeholder("unrepresentable", container)
+
+    def _bounded_repr(self, value: object) -> str:
+        """A repr no longer than about ``max_value_length`` for builtin strings, bytes and
+        containers (built from their first items only); plain repr() for anything else."""
+        value_type = type(value)
+        if isinstance(value, str):
+            return repr(str.__getitem__(value, slice(0, self.max_value_length)))
+        if value_type is bytes or value_type is bytearray:
+            return repr(value[: self.max_value_length])  # type: ignore[index]
+        if value_type is int and value.bit_length() > _MAX_INT_TEXT_BITS:  # type: ignore[attr-defined]
+            return f"<int of {value.bit_length()} bits>"  # type: ignore[attr-defined]
+        if isinstance(value, dict | Mapping | list | tuple | set | frozenset | deque):
+            return self._container_repr(value)
+        text = _try_repr(value)
+        return text if text is not None else self._placeholder("unrepresentable", value)
+
+    def _container_repr(self, container: Any) -> str:
+        limit = self.max_value_length
+        is_mapping = isinstance(container, dict | Mapping)
+        if is_mapping:
+            opening, closing = "{", "}"
+            items: Any = container.items()
+        else:
+            base = next(cls for cls in type(container).__mro__ if cls in _BRACKETS)
+            opening, closing = _BRACKETS[base]
+            items = container
+        parts: list[str] = []
+        size = 0
+        length = len(container)
+        scrubber = self.scrubber
+        for item in islice(items, self.max_breadth):
+            if is_mapping:
+                key, item_value = item
+                sensitive = scrubber is not None and scrubber.is_sensitive_key(key)
+                shown = FILTERED if sensitive else item_value
+                part = f"{self._short_repr(key)}: {self._short_repr(shown)}"
+            else:
+                part = self._short_repr(item)
+            parts.append(part)
+            size += len(part) + 2
+            if size >= limit:
+                break
+        if len(parts) < length:
+            parts.append(_ELLIPSIS)
+        if not parts and type(container) is set:
+            return "set()"
+        inner = ", ".join(parts)
+        if type(container) is tuple and length == 1:
+            inner += ","
+        text = f"{opening}{inner}{closing}"
+        if type(container) not in _BRACKETS and type(container) is not dict:
+            text = f"{_type_name(container)}({text})"
+        return text
+
+    def _short_repr(self, value: object) -> str:
+        """repr of one element inside a container repr: nested containers are not opened."""
+        value_type = type(value)
+        if value is None or value_type is bool or value_type is float:
+            return repr(value)
+        if value_type is int:
+            return repr(value) if value.bit_length() <= _MAX_INT_TEXT_BITS else "<int>"  # type: ignore[attr-defined]
+        if isinstance(value, dict | Mapping):
+            return "{...}" if len(value) else "{}"
+        if isinstance(value, _SEQUENCE_TYPES):
+            base = next(cls for cls in type(value).__mro__ if cls in _BRACKETS)
+            opening, closing = _BRACKETS[base]
+            return f"{opening}{'...' if len(value) else ''}{closing}"
+        text = self._bounded_repr(value)
+        return text[: self.max_value_length]
+
+    def _placeholder(self, what: str, value: object) -> str:
+        return self._cut(_without_surrogates(f"<{what} {_type_name(value)} object>"))
+
+    def _cut(self, text: str) -> str:
+        """``text`` within ``max_value_length``, for texts we make ourselves (no meta, no
+        scrubbing needed)."""
+        if len(text) <= self.max_value_length:
+            return text
+        return text[: self._keep] + self._ellipsis
