@@ -1,0 +1,219 @@
+"""`Collector`: the ingestion server on the caller's event loop, with test-friendly accessors."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import re
+import shutil
+import tempfile
+import time
+import weakref
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from ._api import API_PREFIX
+from ._app import build_app
+from ._state import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+    CollectorState,
+    IngestSettings,
+)
+from ._store import EventStore
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PUBLIC_KEY = "errlink"
+DEFAULT_PROJECT_ID = "1"
+# How long stop() lets requests in flight finish.
+_SHUTDOWN_GRACE_SECONDS = 5.0
+_POLL_INTERVAL_SECONDS = 0.01
+_PUBLIC_KEY_PATTERN = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+class Collector:
+    """A Sentry-compatible ingestion endpoint storing into SQLite.
+
+    With `db_path=None` the database is a private temporary file, removed once the collector
+    is garbage collected (reads keep working after `stop()`).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        db_path: str | os.PathLike[str] | None = None,
+        public_key: str = DEFAULT_PUBLIC_KEY,
+        project_id: str = DEFAULT_PROJECT_ID,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    ) -> None:
+        _validate(port, public_key, project_id, max_body_bytes, max_decompressed_bytes)
+        self.host = host
+        self.port = port  # the real port once started
+        self.db_path = Path(db_path) if db_path is not None else None
+        self.settings = IngestSettings(
+            public_key=public_key,
+            project_id=str(project_id),
+            max_body_bytes=max_body_bytes,
+            max_decompressed_bytes=max_decompressed_bytes,
+        )
+        self.request_statuses: collections.Counter[int] = collections.Counter()
+        self.ignored_items: collections.Counter[str] = collections.Counter()
+        self._store: EventStore | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopped = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._store is not None:
+            raise RuntimeError("this Collector was already started")
+        private_directory = None
+        if self.db_path is None:
+            private_directory = tempfile.mkdtemp(prefix="errlink-collector-")
+            self.db_path = Path(private_directory) / "events.db"
+        store = EventStore(self.db_path)
+        if private_directory is not None:
+            # Tied to the store, which the running app also holds: the file outlives stop()
+            # for reads, and goes away with the last user.
+            weakref.finalize(store, shutil.rmtree, private_directory, ignore_errors=True)
+        await asyncio.to_thread(store.open)
+        self._store = store
+        state = CollectorState(self.settings, store, self.request_statuses, self.ignored_items)
+        runner = web.AppRunner(
+            build_app(state),
+            access_log=None,
+            # Bodies are inflated by the handlers, under a size limit; aiohttp's would not be.
+            auto_decompress=False,
+            shutdown_timeout=_SHUTDOWN_GRACE_SECONDS,
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except BaseException:
+            await runner.cleanup()
+            await asyncio.to_thread(store.close)
+            raise
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Stop serving, let requests in flight finish, close the database. Idempotent."""
+        if self._stopped or self._store is None:
+            return
+        self._stopped = True
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await asyncio.to_thread(self._store.close)
+
+    async def __aenter__(self) -> Collector:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- addresses -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The server's base URL, e.g. `http://127.0.0.1:8000`."""
+        self._require_started()
+        return f"http://{_url_host(self.host)}:{self.port}"
+
+    @property
+    def dsn(self) -> str:
+        """The DSN clients should use: `http://<public_key>@<host>:<port>/<project_id>`."""
+        self._require_started()
+        key, project = self.settings.public_key, self.settings.project_id
+        return f"http://{key}@{_url_host(self.host)}:{self.port}/{project}"
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.url}{API_PREFIX}/events/"
+
+    # -- what was received (blocking reads; cheap enough to call from the loop in tests) --
+
+    def events(self) -> list[dict[str, Any]]:
+        """Payloads of all stored events, oldest first; includes all that were answered 200."""
+        return self._started_store().event_payloads()
+
+    def event_count(self) -> int:
+        return self._started_store().count_events()
+
+    async def wait_for_events(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Wait until at least `n` events are stored and return all of them.
+
+        Raises TimeoutError (with what did arrive) when they do not arrive in time.
+        """
+        store = self._started_store()
+        deadline = time.monotonic() + timeout
+        while store.count_events() < n:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(_shortfall(n, store.count_events(), timeout))
+            await asyncio.sleep(_POLL_INTERVAL_SECONDS)
+        return store.event_payloads()
+
+    def client_reports(self) -> list[dict[str, Any]]:
+        """Payloads of all stored client reports, oldest first."""
+        return self._started_store().client_reports()
+
+    def discarded_totals(self) -> dict[tuple[str, str], int]:
+        """Drops reported by clients: (reason, category) -> summed quantity."""
+        return self._started_store().discarded_totals()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _started_store(self) -> EventStore:
+        if self._store is None:
+            raise RuntimeError("the Collector has not been started")
+        return self._store
+
+    def _require_started(self) -> None:
+        if self._runner is None:
+            raise RuntimeError("the Collector has not been started")
+
+
+def _validate(
+    port: int, public_key: str, project_id: str, max_body_bytes: int, max_decompressed: int
+) -> None:
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be between 0 and 65535, got {port!r}")
+    if not isinstance(public_key, str) or not _PUBLIC_KEY_PATTERN.fullmatch(public_key):
+        raise ValueError(
+            f"public key must be letters, digits or '.', '_', '~', '-', got {public_key!r}"
+        )
+    project = str(project_id)
+    if not (project.isdigit() or project.isidentifier()):
+        raise ValueError(f"project id must be digits or an identifier, got {project_id!r}")
+    for name, value in (
+        ("max_body_bytes", max_body_bytes),
+        ("max_decompressed_bytes", max_decompressed),
+    ):
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]"
+    return host
+
+
+def _shortfall(expected: int, arrived: int, timeout: float) -> str:
+    return f"expected at least {expected} events, {arrived} arrived within {timeout}s"

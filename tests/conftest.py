@@ -1,0 +1,30 @@
+"""Fixtures shared by the whole suite.
+
+`collector` and `collector_thread` are real errlink collectors listening on 127.0.0.1 (a free
+port) with a private SQLite file in `tmp_path`. Point a client at their `.dsn`, then check what
+arrived with `.events()` / `.wait_for_events(n)`, `.client_reports()`, `.discarded_totals()`
+and `.request_statuses`. Every event a collector answered 200 is already in `.events()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from errlink.collector import Collector, CollectorThread
+
+
+@pytest.fixture
+async def collector(tmp_path: Path) -> AsyncIterator[Collector]:
+    """A started `Collector` on the test's event loop, for async tests."""
+    async with Collector(db_path=tmp_path / "collector.db") as started:
+        yield started
+
+
+@pytest.fixture
+def collector_thread(tmp_path: Path) -> Iterator[CollectorThread]:
+    """A started `CollectorThread` (its own loop in a daemon thread), for sync tests."""
+    with CollectorThread(db_path=tmp_path / "collector-thread.db") as started:
+        yield started

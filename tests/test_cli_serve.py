@@ -1,0 +1,127 @@
+"""`errlink serve` as a user runs it: a real process, real HTTP, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from errlink._cli import main
+from errlink._dsn import Dsn
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STARTUP_TIMEOUT_SECONDS = 20.0
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`python -m errlink serve --port 0` in a subprocess, and the DSN it printed."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "errlink", "serve", "--port", "0", "--db", str(tmp_path / "e.db")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    # A hung start must fail the test, not the whole run.
+    watchdog = threading.Timer(STARTUP_TIMEOUT_SECONDS, process.kill)
+    watchdog.start()
+    try:
+        dsn = _read_dsn(process)
+    finally:
+        watchdog.cancel()
+    try:
+        yield process, dsn
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def _read_dsn(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        found = re.search(r"DSN:\s+(\S+)", line)
+        if found:
+            return found.group(1)
+    raise AssertionError(f"no DSN printed; stdout: {''.join(seen)!r}")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_serve_prints_dsn_accepts_events_and_stops_on_signal(
+    serve: tuple[subprocess.Popen[str], str], stop_signal: signal.Signals
+) -> None:
+    process, dsn = serve
+    parsed = Dsn.parse(dsn)
+    assert (parsed.host, parsed.public_key, parsed.project_id) == ("127.0.0.1", "errlink", "1")
+    assert parsed.port not in (None, 0)
+
+    event = {"event_id": uuid.uuid4().hex, "message": "hello from a test", "level": "info"}
+    request = urllib.request.Request(
+        parsed.store_url,
+        json.dumps(event).encode(),
+        {"X-Sentry-Auth": parsed.auth_header(), "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.load(response) == {"id": event["event_id"]}
+    events_url = f"http://{parsed.netloc}/api/0/events/"
+    with urllib.request.urlopen(events_url, timeout=10) as response:
+        assert [e["payload"] for e in json.load(response)["events"]] == [event]
+
+    process.send_signal(stop_signal)
+    stdout, stderr = process.communicate(timeout=15)
+    assert process.returncode == 0, stderr
+    assert "stopping" in stdout
+    assert event["event_id"] in stderr  # each stored event is logged
+
+
+def test_no_arguments_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "serve" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--port", "99999"], "port must be between 0 and 65535"),
+        (["serve", "--port", "http"], "not a port number"),
+        (["serve", "--nope"], "unrecognized arguments"),
+        (["serve", "--key", "a@b", "--port", "0"], "public key must be"),
+        (["serve", "--project", "a/b", "--port", "0"], "project id must be"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_options_exit_2_with_a_clear_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status: int | str | None
+    try:
+        status = main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    assert status == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unusable_database_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not sqlite at all" * 100)
+    assert main(["serve", "--port", "0", "--db", str(garbage)]) == 1
+    assert "not a database" in capsys.readouterr().err
