@@ -1,4 +1,9 @@
-"""errlink: an asyncio-first error-reporting client for the Sentry ingestion protocol."""
+"""errlink: an asyncio-first error-reporting client for the Sentry ingestion protocol.
+
+Async applications use `AsyncClient`; everything else uses `init()` and the module-level
+capture functions, which reach the client bound to the current context (an integration's
+request, an `async with AsyncClient(...)` block) or else the process default from `init()`.
+"""
 
 from ._client import AsyncClient
 from ._dsn import Dsn
@@ -30,26 +35,22 @@ from .sync import (
 )
 
 __all__ = [
-    # clients
     "AsyncClient",
     "Client",
     "Dsn",
     "StatsSnapshot",
-    # custom transports
     "Transport",
     "TransportError",
     "TransportResponse",
     "__version__",
-    # scope
     "add_breadcrumb",
-    # capture through the current client (sync facade; safe inside coroutines too)
     "capture_event",
     "capture_exception",
     "capture_message",
+    "clear_breadcrumbs",
     "close",
     "flush",
     "init",
-    "clear_breadcrumbs",
     "new_scope",
     "remove_tag",
     "set_context",

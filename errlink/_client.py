@@ -79,13 +79,13 @@ class AsyncClient:
                 )
             return None
         return self._core.capture_message(
-            message, level, stack_from=sys._getframe(1) if self.options.attach_stacktrace else None,
+            message,
+            level,
+            stack_from=sys._getframe(1) if self.options.attach_stacktrace else None,
             **event_fields,
         )
 
-    async def capture_event(
-        self, event: Mapping[str, Any], hint: Hint | None = None
-    ) -> str | None:
+    async def capture_event(self, event: Mapping[str, Any], hint: Hint | None = None) -> str | None:
         """Report a hand-made event dict (completed with ids, scope and defaults)."""
         if not self._ready():
             return None
@@ -139,7 +139,7 @@ class AsyncClient:
             self._token = None
         await self.aclose()
 
-    # -- internals ----------------------------------------------------------------------------------
+    # -- internals ------------------------------------------------------------------------------
 
     def _ready(self) -> bool:
         pipeline = self._core.pipeline

@@ -160,7 +160,11 @@ class ClientCore:
             try:
                 result = hook(crumb, hint)
             except Exception:
-                logger.warning("before_breadcrumb raised; keeping the breadcrumb", exc_info=True, extra=INTERNAL)
+                logger.warning(
+                    "before_breadcrumb raised; keeping the breadcrumb",
+                    exc_info=True,
+                    extra=INTERNAL,
+                )
                 result = crumb
             if result is None:
                 return None
@@ -168,7 +172,9 @@ class ClientCore:
         try:
             return self.builder.breadcrumb(crumb)
         except Exception:
-            logger.warning("errlink internal error in add_breadcrumb", exc_info=True, extra=INTERNAL)
+            logger.warning(
+                "errlink internal error in add_breadcrumb", exc_info=True, extra=INTERNAL
+            )
             return None
 
     # -- internals ------------------------------------------------------------------------------
@@ -197,13 +203,19 @@ class ClientCore:
             try:
                 result = hook(event, hint)
             except Exception:
-                logger.warning("before_send raised; sending the event unchanged", exc_info=True, extra=INTERNAL)
+                logger.warning(
+                    "before_send raised; sending the event unchanged", exc_info=True, extra=INTERNAL
+                )
                 result = event
             if result is None:
                 self.stats.record_drop("before_send")
                 return None
             if not isinstance(result, dict):
-                logger.warning("before_send returned %s, not a dict or None; sending the event unchanged", type(result).__name__, extra=INTERNAL)
+                logger.warning(
+                    "before_send returned %s, not a dict or None; sending the event unchanged",
+                    type(result).__name__,
+                    extra=INTERNAL,
+                )
                 result = event
             event = result
         event_id = event.get("event_id")

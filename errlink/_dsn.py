@@ -87,7 +87,7 @@ class Dsn:
         return "Sentry " + ", ".join(fields)
 
     def to_string(self, *, with_secret: bool = False) -> str:
-        """The DSN as text; the secret is left out unless asked for (envelope headers carry none)."""
+        """The DSN as text, without the secret unless asked for (envelope headers carry none)."""
         user = self.public_key
         if with_secret and self.secret_key:
             user = f"{user}:{self.secret_key}"

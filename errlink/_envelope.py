@@ -77,7 +77,9 @@ def parse_envelope(data: bytes) -> Envelope:
             pos = end
             if pos < len(data):
                 if data[pos : pos + 1] != b"\n":
-                    raise EnvelopeError(f"item {len(envelope.items)} payload is longer than its length")
+                    raise EnvelopeError(
+                        f"item {len(envelope.items)} payload is longer than its length"
+                    )
                 pos += 1
         envelope.items.append(Item(item_type, payload, item_headers))
     return envelope

@@ -56,6 +56,15 @@ class EventBuilder:
         self.serializer = Serializer(
             max_value_length=options.max_value_length, scrubber=self.scrubber
         )
+        # Hand-made events nest protocol structures (exception > stacktrace > frames > vars)
+        # deeper than locals may go; they get room for that, with the same scrubbing.
+        self.protocol_serializer = Serializer(
+            max_value_length=options.max_value_length,
+            max_depth=10,
+            max_breadth=200,
+            max_nodes=20_000,
+            scrubber=self.scrubber,
+        )
         self.frames = FrameExtractor(
             vars_normalizer=self.serializer.normalize_mapping if options.include_locals else None,
             include_locals=options.include_locals,
@@ -138,10 +147,11 @@ class EventBuilder:
         fields = dict(event)
         for name in ("exception", "message", "threads", "logentry"):
             if name in fields:
-                meta_node: Meta = {}
-                base[name] = self.serializer.normalize(fields.pop(name), meta_node)
-        if isinstance(base.get("message"), str):
-            base["message"] = {"formatted": base["message"]}
+                base[name] = self.protocol_serializer.normalize(fields.pop(name))
+        message = base.pop("message", None)
+        if message is not None and "logentry" not in base:
+            # `message` is the protocol's older name for `logentry`; send one canonical form.
+            base["logentry"] = {"formatted": message} if isinstance(message, str) else message
         for name in ("event_id", "timestamp"):
             if name in fields:
                 base[name] = fields.pop(name)
@@ -166,7 +176,7 @@ class EventBuilder:
         return event
 
     def _merge(self, event: Event, scope: Scope, fields: Mapping[str, Any], meta: Meta) -> None:
-        """Layer scope and call-site fields over the event: call site wins, then scope, then options."""
+        """Layer scope and call-site fields over the event: call site, then scope, then options."""
         serializer = self.serializer
         extra_fields = dict(fields)
 
@@ -208,9 +218,7 @@ class EventBuilder:
         user = extra_fields.pop("user", None) or scope.user
         if user:
             node = {}
-            event["user"] = serializer.normalize_mapping(
-                self.scrubber.scrub_user(dict(user)), node
-            )
+            event["user"] = serializer.normalize_mapping(self.scrubber.scrub_user(dict(user)), node)
             if node:
                 meta["user"] = node
 

@@ -156,7 +156,9 @@ def _validate_values(values: dict[str, Any]) -> None:
         ("max_event_bytes", 1_000_000),
         ("max_in_flight", 4),
     ):
-        values[name] = _positive_int(name, values.get(name, default), allow_zero=name == "max_breadcrumbs")
+        values[name] = _positive_int(
+            name, values.get(name, default), allow_zero=name == "max_breadcrumbs"
+        )
     for name, default_float in (("shutdown_timeout", 2.0), ("http_timeout", 10.0)):
         values[name] = _number(name, values.get(name, default_float), 0.0, math.inf)
     for name in ("before_send", "before_breadcrumb"):
@@ -179,7 +181,9 @@ def _validate_values(values: dict[str, Any]) -> None:
     for name in ("http_proxy", "ca_certs"):
         values[name] = _optional_str(name, values.get(name))
     if values.get("ca_certs") and not os.path.isfile(values["ca_certs"]):
-        raise ValueError(f"option 'ca_certs' must name an existing file, not {values['ca_certs']!r}")
+        raise ValueError(
+            f"option 'ca_certs' must name an existing file, not {values['ca_certs']!r}"
+        )
     transport = values.get("transport")
     if transport is not None and not callable(getattr(transport, "send", None)):
         raise TypeError("option 'transport' must have an async send(envelope) method")

@@ -92,7 +92,8 @@ class Scope:
         return clone
 
 
-_scope: ContextVar[Scope] = ContextVar("errlink.scope", default=Scope())
+# Scopes are never mutated in place (setters install copies), so one shared default is safe.
+_scope: ContextVar[Scope] = ContextVar("errlink.scope", default=Scope())  # noqa: B039
 _client: ContextVar[ClientCore | None] = ContextVar("errlink.client", default=None)
 
 
@@ -171,7 +172,7 @@ def add_breadcrumb(
     *,
     category: str | None = None,
     level: str = "info",
-    type: str | None = None,  # noqa: A002 - the protocol's own field name
+    type: str | None = None,
     data: Mapping[str, Any] | None = None,
     timestamp: float | None = None,
     hint: Mapping[str, Any] | None = None,

@@ -25,5 +25,8 @@ class MemoryTransport:
 
     def client_reports(self) -> list[dict[str, Any]]:
         return [
-            item.json() for env in self.envelopes for item in env.items if item.type == "client_report"
+            item.json()
+            for env in self.envelopes
+            for item in env.items
+            if item.type == "client_report"
         ]

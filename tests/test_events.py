@@ -60,13 +60,13 @@ def _locals_of_every_kind() -> BaseException:
     cyclic["self"] = cyclic
     cyclic_list: list[Any] = [1]
     cyclic_list.append(cyclic_list)
-    huge = "x" * 10_000_000
-    raw = b"\x00\xff\xfebinary" * 1000
-    none_keys = {None: 1, 2: "two", (3, 4): "tuple"}
-    hostile = HostileObject()
-    recursive = SelfRecursiveRepr()
-    surrogates = "bad \udc80 surrogate"
-    password = "hunter2"
+    huge = "x" * 10_000_000  # noqa: F841 - read from the frame
+    raw = b"\x00\xff\xfebinary" * 1000  # noqa: F841 - read from the frame
+    none_keys = {None: 1, 2: "two", (3, 4): "tuple"}  # noqa: F841 - read from the frame
+    hostile = HostileObject()  # noqa: F841 - read from the frame
+    recursive = SelfRecursiveRepr()  # noqa: F841 - read from the frame
+    surrogates = "bad \udc80 surrogate"  # noqa: F841 - read from the frame
+    password = "hunter2"  # noqa: F841 - read from the frame
     try:
         raise ValueError("with locals")
     except ValueError as exc:
@@ -183,7 +183,8 @@ async def test_locals_of_every_kind_are_bounded_and_scrubbed() -> None:
     assert len(local_vars["huge"]) <= 512
     assert local_vars["cyclic"]["name"] == "loop"
     assert isinstance(local_vars["cyclic"]["self"], str)  # the cycle is cut, not followed
-    assert isinstance(local_vars["raw"], str) and len(local_vars["raw"]) <= 512
+    assert isinstance(local_vars["raw"], str)
+    assert len(local_vars["raw"]) <= 512
     assert set(local_vars["none_keys"]) == {"None", "2", "(3, 4)"}
     assert isinstance(local_vars["hostile"], str)
     assert isinstance(local_vars["recursive"], str)
@@ -268,3 +269,42 @@ async def test_oversized_event_is_trimmed_under_the_cap_keeping_the_exception() 
     assert all("lineno" in f and "function" in f for f in value["stacktrace"]["frames"])
     assert "_meta" in event
     normalize_as_relay(event)
+
+
+async def test_hand_made_event_keeps_its_protocol_structure() -> None:
+    event_in = {
+        "level": "warning",
+        "message": "custom event",
+        "exception": {
+            "values": [
+                {
+                    "type": "GatewayError",
+                    "value": "upstream 502",
+                    "stacktrace": {
+                        "frames": [
+                            {
+                                "function": "call_gateway",
+                                "filename": "shop/pay.py",
+                                "lineno": 12,
+                                "vars": {"attempt": 3, "token": "abc"},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+        "extra": {"password": "x", "order": 7},
+    }
+    transport = MemoryTransport()
+    async with AsyncClient(transport=transport) as client:
+        assert await client.capture_event(event_in) is not None
+        await client.flush(5)
+    [event] = transport.events()
+    normalize_as_relay(event)
+    frame = event["exception"]["values"][0]["stacktrace"]["frames"][0]
+    assert frame["vars"] == {"attempt": 3, "token": "[Filtered]"}
+    assert frame["lineno"] == 12
+    assert event["level"] == "warning"
+    assert event["logentry"] == {"formatted": "custom event"}
+    assert "message" not in event
+    assert event["extra"] == {"password": "[Filtered]", "order": 7}

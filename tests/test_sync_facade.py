@@ -43,7 +43,8 @@ def test_capture_builds_in_the_caller_and_arrives(collector_thread: Any) -> None
         fail()
     except ValueError:
         event_id = errlink.capture_exception()
-    assert event_id is not None and len(event_id) == 32
+    assert event_id is not None
+    assert len(event_id) == 32
     assert errlink.flush(5) is True
     [event] = collector_thread.events()
     assert event["event_id"] == event_id
@@ -51,7 +52,10 @@ def test_capture_builds_in_the_caller_and_arrives(collector_thread: Any) -> None
     assert event["environment"] == "test"
     [value] = event["exception"]["values"]
     assert (value["type"], value["value"]) == ("ValueError", "payment declined")
-    assert value["stacktrace"]["frames"][-1]["function"] == "test_capture_builds_in_the_caller_and_arrives.<locals>.fail"
+    assert (
+        value["stacktrace"]["frames"][-1]["function"]
+        == "test_capture_builds_in_the_caller_and_arrives.<locals>.fail"
+    )
     assert value["stacktrace"]["frames"][-1]["vars"]["order_id"] == 7
     assert client.stats.sent == 1
 
@@ -213,7 +217,10 @@ def test_a_process_with_nothing_queued_exits_without_delay(collector_thread: Any
 def test_an_uncaught_exception_in_a_script_is_reported(collector_thread: Any) -> None:
     script = "import sys, errlink; errlink.init(sys.argv[1]); raise SystemError('uncaught!')"
     proc = subprocess.run(
-        [sys.executable, "-c", script, collector_thread.dsn], capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", script, collector_thread.dsn],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 1
     assert "SystemError: uncaught!" in proc.stderr  # the default hook still ran

@@ -49,8 +49,7 @@ def level_number(option: str, level: int | str | None) -> int | None:
         if isinstance(number, int):
             return number
     raise ValueError(
-        f"option {option!r} must be a logging level such as 'ERROR' or logging.INFO, "
-        f"not {level!r}"
+        f"option {option!r} must be a logging level such as 'ERROR' or logging.INFO, not {level!r}"
     )
 
 
