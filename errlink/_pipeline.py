@@ -31,6 +31,7 @@ from typing import Any
 from ._dsn import Dsn
 from ._envelope import Envelope, Item
 from ._json import dumps
+from ._limits import fit_event
 from ._ratelimit import RateLimits, category_for_item
 from ._stats import Stats
 from ._transport import Transport, TransportError
@@ -574,8 +575,6 @@ class Pipeline:
 
 def encode_event(event: dict[str, Any], max_bytes: int) -> bytes:
     """The event's JSON payload, trimmed to fit `max_bytes` (the one call site of the size cap)."""
-    from ._limits import fit_event  # imported on first send, not when errlink is imported
-
     return fit_event(event, dumps, max_bytes)
 
 

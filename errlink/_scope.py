@@ -16,6 +16,10 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ._options import LEVELS
+from ._scrub import Scrubber
+from ._serialize import Serializer
+
 if TYPE_CHECKING:
     from ._core import ClientCore
 
@@ -147,8 +151,6 @@ def set_extra(key: str, value: object) -> None:
 
 
 def set_level(level: str | None) -> None:
-    from ._options import LEVELS
-
     if level is not None and level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
     _update(level=level)
@@ -207,9 +209,6 @@ def add_breadcrumb_dict(crumb: dict[str, Any], hint: dict[str, Any] | None = Non
 @lru_cache(maxsize=1)
 def _default_breadcrumb_normalizer() -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     """Default limits and scrubbing for breadcrumbs recorded before any client exists."""
-    from ._scrub import Scrubber
-    from ._serialize import Serializer
-
     return Serializer(scrubber=Scrubber()).normalize_mapping
 
 

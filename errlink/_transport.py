@@ -11,6 +11,8 @@ becomes a `TransportError`; every HTTP answer, whatever its status, is a `Transp
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures.thread  # noqa: F401 - see below: the resolver's executor
+import encodings.idna  # noqa: F401 - see below
 import gzip
 import ssl
 from collections.abc import Mapping
@@ -22,6 +24,10 @@ import aiohttp
 from ._dsn import SDK_NAME, Dsn
 from ._envelope import CONTENT_TYPE, Envelope
 from ._version import __version__
+
+# Everything the send path needs is imported here, never lazily on the loop or resolver thread
+# (`socket.getaddrinfo` would import the idna codec on first use): a process forked while a
+# background thread is half-way through an import inherits a module it can never finish.
 
 
 @dataclass(frozen=True)

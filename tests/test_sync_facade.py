@@ -253,9 +253,12 @@ def test_fork_parent_and_child_each_deliver_exactly_once(collector_thread: Any) 
     assert messages == {"parent before fork": 1, "child after fork": 1, "parent after fork": 1}
 
 
-def _child_task(n: int) -> bool:
+def _child_task(n: int) -> tuple[bool, dict[str, int]]:
     errlink.capture_message(f"pool child {n}")
-    return errlink.flush(10)
+    flushed = errlink.flush(10)
+    client = errlink.sync.default_client()
+    assert client is not None
+    return flushed, client.stats.dropped
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -264,7 +267,42 @@ def test_multiprocessing_fork_children_deliver(collector_thread: Any) -> None:
     errlink.capture_message("parent")
     context = multiprocessing.get_context("fork")
     with context.Pool(3) as pool:
-        assert pool.map(_child_task, range(6), chunksize=1) == [True] * 6
+        results = pool.map(_child_task, range(6), chunksize=1)
+    assert results == [(True, {})] * 6, collector_thread.request_statuses
     assert errlink.flush(10)
     messages = Counter(_messages(collector_thread.wait_for_events(7, timeout=5)))
     assert messages == {"parent": 1, **{f"pool child {n}": 1 for n in range(6)}}
+
+
+IMPORT_SCRIPT = textwrap.dedent(
+    """
+    import sys, errlink
+    errlink.init(sys.argv[1])
+    before = set(sys.modules)
+    try:
+        raise ValueError("first send")
+    except ValueError:
+        errlink.capture_exception()
+    assert errlink.flush(10)
+    print(sorted(set(sys.modules) - before))
+    """
+)
+
+
+def test_the_first_send_imports_nothing_lazily(collector_thread: Any) -> None:
+    # A module imported lazily by the loop thread can be caught half-initialized by a fork in
+    # another thread; the child then fails every send. So the send path imports nothing new.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            IMPORT_SCRIPT,
+            collector_thread.dsn.replace("127.0.0.1", "localhost"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    assert collector_thread.wait_for_events(1, timeout=5)
