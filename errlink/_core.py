@@ -67,6 +67,13 @@ class ClientCore:
     def enabled(self) -> bool:
         return self.pipeline is not None
 
+    def add_integration(self, name: str) -> None:
+        """Record an enabled integration in the `sdk` info every event carries."""
+        integrations = self.builder.sdk["integrations"]
+        if name not in integrations:
+            integrations.append(name)  # the same list object the pipeline's envelopes use
+            integrations.sort()
+
     def reset_after_fork(self) -> None:
         """In a forked child: forget the parent's queue, counters and locks; start afresh on use."""
         self.stats = Stats()

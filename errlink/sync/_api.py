@@ -58,8 +58,11 @@ def init(
         if client.enabled and (event_level is not None or breadcrumb_level is not None)
         else None
     )
+    if client.enabled and (event_level is not None or breadcrumb_level is not None):
+        client.core.add_integration("logging")
     if excepthook and client.enabled:
         _install_excepthooks()
+        client.core.add_integration("excepthook")
     return client
 
 
