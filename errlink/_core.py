@@ -42,6 +42,8 @@ class ClientCore:
         # The owner (AsyncClient or sync Client) says how the pipeline gets a loop to run on.
         self.start_pipeline: Callable[[Pipeline], None] = _start_on_running_loop
         self.pipeline: Pipeline | None = self._new_pipeline() if options.enabled else None
+        if options.debug:
+            enable_debug_logging()
 
     def _new_pipeline(self) -> Pipeline:
         options = self.options
@@ -116,7 +118,7 @@ class ClientCore:
             event = self.builder.exception_event(
                 exc, current_scope(), fields, handled=handled, mechanism=mechanism
             )
-            return self._finish(event, {"exc_info": exc})
+            return self._finish(event, {"exc_info": (type(exc), exc, exc.__traceback__)})
         except Exception:
             self._internal_fault("capture_exception")
             return None
@@ -241,6 +243,19 @@ class ClientCore:
             "errlink internal error in %s; event dropped", where, exc_info=True, extra=INTERNAL
         )
         self.stats.record_drop("internal_sdk_error")
+
+
+_debug_handler: logging.Handler | None = None
+
+
+def enable_debug_logging() -> None:
+    """`debug=True`: show errlink's own log (what it sends, drops and retries) on stderr."""
+    global _debug_handler
+    if _debug_handler is None:
+        _debug_handler = logging.StreamHandler()
+        _debug_handler.setFormatter(logging.Formatter("[errlink] %(levelname)s %(message)s"))
+        logger.addHandler(_debug_handler)
+    logger.setLevel(logging.DEBUG)
 
 
 def _start_on_running_loop(pipeline: Pipeline) -> None:

@@ -250,3 +250,20 @@ async def test_concurrent_requests_keep_their_own_scope_in_events() -> None:
         assert event["tags"]["request"] == n
         assert event["user"] == {"id": n}
         assert [c["message"] for c in event["breadcrumbs"]["values"]] == [f"start {n}"]
+
+
+async def test_debug_prints_errlinks_own_log(capsys: pytest.CaptureFixture[str]) -> None:
+    import errlink._core as core
+
+    saved_level = logging.getLogger("errlink").level
+    try:
+        transport = MemoryTransport(status=400)
+        async with AsyncClient(transport=transport, debug=True) as client:
+            await client.capture_message("refused")
+            await client.flush(5)
+        assert "[errlink]" in capsys.readouterr().err
+    finally:
+        if core._debug_handler is not None:
+            logging.getLogger("errlink").removeHandler(core._debug_handler)
+            core._debug_handler = None
+        logging.getLogger("errlink").setLevel(saved_level)
