@@ -5,6 +5,8 @@ capture functions, which reach the client bound to the current context (an integ
 request, an `async with AsyncClient(...)` block) or else the process default from `init()`.
 """
 
+import logging as _logging
+
 from ._client import AsyncClient
 from ._dsn import Dsn
 from ._scope import (
@@ -33,6 +35,10 @@ from .sync import (
     flush,
     init,
 )
+
+# A library leaves output to the application: without logging configured (or debug=True),
+# errlink's warnings go nowhere rather than to Python's last-resort stderr handler.
+_logging.getLogger("errlink").addHandler(_logging.NullHandler())
 
 __all__ = [
     "AsyncClient",

@@ -1,0 +1,246 @@
+"""One benchmark measurement in a fresh process: `python -m benchmarks._child SCENARIO JSON`.
+
+Prints one JSON line with the result (the parent aggregates medians over several processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks._workload import raise_deep
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _per_call_us(fn: Callable[[], Any], n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def capture(p: dict[str, Any]) -> dict[str, Any]:
+    """Caller-side µs per capture_exception of a fresh exception (raise cost subtracted)."""
+    from benchmarks._sdks import make
+
+    sdk = make(p["sdk"], p["dsn"], include_locals=p["locals"], queue_size=p["n"] + 100)
+    n = p["n"]
+    raise_us = _per_call_us(raise_deep, n)
+    if p["sdk"] == "errlink-async":
+
+        async def run() -> float:
+            for _ in range(50):
+                await sdk.capture_async(raise_deep())
+            await sdk.flush_async(30)
+            start = time.perf_counter()
+            for _ in range(n):
+                await sdk.capture_async(raise_deep())
+            elapsed = (time.perf_counter() - start) / n * 1e6
+            await sdk.flush_async(60)
+            await sdk.close_async()  # type: ignore[attr-defined]
+            return elapsed
+
+        total_us = asyncio.run(run())
+    else:
+        for _ in range(50):
+            sdk.capture(raise_deep())
+        sdk.flush(30)
+        total_us = _per_call_us(lambda: sdk.capture(raise_deep()), n)
+        sdk.flush(60)
+        sdk.close()
+    return {"us": total_us - raise_us}
+
+
+def throughput(p: dict[str, Any]) -> dict[str, Any]:
+    """A burst of n captures, then flush: the parent reads how many reached the sink."""
+    from benchmarks._sdks import make
+
+    sdk = make(p["sdk"], p["dsn"], include_locals=True, queue_size=p.get("queue_size"))
+    exceptions = [raise_deep() for _ in range(p["n"])]
+    if p["sdk"] == "errlink-async":
+
+        async def run() -> tuple[float, float]:
+            start = time.perf_counter()
+            for exc in exceptions:
+                await sdk.capture_async(exc)
+            captured = time.perf_counter()
+            await sdk.flush_async(p["timeout"])
+            return start, captured
+
+        start, captured = asyncio.run(run())
+    else:
+        start = time.perf_counter()
+        for exc in exceptions:
+            sdk.capture(exc)
+        captured = time.perf_counter()
+        sdk.flush(p["timeout"])
+    done = time.perf_counter()
+    return {
+        "capture_seconds": captured - start,
+        "seconds": done - start,
+        "dropped": sdk.dropped(),
+    }
+
+
+def loop_lag(p: dict[str, Any]) -> dict[str, Any]:
+    """Lateness of a 1 ms ticker while coroutines capture (a burst, then paced captures)."""
+    from benchmarks._sdks import make
+
+    sdk = (
+        make(p["sdk"], p["dsn"], include_locals=True, queue_size=10_000)
+        if p["sdk"] != "none"
+        else None
+    )
+
+    async def capture_one() -> None:
+        exc = raise_deep()
+        if sdk is not None:
+            await sdk.capture_async(exc)
+        await asyncio.sleep(0)
+
+    async def run() -> dict[str, Any]:
+        lags: list[float] = []
+        running = True
+
+        async def ticker() -> None:
+            loop = asyncio.get_running_loop()
+            while running:
+                before = loop.time()
+                await asyncio.sleep(0.001)
+                lags.append(max(0.0, loop.time() - before - 0.001))
+
+        tick = asyncio.create_task(ticker())
+        await asyncio.sleep(0.05)
+        lags.clear()
+        await asyncio.gather(*(capture_one() for _ in range(p["burst"])))
+        await asyncio.sleep(0.05)
+        burst_max = max(lags) if lags else 0.0
+        lags.clear()
+        for _ in range(p["paced"]):
+            await capture_one()
+            await asyncio.sleep(0.002)
+        paced = sorted(lags) or [0.0]
+        running = False
+        await tick
+        if sdk is not None:
+            await sdk.flush_async(60)
+        return {
+            "burst_max_ms": burst_max * 1000,
+            "paced_p50_ms": statistics.median(paced) * 1000,
+            "paced_p99_ms": paced[int(len(paced) * 0.99) - 1 if len(paced) > 1 else 0] * 1000,
+            "paced_max_ms": paced[-1] * 1000,
+        }
+
+    return asyncio.run(run())
+
+
+def server_down(p: dict[str, Any]) -> dict[str, Any]:
+    """Capture cost and memory with nothing listening; the parent times the exit after this."""
+    from benchmarks._sdks import make
+
+    sdk = make(p["sdk"], p["dsn"], include_locals=True)
+    gc.collect()
+    before = rss_kib()
+    if p["sdk"] == "errlink-async":
+
+        async def run() -> float:
+            start = time.perf_counter()
+            for _ in range(p["n"]):
+                await sdk.capture_async(raise_deep())
+            return (time.perf_counter() - start) / p["n"] * 1e6
+
+        us = asyncio.run(run())
+    else:
+        us = _per_call_us(lambda: sdk.capture(raise_deep()), p["n"])
+    gc.collect()
+    return {"us": us, "rss_growth_kib": rss_kib() - before, "dropped": sdk.dropped()}
+
+
+def startup(p: dict[str, Any]) -> dict[str, Any]:
+    """Import time and resident memory of importing and initialising the SDK, idle."""
+    before = rss_kib()
+    start = time.perf_counter()
+    if p["sdk"] != "none":
+        from benchmarks._sdks import make
+
+        make(p["sdk"], p["dsn"])
+    seconds = time.perf_counter() - start
+    gc.collect()
+    return {"ms": seconds * 1000, "rss_kib": rss_kib(), "rss_growth_kib": rss_kib() - before}
+
+
+def floor(p: dict[str, Any]) -> dict[str, Any]:
+    """What the wire allows: encoding the same event, and a raw aiohttp POST loop to the sink."""
+    import gzip
+
+    import aiohttp
+    import orjson
+
+    from errlink._event import EventBuilder
+    from errlink._options import build_options
+    from errlink._scope import current_scope
+
+    builder = EventBuilder(build_options(None, {}))
+    event = builder.exception_event(raise_deep(), current_scope(), {})
+    encoded = orjson.dumps(event)
+    n = p["n"]
+    result: dict[str, Any] = {
+        "event_bytes": len(encoded),
+        "json_us": _per_call_us(lambda: json.dumps(event), n),
+        "orjson_us": _per_call_us(lambda: orjson.dumps(event), n),
+        "gzip1_us": _per_call_us(lambda: gzip.compress(encoded, 1), n),
+        "gzip9_us": _per_call_us(lambda: gzip.compress(encoded, 9), n),
+    }
+    body = gzip.compress(encoded, 1)
+    url = p["dsn"].replace("pub@", "").rsplit("/", 1)[0] + "/api/1/store/"
+
+    async def post_loop(in_flight: int) -> float:
+        connector = aiohttp.TCPConnector(limit=in_flight)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def worker(count: int) -> None:
+                for _ in range(count):
+                    async with session.post(url, data=body) as response:
+                        await response.read()
+
+            requests = p["posts"]
+            start = time.perf_counter()
+            await asyncio.gather(*(worker(requests // in_flight) for _ in range(in_flight)))
+            return requests / (time.perf_counter() - start)
+
+    result["post_rps_1"] = asyncio.run(post_loop(1))
+    result["post_rps_8"] = asyncio.run(post_loop(8))
+    return result
+
+
+SCENARIOS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "capture": capture,
+    "throughput": throughput,
+    "loop_lag": loop_lag,
+    "server_down": server_down,
+    "startup": startup,
+    "floor": floor,
+}
+
+
+def main() -> None:
+    scenario, params = sys.argv[1], json.loads(sys.argv[2])
+    result = SCENARIOS[scenario](params)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""errlink against sentry-sdk and raven, side by side in one run.
+
+    python -m benchmarks [--quick] [--only capture,throughput,...] [--output PATH]
+
+Installs nothing: peers come from the `bench` extra (`pip install -e '.[bench]'`); a missing peer
+is reported as such. Every measurement runs in a fresh process against the same loopback sink
+(a separate process that answers 200 at once), and each figure is the median over several
+processes. Ratios are errlink / peer, measured in this run on this machine: compare those, not
+absolute figures from another day. The table goes to stdout and to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks._fastsink import Sink, free_port
+from benchmarks._sdks import SDK_NAMES, version_of
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = ("sentry-sdk", "raven")
+
+
+class Settings:
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.repeats = 1 if quick else 5
+        self.capture_n = 100 if quick else 1000
+        self.burst_n = 500 if quick else 20_000
+        self.lag_burst = 100 if quick else 1000
+        self.lag_paced = 100 if quick else 1000
+        self.down_n = 300 if quick else 10_000
+        self.floor_n = 50 if quick else 2000
+        self.floor_posts = 200 if quick else 5000
+
+
+def run_child(scenario: str, params: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks._child", scenario, json.dumps(params)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+            result["stderr_lines"] = len(proc.stderr.splitlines())
+            return result
+    raise RuntimeError(f"{scenario} {params.get('sdk')} failed:\n{proc.stderr[-2000:]}")
+
+
+def median_of(results: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(float(r[key]) for r in results)
+
+
+def available(sdks: Sequence[str]) -> list[str]:
+    return [sdk for sdk in sdks if version_of(sdk) != "not installed"]
+
+
+# -- scenarios ----------------------------------------------------------------------------------
+
+
+def bench_capture(sink: Sink, s: Settings) -> list[list[str]]:
+    rows = []
+    for locals_on in (True, False):
+        figures: dict[str, float] = {}
+        for sdk in available(SDK_NAMES):
+            runs = [
+                run_child(
+                    "capture",
+                    {"sdk": sdk, "dsn": sink.dsn(), "locals": locals_on, "n": s.capture_n},
+                )
+                for _ in range(s.repeats)
+            ]
+            figures[sdk] = median_of(runs, "us")
+        label = "locals on" if locals_on else "locals off"
+        for sdk, value in figures.items():
+            rows.append(
+                [f"capture_exception ({label})", sdk, f"{value:.0f} µs", *_ratios(figures, sdk)]
+            )
+    return rows
+
+
+def bench_throughput(sink: Sink, s: Settings) -> list[list[str]]:
+    rows = []
+    configs: list[tuple[str, dict[str, Any]]] = [(sdk, {}) for sdk in available(SDK_NAMES)]
+    configs.append(("errlink", {"queue_size": s.burst_n}))
+    for sdk, extra in configs:
+        runs = []
+        for _ in range(s.repeats if s.quick else 3):
+            sink.reset()
+            result = run_child(
+                "throughput",
+                {"sdk": sdk, "dsn": sink.dsn(), "n": s.burst_n, "timeout": 300, **extra},
+            )
+            counts = sink.counts()
+            result["delivered"] = counts.get("events", 0)
+            result["rate"] = result["delivered"] / result["seconds"]
+            result["reported"] = {k[8:]: v for k, v in counts.items() if k.startswith("dropped:")}
+            runs.append(result)
+        last = runs[-1]
+        dropped = last["dropped"] or last["reported"]
+        dropped_text = ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) or "none reported"
+        name = sdk + (f" (queue_size={extra['queue_size']})" if extra else " (defaults)")
+        rows.append(
+            [
+                f"burst of {s.burst_n}, then flush",
+                name,
+                f"{median_of(runs, 'rate'):.0f} events/s",
+                f"delivered {int(median_of(runs, 'delivered'))}",
+                f"dropped: {dropped_text}",
+            ]
+        )
+    return rows
+
+
+def bench_loop_lag(sink: Sink, s: Settings) -> list[list[str]]:
+    rows = []
+    for sdk in ["none", *available(("errlink-async", "errlink", "sentry-sdk", "raven"))]:
+        runs = [
+            run_child(
+                "loop_lag",
+                {"sdk": sdk, "dsn": sink.dsn(), "burst": s.lag_burst, "paced": s.lag_paced},
+            )
+            for _ in range(s.repeats if s.quick else 3)
+        ]
+        rows.append(
+            [
+                "event-loop lag",
+                "no SDK" if sdk == "none" else sdk,
+                f"burst of {s.lag_burst}: max {median_of(runs, 'burst_max_ms'):.1f} ms",
+                f"paced: p50 {median_of(runs, 'paced_p50_ms'):.2f} ms, "
+                f"p99 {median_of(runs, 'paced_p99_ms'):.2f} ms, "
+                f"max {median_of(runs, 'paced_max_ms'):.1f} ms",
+            ]
+        )
+    return rows
+
+
+def bench_server_down(sink: Sink, s: Settings) -> list[list[str]]:
+    rows = []
+    dead = f"http://pub:sec@127.0.0.1:{free_port()}/1"
+    for sdk in available(("errlink", "errlink-async", "sentry-sdk", "raven")):
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        params = json.dumps({"sdk": sdk, "dsn": dead, "n": s.down_n})
+        # stderr goes to a file: a peer that prints per event would otherwise fill the pipe.
+        with tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks._child", "server_down", params],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                cwd=ROOT,
+                env=env,
+            )
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            measured_at = time.monotonic()
+            proc.wait(600)
+            exit_seconds = time.monotonic() - measured_at
+            err.seek(0)
+            stderr = err.read()
+        if not line.startswith("RESULT "):
+            raise RuntimeError(f"server_down {sdk} failed:\n{stderr[-2000:]}")
+        result = json.loads(line[len("RESULT ") :])
+        rows.append(
+            [
+                f"server down, {s.down_n} captures",
+                sdk,
+                f"{result['us']:.0f} µs/capture",
+                f"RSS +{result['rss_growth_kib'] / 1024:.1f} MiB",
+                f"exit {exit_seconds:.1f} s, {len(stderr.splitlines())} stderr lines",
+            ]
+        )
+    return rows
+
+
+def bench_startup(sink: Sink, s: Settings) -> list[list[str]]:
+    rows = []
+    for sdk in ["none", *available(("errlink", "sentry-sdk", "raven"))]:
+        runs = [run_child("startup", {"sdk": sdk, "dsn": sink.dsn()}) for _ in range(s.repeats)]
+        rows.append(
+            [
+                "import + init, idle",
+                "bare python" if sdk == "none" else sdk,
+                f"{median_of(runs, 'ms'):.0f} ms",
+                f"RSS {median_of(runs, 'rss_kib') / 1024:.1f} MiB "
+                f"(+{median_of(runs, 'rss_growth_kib') / 1024:.1f})",
+            ]
+        )
+    return rows
+
+
+def bench_floor(sink: Sink, s: Settings) -> list[list[str]]:
+    r = run_child("floor", {"dsn": sink.dsn(), "n": s.floor_n, "posts": s.floor_posts})
+    return [
+        [
+            "the floor",
+            f"encode the {r['event_bytes']} B event",
+            f"json {r['json_us']:.0f} µs",
+            f"orjson {r['orjson_us']:.1f} µs",
+        ],
+        [
+            "the floor",
+            "gzip it",
+            f"level 1 {r['gzip1_us']:.0f} µs",
+            f"level 9 {r['gzip9_us']:.0f} µs",
+        ],
+        [
+            "the floor",
+            "raw aiohttp POST loop",
+            f"1 in flight {r['post_rps_1']:.0f} req/s",
+            f"8 in flight {r['post_rps_8']:.0f} req/s",
+        ],
+    ]
+
+
+def _ratios(figures: dict[str, float], sdk: str) -> list[str]:
+    if not sdk.startswith("errlink"):
+        return [""]
+    parts = [f"{figures[sdk] / figures[peer]:.3f}x {peer}" for peer in PEERS if figures.get(peer)]
+    return [", ".join(parts)]
+
+
+SCENARIOS: dict[str, Callable[[Sink, Settings], list[list[str]]]] = {
+    "capture": bench_capture,
+    "throughput": bench_throughput,
+    "loop_lag": bench_loop_lag,
+    "server_down": bench_server_down,
+    "startup": bench_startup,
+    "floor": bench_floor,
+}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in info if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        pass
+    versions = ", ".join(f"{sdk} {version_of(sdk)}" for sdk in ("errlink", "sentry-sdk", "raven"))
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), "
+        f"Python {platform.python_version()}; {versions}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="errlink vs sentry-sdk vs raven")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one process each (smoke)")
+    parser.add_argument(
+        "--only", default="", help="comma-separated scenarios: " + ", ".join(SCENARIOS)
+    )
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    args = parser.parse_args(argv)
+    settings = Settings(args.quick)
+    chosen = [name for name in SCENARIOS if not args.only or name in args.only.split(",")]
+    started = time.monotonic()
+    lines = [
+        "# errlink benchmark results",
+        "",
+        f"Machine: {machine()}.",
+        f"Mode: {'quick (smoke sizes, not for comparison)' if args.quick else 'full'}; "
+        "exception raised 10 frames deep with 5 locals per frame; medians over fresh processes.",
+        "",
+        "| scenario | SDK | figure | | |",
+        "|---|---|---|---|---|",
+    ]
+    with Sink() as sink:
+        for name in chosen:
+            for row in SCENARIOS[name](sink, settings):
+                cells = [*row, "", "", ""][:5]
+                lines.append("| " + " | ".join(cells) + " |")
+                print(lines[-1], flush=True)
+    lines += ["", f"Run took {time.monotonic() - started:.0f} s."]
+    Path(args.output).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[:6]))
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

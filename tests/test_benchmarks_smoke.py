@@ -1,0 +1,46 @@
+"""The benchmark suite runs end to end in --quick mode, so its scripts cannot rot.
+
+Only that each benchmark produced numbers is checked: timings are never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NUMBER = re.compile(r"\d+(\.\d+)?")
+
+
+def test_quick_suite_produces_a_row_of_numbers_for_every_benchmark(tmp_path: Path) -> None:
+    output = tmp_path / "RESULTS.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = output.read_text()
+    assert "Machine: " in table
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    by_scenario: dict[str, list[str]] = {}
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        by_scenario.setdefault(cells[0].split(",")[0].split(" (")[0], []).append(row)
+        assert NUMBER.search(cells[2]), row
+    assert set(by_scenario) == {
+        "capture_exception",
+        "burst of 500",
+        "event-loop lag",
+        "server down",
+        "import + init",
+        "the floor",
+    }
+    sdks = {row.split("|")[2].strip().split(" (")[0] for row in rows}
+    assert {"errlink", "errlink-async", "sentry-sdk", "raven"} <= sdks
