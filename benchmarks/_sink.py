@@ -22,8 +22,10 @@ class CollectorProcess:
 
     def __enter__(self) -> CollectorProcess:
         db = Path(self._tmp.name) / "bench.db"
+        # --max-events 0 keeps every event: the benchmarks count what was stored.
+        command = ["serve", "--port", "0", "-q", "--max-events", "0", "--db", str(db)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "errlink", "serve", "--port", "0", "-q", "--db", str(db)],
+            [sys.executable, "-m", "errlink", *command],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -59,6 +59,7 @@ def _error(command: str, message: str) -> None:
 
 DEFAULT_SERVE_PORT = 8000
 DEFAULT_SERVE_DB = "errlink-events.db"
+DEFAULT_MAX_EVENTS = 10_000
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +86,46 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--project", default=DEFAULT_PROJECT_ID, help="project id to accept (default: %(default)s)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="do not log each event received")
+    parser.add_argument(
+        "--max-events",
+        type=_non_negative_int,
+        default=DEFAULT_MAX_EVENTS,
+        metavar="N",
+        help="keep only the newest N events, 0 to keep all; issues keep their counts "
+        "(default: %(default)s)",
+    )
+    faults = parser.add_argument_group(
+        "faults on purpose", "make ingestion misbehave, to watch a client retry and back off"
+    )
+    faults.add_argument(
+        "--fail-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="RATE",
+        help="refuse this share of ingestion requests, 0 to 1 (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--status",
+        type=_error_status,
+        default=500,
+        metavar="STATUS",
+        help="status to refuse them with: 500, 429 or 503 (any 4xx/5xx); 429 and 503 carry "
+        "Retry-After (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--delay",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="MS",
+        help="delay every ingestion answer by MS milliseconds (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--retry-after",
+        type=_non_negative_float,
+        default=1.0,
+        metavar="SECONDS",
+        help="Retry-After sent with a 429 or 503 (default: %(default)s)",
+    )
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -98,6 +139,11 @@ def _run_serve(args: argparse.Namespace) -> int:
             db_path=args.db,
             public_key=args.key,
             project_id=args.project,
+            max_events=args.max_events or None,
+            fail_rate=args.fail_rate,
+            fail_status=args.status,
+            delay_ms=args.delay,
+            retry_after=args.retry_after,
         )
     except ValueError as exc:
         _error("serve", str(exc))
@@ -123,6 +169,43 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, got {port}")
     return port
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _error_status(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an HTTP status: {text!r}") from None
+    if not 400 <= value <= 599:
+        raise argparse.ArgumentTypeError(f"must be an error status (400-599), got {value}")
+    return value
 
 
 def _log_received_events() -> None:
@@ -164,14 +247,26 @@ def _run_test(args: argparse.Namespace) -> int:
 
 def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--serve", action="store_true", help="keep the collector running after the demo"
+        "--serve",
+        action="store_true",
+        help="keep the collector and its web UI running after the demo, until Ctrl-C",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=0,
+        help="port for the demo's collector (default: any free port)",
     )
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    return asyncio.run(run_demo(serve=args.serve))
+    try:
+        return asyncio.run(run_demo(serve=args.serve, port=args.port))
+    except OSError as exc:
+        _error("demo", f"cannot start the collector on port {args.port}: {exc.strerror or exc}")
+        return EXIT_FAILURE
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {

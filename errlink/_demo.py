@@ -2,13 +2,15 @@
 
 Starts the local collector on a free port of 127.0.0.1 with a temporary database, runs a small
 sample application through the sync facade and the AsyncClient, flushes, and prints what the
-collector received.
+collector received, grouped into issues, with the web UI's address. Exits 0 only when every
+sample event arrived, was grouped as expected and had its secrets scrubbed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, TextIO
@@ -16,6 +18,11 @@ from typing import Any, TextIO
 from ._client import AsyncClient
 from .collector import Collector
 from .sync import Client
+
+# The sample application lives in this module: report its frames as the application's own.
+_IN_APP = [__name__]
+_EXPECTED_EVENTS = 4
+_FLUSH_SECONDS = 10.0
 
 
 class CheckoutError(Exception):
@@ -54,21 +61,26 @@ def _sync_app(client: Client) -> None:
 
 
 async def _async_app(dsn: str) -> None:
-    async with AsyncClient(dsn, environment="demo") as client:
+    from ._scope import new_scope, set_request, set_user
+
+    async with AsyncClient(dsn, environment="demo", in_app_include=_IN_APP) as client:
 
         async def fetch_profile(user_id: int) -> dict[str, Any]:
             await asyncio.sleep(0)
             return {"id": user_id}["name"]  # type: ignore[return-value]
 
-        try:
-            await fetch_profile(42)
-        except KeyError:
-            await client.capture_exception()
+        with new_scope():
+            set_user({"id": "42", "username": "ada"})
+            set_request({"method": "GET", "url": "http://shop.example/profile/42"})
+            try:
+                await fetch_profile(42)
+            except KeyError:
+                await client.capture_exception()
         await client.capture_message("async worker finished with warnings", level="warning")
-        await client.flush(10)
+        await client.flush(_FLUSH_SECONDS)
 
 
-def _summarize(events: list[dict[str, Any]]) -> list[str]:
+def _event_lines(events: list[dict[str, Any]]) -> list[str]:
     lines = []
     for event in events:
         if "exception" in event:
@@ -80,28 +92,51 @@ def _summarize(events: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-async def run_demo(*, serve: bool = False, out: TextIO | None = None) -> int:
-    import sys
+def _issue_lines(collector: Collector) -> list[str]:
+    return [
+        f"  {group.count}x [{group.level}] {group.title}  ({group.culprit or 'no culprit'})"
+        for group in collector.groups()
+    ]
 
+
+async def run_demo(*, serve: bool = False, port: int = 0, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     with tempfile.TemporaryDirectory(prefix="errlink-demo-") as tmp:
-        async with Collector(db_path=Path(tmp) / "demo.db") as collector:
+        async with Collector(port=port, db_path=Path(tmp) / "demo.db") as collector:
             print(f"collector listening at {collector.url} (DSN {collector.dsn})", file=out)
-            sync_client = Client(collector.dsn, environment="demo")
+            sync_client = Client(collector.dsn, environment="demo", in_app_include=_IN_APP)
             await asyncio.to_thread(_sync_app, sync_client)
-            await asyncio.to_thread(sync_client.close, 10)
+            await asyncio.to_thread(sync_client.close, _FLUSH_SECONDS)
             await _async_app(collector.dsn)
+
             events = collector.events()
-            print(f"\nthe collector received {len(events)} events:", file=out)
-            for line in _summarize(events):
-                print(line, file=out)
+            issues = _issue_lines(collector)
             scrubbed = any("[Filtered]" in str(event) for event in events)
+            print(f"\nthe collector received {len(events)} events:", file=out)
+            for line in _event_lines(events):
+                print(line, file=out)
+            print(f"\ngrouped into {len(issues)} issues:", file=out)
+            for line in issues:
+                print(line, file=out)
             print(f"\nsecrets scrubbed before sending: {'yes' if scrubbed else 'NO'}", file=out)
             print(f"events as JSON: {collector.events_url}", file=out)
-            if serve:
-                print("serving until Ctrl-C ...", file=out, flush=True)
-                try:
-                    await asyncio.Event().wait()
-                except asyncio.CancelledError:
-                    pass
-            return 0 if len(events) == 4 and scrubbed else 1
+            ok = len(events) == _EXPECTED_EVENTS and len(issues) == _EXPECTED_EVENTS and scrubbed
+            if not serve:
+                print(
+                    f"web UI: {collector.ui_url} (this demo's collector stops now; "
+                    "`errlink demo --serve` keeps it running)",
+                    file=out,
+                    flush=True,
+                )
+                return 0 if ok else 1
+            await _serve_until_stopped(collector, out)
+            return 0 if ok else 1
+
+
+async def _serve_until_stopped(collector: Collector, out: TextIO) -> None:
+    from .collector._serve import stop_on_signals
+
+    with stop_on_signals() as stop_requested:
+        print(f"web UI: {collector.ui_url}  (open it in a browser; Ctrl-C to stop)", file=out)
+        print(f"send your own events to {collector.dsn}", file=out, flush=True)
+        await stop_requested.wait()

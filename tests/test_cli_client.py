@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +69,41 @@ def test_errlink_demo_reports_sample_errors_and_exits_0() -> None:
     assert "the collector received 4 events" in result.stdout
     assert "CheckoutError: checkout failed for order 7 <- ConnectionError" in result.stdout
     assert "secrets scrubbed before sending: yes" in result.stdout
+    assert "grouped into 4 issues:" in result.stdout
+    assert "1x [error] KeyError: 'name'  (errlink._demo in _async_app.<locals>.fetch_profile)" in (
+        result.stdout
+    )
+    assert re.search(r"web UI: http://127\.0\.0\.1:\d+/ ", result.stdout)
+
+
+def test_errlink_demo_serve_keeps_the_web_ui_up_until_interrupted() -> None:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "errlink", "demo", "--serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    watchdog = threading.Timer(60, process.kill)  # a hung demo fails this test, not the run
+    watchdog.start()
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            found = re.match(r"web UI: (http://127\.0\.0\.1:\d+/) ", line)
+            if found:
+                break
+        else:
+            raise AssertionError("no web UI address printed")
+        with urllib.request.urlopen(found.group(1), timeout=10) as response:
+            listing = response.read().decode()
+        assert listing.count('class="group-title"') == 4
+        assert "CheckoutError: checkout failed for order 7" in listing
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0

@@ -106,6 +106,11 @@ def test_no_arguments_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]
         (["serve", "--key", "a@b", "--port", "0"], "public key must be"),
         (["serve", "--project", "a/b", "--port", "0"], "project id must be"),
         (["frobnicate"], "invalid choice"),
+        (["serve", "--fail-rate", "1.5"], "must be between 0 and 1"),
+        (["serve", "--fail-rate", "lots"], "not a number"),
+        (["serve", "--status", "200"], "must be an error status"),
+        (["serve", "--delay", "-5"], "must be 0 or more"),
+        (["serve", "--max-events", "-1"], "must be 0 or more"),
     ],
 )
 def test_bad_options_exit_2_with_a_clear_message(

@@ -1,7 +1,7 @@
 """The collector's aiohttp application: routes plus JSON error answers.
 
-More routes (a web UI, say) plug in with another `add_*_routes(app)` and read the shared
-state from `request.app[STATE]`.
+Each concern (ingestion, the JSON read API, the web UI) adds its routes with an
+`add_*_routes(app)` and reads the shared state from `request.app[STATE]`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from ._api import add_api_routes
 from ._errors import Rejected
 from ._ingest import Handler, add_ingest_routes
 from ._state import STATE, CollectorState
+from ._ui import add_ui_routes
 
 
 def build_app(state: CollectorState) -> web.Application:
@@ -19,6 +20,7 @@ def build_app(state: CollectorState) -> web.Application:
     app[STATE] = state
     add_ingest_routes(app)
     add_api_routes(app)
+    add_ui_routes(app)
     return app
 
 
@@ -28,7 +30,7 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     try:
         return await handler(request)
     except Rejected as exc:
-        return web.json_response({"detail": exc.detail}, status=exc.status)
+        return web.json_response({"detail": exc.detail}, status=exc.status, headers=exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

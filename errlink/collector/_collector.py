@@ -18,6 +18,9 @@ from aiohttp import web
 
 from ._api import API_PREFIX
 from ._app import build_app
+from ._faults import FaultInjector, FaultKnobs, Faults
+from ._queries import StoredGroup
+from ._retention import checked_max_events
 from ._state import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_DECOMPRESSED_BYTES,
@@ -35,11 +38,19 @@ _POLL_INTERVAL_SECONDS = 0.01
 _PUBLIC_KEY_PATTERN = re.compile(r"[A-Za-z0-9._~-]+")
 
 
-class Collector:
-    """A Sentry-compatible ingestion endpoint storing into SQLite.
+class Collector(FaultKnobs):
+    """A Sentry-compatible ingestion endpoint storing into SQLite, with a web UI at `url`.
 
     With `db_path=None` the database is a private temporary file, removed once the collector
     is garbage collected (reads keep working after `stop()`).
+
+    `max_events` keeps only the newest events (None keeps all); groups keep their counts.
+
+    Fault knobs, for watching a client retry and back off: `fail_rate` (0.0-1.0) of ingestion
+    requests are answered `fail_status` (429 and 503 with `Retry-After: retry_after`), after
+    every ingestion request is delayed by `delay_ms`. `fault_seed` makes the draws repeatable.
+    They can be changed at any time, from any thread: assign `fail_rate`, `fail_status`,
+    `delay_ms` or `retry_after`, or call `set_faults(...)` / `clear_faults()`.
     """
 
     def __init__(
@@ -52,8 +63,24 @@ class Collector:
         project_id: str = DEFAULT_PROJECT_ID,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+        max_events: int | None = None,
+        fail_rate: float = 0.0,
+        fail_status: int = 500,
+        delay_ms: float = 0.0,
+        retry_after: float = 1.0,
+        fault_seed: int | None = None,
     ) -> None:
         _validate(port, public_key, project_id, max_body_bytes, max_decompressed_bytes)
+        self._faults = FaultInjector(
+            Faults(
+                fail_rate=fail_rate,
+                fail_status=fail_status,
+                delay_ms=delay_ms,
+                retry_after=retry_after,
+            ),
+            seed=fault_seed,
+        )
+        self._max_events = checked_max_events(max_events)
         self.host = host
         self.port = port  # the real port once started
         self.db_path = Path(db_path) if db_path is not None else None
@@ -78,14 +105,16 @@ class Collector:
         if self.db_path is None:
             private_directory = tempfile.mkdtemp(prefix="errlink-collector-")
             self.db_path = Path(private_directory) / "events.db"
-        store = EventStore(self.db_path)
+        store = EventStore(self.db_path, max_events=self._max_events)
         if private_directory is not None:
             # Tied to the store, which the running app also holds: the file outlives stop()
             # for reads, and goes away with the last user.
             weakref.finalize(store, shutil.rmtree, private_directory, ignore_errors=True)
         await asyncio.to_thread(store.open)
         self._store = store
-        state = CollectorState(self.settings, store, self.request_statuses, self.ignored_items)
+        state = CollectorState(
+            self.settings, store, self.request_statuses, self.ignored_items, self._faults
+        )
         runner = web.AppRunner(
             build_app(state),
             access_log=None,
@@ -143,6 +172,18 @@ class Collector:
     def events_url(self) -> str:
         return f"{self.url}{API_PREFIX}/events/"
 
+    @property
+    def max_events(self) -> int | None:
+        return self._max_events
+
+    @property
+    def ui_url(self) -> str:
+        """The web UI: the list of issues (groups of events)."""
+        return f"{self.url}/"
+
+    def _fault_injector(self) -> FaultInjector:
+        return self._faults
+
     # -- what was received (blocking reads; cheap enough to call from the loop in tests) --
 
     def events(self) -> list[dict[str, Any]]:
@@ -172,6 +213,10 @@ class Collector:
     def discarded_totals(self) -> dict[tuple[str, str], int]:
         """Drops reported by clients: (reason, category) -> summed quantity."""
         return self._started_store().discarded_totals()
+
+    def groups(self) -> list[StoredGroup]:
+        """Every group (issue) of stored events, oldest first: title, count, level, ..."""
+        return self._started_store().all_groups()
 
     # -- internals -------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ def _counted(handler: Handler) -> Handler:
 @_counted
 async def receive_envelope(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    await _faults(request, state)
     project_id = _checked_project(request, state)
     presented_key = key_from_request(request.headers, request.query)
     if presented_key is not None:
@@ -100,6 +101,7 @@ async def receive_envelope(request: web.Request) -> web.StreamResponse:
 @_counted
 async def receive_store(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    await _faults(request, state)
     project_id = _checked_project(request, state)
     check_key(key_from_request(request.headers, request.query), state.settings.public_key)
     body = await _read_decoded_body(request, state)
@@ -111,6 +113,10 @@ async def receive_store(request: web.Request) -> web.StreamResponse:
     record = event_record(payload, project_id=project_id, fallback_event_id=None, where="event")
     await _store(state, WriteBatch(events=[record]))
     return web.json_response({"id": record.event_id})
+
+
+async def _faults(request: web.Request, state: CollectorState) -> None:
+    await state.faults.before_ingest(lambda: read_body(request, state.settings.max_body_bytes))
 
 
 def _checked_project(request: web.Request, state: CollectorState) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import Rejected
+from ._grouping import GroupKey, group_key
 
 # Indexed text columns are cut to this many characters; the payload keeps the full text.
 _INDEXED_TEXT_MAX = 1000
@@ -26,6 +27,7 @@ class EventRecord:
     exception_value: str | None
     message: str | None
     payload_json: str
+    group: GroupKey
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ def event_record(
         exception_value=_indexed(exception_value),
         message=_indexed(_message(payload)),
         payload_json=_to_json(payload, where),
+        group=group_key(payload),
     )
 
 

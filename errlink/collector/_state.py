@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from ._faults import FaultInjector, Faults
 from ._store import EventStore
 
 MiB = 1024 * 1024
@@ -30,6 +31,8 @@ class CollectorState:
     request_statuses: collections.Counter[int] = field(default_factory=collections.Counter)
     # Envelope items accepted but not stored (sessions, transactions, attachments...), by type.
     ignored_items: collections.Counter[str] = field(default_factory=collections.Counter)
+    # Failures and delays on purpose (`errlink serve --fail-rate/--status/--delay`).
+    faults: FaultInjector = field(default_factory=lambda: FaultInjector(Faults()))
 
 
 STATE = web.AppKey("errlink_collector_state", CollectorState)

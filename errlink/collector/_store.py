@@ -3,8 +3,10 @@
 Writes go through one writer thread that commits whatever has queued up in a single transaction
 (group commit): a burst costs few commits, a lone event is committed at once, and the event loop
 only waits on a future. `write()` returns once the rows are committed, so anything acknowledged
-to a client is visible to every reader. Reads open their own short-lived connection (WAL lets
-them run beside the writer), so they work from any thread, even after the store is closed.
+to a client is visible to every reader. Every event is filed into its group in the same
+transaction; retention prunes the oldest events after the commit, in its own transactions.
+Reads open their own short-lived connection (WAL lets them run beside the writer), so they work
+from any thread, even after the store is closed.
 """
 
 from __future__ import annotations
@@ -16,78 +18,29 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from . import _queries
+from ._group_index import GroupIndex
+from ._queries import EventSummary, GroupCursor, GroupFilter, StoredEvent, StoredGroup
 from ._records import ClientReportRecord, EventRecord, WriteBatch
+from ._retention import Retention
+from ._schema import SchemaError, prepare_schema
 
 logger = logging.getLogger("errlink.collector")
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    received_at REAL NOT NULL,
-    project_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    level TEXT NOT NULL,
-    environment TEXT,
-    release TEXT,
-    exception_type TEXT,
-    exception_value TEXT,
-    message TEXT,
-    payload TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_received_at ON events (received_at);
-CREATE INDEX IF NOT EXISTS events_event_id ON events (event_id);
-CREATE INDEX IF NOT EXISTS events_project_id ON events (project_id);
-CREATE INDEX IF NOT EXISTS events_level ON events (level);
-CREATE INDEX IF NOT EXISTS events_environment ON events (environment);
-CREATE INDEX IF NOT EXISTS events_exception_type ON events (exception_type);
-CREATE INDEX IF NOT EXISTS events_exception_value ON events (exception_value);
-CREATE INDEX IF NOT EXISTS events_message ON events (message);
-CREATE TABLE IF NOT EXISTS client_reports (
-    id INTEGER PRIMARY KEY,
-    received_at REAL NOT NULL,
-    project_id TEXT NOT NULL,
-    payload TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS discarded_events (
-    report_id INTEGER NOT NULL REFERENCES client_reports (id),
-    reason TEXT NOT NULL,
-    category TEXT NOT NULL,
-    quantity INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS discarded_events_reason ON discarded_events (reason, category);
-"""
-_EVENT_COLUMNS = (
-    "id, received_at, project_id, event_id, level, environment, release, "
-    "exception_type, exception_value, message, payload"
-)
+_T = TypeVar("_T")
+
 # Upper bound on requests folded into one transaction, so a flood still commits regularly.
 _MAX_REQUESTS_PER_COMMIT = 1000
 
 
 class StoreError(RuntimeError):
     """The database cannot be opened or used."""
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    row_id: int
-    received_at: float
-    project_id: str
-    event_id: str
-    level: str
-    environment: str | None
-    release: str | None
-    exception_type: str | None
-    exception_value: str | None
-    message: str | None
-    payload: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -102,7 +55,7 @@ _STOP = object()
 
 
 class EventStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_events: int | None = None) -> None:
         self.path = path
         self._read_uri = path.absolute().as_uri() + "?mode=rw"
         self._queue: queue.SimpleQueue[_Submission | object] = queue.SimpleQueue()
@@ -111,11 +64,17 @@ class EventStore:
         self._closed = False
         # Makes "not closed, so queue it" atomic with closing: nothing is queued after _STOP.
         self._closing_lock = threading.Lock()
+        self._groups = GroupIndex()
+        self._retention = Retention(max_events)
+
+    @property
+    def max_events(self) -> int | None:
+        return self._retention.max_events
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create or check the schema and start the writer thread (blocking; call off-loop)."""
+        """Create, check or migrate the schema and start the writer thread (blocking)."""
         try:
             connection = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30
@@ -124,7 +83,8 @@ class EventStore:
             raise StoreError(f"cannot open event database {self.path}: {exc}") from None
         try:
             _prepare(connection)
-        except sqlite3.Error as exc:
+            self._retention.start(connection)
+        except (sqlite3.Error, SchemaError) as exc:
             connection.close()
             raise StoreError(f"cannot use event database {self.path}: {exc}") from None
         except StoreError:
@@ -180,22 +140,34 @@ class EventStore:
                 except queue.Empty:
                     break
             if pending:
-                _settle(pending, self._commit(pending))
+                outcomes = self._commit(pending)
+                # Before answering, so a client never sees more than max_events stored.
+                self._prune()
+                _settle(pending, outcomes)
 
     def _commit(self, pending: list[_Submission]) -> list[BaseException | None]:
         connection = self._connection
         assert connection is not None
         try:
             with _transaction(connection):
-                for submission in pending:
-                    _insert(connection, submission)
+                inserted = sum(_insert(connection, self._groups, s) for s in pending)
+                self._groups.flush(connection)
+            self._retention.added(inserted)
             return [None] * len(pending)
         except Exception:
+            self._groups.discard()
             if len(pending) == 1:
                 logger.exception("storing a batch failed")
                 return [StoreError("the event could not be stored")]
         # One bad batch must not sink the others that shared its transaction: retry alone.
         return [self._commit([submission])[0] for submission in pending]
+
+    def _prune(self) -> None:
+        assert self._connection is not None
+        try:
+            self._retention.prune(self._connection)
+        except Exception:  # the events are stored; pruning is tried again after the next write
+            logger.exception("pruning old events failed")
 
     # -- reading (any thread) --------------------------------------------------------------
 
@@ -206,7 +178,15 @@ class EventStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read event database {self.path}: {exc}") from None
         with closing(connection):
-            yield connection
+            try:
+                yield connection
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read event database {self.path}: {exc}") from None
+
+    def read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run several queries (functions of `_queries`) on one short-lived connection."""
+        with self._reader() as db:
+            return query(db)
 
     def count_events(self) -> int:
         with self._reader() as db:
@@ -221,20 +201,46 @@ class EventStore:
     def list_events(self, *, limit: int, offset: int) -> list[StoredEvent]:
         """A page of stored events, newest first."""
         with self._reader() as db:
-            rows = db.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT ? OFFSET ?",
-                (limit, offset),
-            ).fetchall()
-        return [_stored_event(row) for row in rows]
+            return _queries.list_events(db, limit=limit, offset=offset)
 
     def find_event(self, event_id: str) -> list[StoredEvent]:
         """Every stored copy of the event, newest first (duplicates are kept, not merged)."""
         with self._reader() as db:
-            rows = db.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE event_id = ? ORDER BY id DESC",
-                (event_id,),
-            ).fetchall()
-        return [_stored_event(row) for row in rows]
+            return _queries.find_event(db, event_id)
+
+    def event_by_row(self, row_id: int) -> StoredEvent | None:
+        with self._reader() as db:
+            return _queries.event_by_row(db, row_id)
+
+    def event_neighbours(self, group_id: int, row_id: int) -> tuple[str | None, str | None]:
+        with self._reader() as db:
+            return _queries.event_neighbours(db, group_id, row_id)
+
+    def list_groups(
+        self, where: GroupFilter, after: GroupCursor | None, limit: int
+    ) -> list[StoredGroup]:
+        with self._reader() as db:
+            return _queries.list_groups(db, where, after, limit)
+
+    def get_group(self, group_id: int) -> StoredGroup | None:
+        with self._reader() as db:
+            return _queries.get_group(db, group_id)
+
+    def all_groups(self) -> list[StoredGroup]:
+        with self._reader() as db:
+            return _queries.all_groups(db)
+
+    def group_environments(self, group_id: int) -> list[tuple[str, int, float]]:
+        with self._reader() as db:
+            return _queries.group_environments(db, group_id)
+
+    def group_events(self, group_id: int, before_row: int | None, limit: int) -> list[EventSummary]:
+        with self._reader() as db:
+            return _queries.group_events(db, group_id, before_row, limit)
+
+    def environments(self) -> list[str]:
+        with self._reader() as db:
+            return _queries.environments(db)
 
     def client_reports(self) -> list[dict[str, Any]]:
         """Every stored client report payload, oldest first."""
@@ -262,13 +268,7 @@ def _prepare(connection: sqlite3.Connection) -> None:
         raise StoreError(f"the event database cannot use WAL mode (got {mode!r})")
     # Committed data survives a crash of the process; only a power cut may lose the last commits.
     connection.execute("PRAGMA synchronous=NORMAL")
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (0, SCHEMA_VERSION):
-        raise StoreError(
-            f"the event database has schema version {version}, "
-            f"this errlink expects {SCHEMA_VERSION}"
-        )
-    connection.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+    prepare_schema(connection)
 
 
 @contextmanager
@@ -283,15 +283,31 @@ def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
     connection.execute("COMMIT")
 
 
-def _insert(connection: sqlite3.Connection, submission: _Submission) -> None:
+def _insert(connection: sqlite3.Connection, groups: GroupIndex, submission: _Submission) -> int:
+    """Insert the submission's rows; returns how many events it stored."""
     received_at = submission.received_at
-    connection.executemany(
-        "INSERT INTO events (received_at, project_id, event_id, level, environment, release, "
-        "exception_type, exception_value, message, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [_event_row(received_at, event) for event in submission.batch.events],
-    )
+    for event in submission.batch.events:
+        group_id = groups.group_id(
+            connection, event.project_id, event.group, event.level, received_at
+        )
+        cursor = connection.execute(
+            "INSERT INTO events (received_at, project_id, event_id, level, environment, release, "
+            "exception_type, exception_value, message, payload, group_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*_event_row(received_at, event), group_id),
+        )
+        assert cursor.lastrowid is not None
+        groups.add_event(
+            group_id,
+            cursor.lastrowid,
+            seen_at=received_at,
+            level=event.level,
+            environment=event.environment,
+            key=event.group,
+        )
     for report in submission.batch.client_reports:
         _insert_client_report(connection, received_at, report)
+    return len(submission.batch.events)
 
 
 def _event_row(received_at: float, event: EventRecord) -> tuple[object, ...]:
@@ -319,24 +335,6 @@ def _insert_client_report(
     connection.executemany(
         "INSERT INTO discarded_events (report_id, reason, category, quantity) VALUES (?, ?, ?, ?)",
         [(cursor.lastrowid, d.reason, d.category, d.quantity) for d in report.discards],
-    )
-
-
-def _stored_event(row: tuple[Any, ...]) -> StoredEvent:
-    (row_id, received_at, project_id, event_id, level, environment, release) = row[:7]
-    exception_type, exception_value, message, payload = row[7:]
-    return StoredEvent(
-        row_id=row_id,
-        received_at=received_at,
-        project_id=project_id,
-        event_id=event_id,
-        level=level,
-        environment=environment,
-        release=release,
-        exception_type=exception_type,
-        exception_value=exception_value,
-        message=message,
-        payload=json.loads(payload),
     )
 
 

@@ -11,12 +11,14 @@ from types import TracebackType
 from typing import Any
 
 from ._collector import _POLL_INTERVAL_SECONDS, Collector, _shortfall
+from ._faults import FaultInjector, FaultKnobs
+from ._queries import StoredGroup
 
 _START_TIMEOUT_SECONDS = 30.0
 _STOP_TIMEOUT_SECONDS = 30.0
 
 
-class CollectorThread:
+class CollectorThread(FaultKnobs):
     """Runs a `Collector` in the background; takes the same keyword options.
 
     Reads (`events()` and friends) go straight to the database from the calling thread.
@@ -99,6 +101,10 @@ class CollectorThread:
         return self.collector.events_url
 
     @property
+    def ui_url(self) -> str:
+        return self.collector.ui_url
+
+    @property
     def port(self) -> int:
         return self.collector.port
 
@@ -133,3 +139,11 @@ class CollectorThread:
 
     def discarded_totals(self) -> dict[tuple[str, str], int]:
         return self.collector.discarded_totals()
+
+    def groups(self) -> list[StoredGroup]:
+        return self.collector.groups()
+
+    # -- fault knobs: settings are swapped as one reference, so any thread may change them --
+
+    def _fault_injector(self) -> FaultInjector:
+        return self.collector._fault_injector()

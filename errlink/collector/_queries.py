@@ -1,0 +1,248 @@
+"""The read queries behind the web UI and the read API, each one an indexed lookup.
+
+Every list is a keyset page (newest first, "after this row"), so the cost of a page does not
+grow with the number of stored events or with how far back the page is. The functions take a
+connection so tests can inspect exactly the SQL the collector runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+# How many distinct environments the filter offers at most.
+MAX_ENVIRONMENTS = 200
+
+_SUMMARY_COLUMNS = (
+    "id, received_at, project_id, event_id, level, environment, release, "
+    "exception_type, exception_value, message, group_id"
+)
+_EVENT_COLUMNS = _SUMMARY_COLUMNS + ", payload"
+
+
+@dataclass(frozen=True)
+class EventSummary:
+    row_id: int
+    received_at: float
+    project_id: str
+    event_id: str
+    level: str
+    environment: str | None
+    release: str | None
+    exception_type: str | None
+    exception_value: str | None
+    message: str | None
+    group_id: int | None
+
+
+@dataclass(frozen=True)
+class StoredEvent(EventSummary):
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredGroup:
+    id: int
+    project_id: str
+    title: str
+    culprit: str | None
+    level: str
+    count: int  # within the environment when the list was filtered by one
+    first_seen: float
+    last_seen: float  # likewise
+    latest_event_id: int | None
+
+
+@dataclass(frozen=True)
+class GroupFilter:
+    environment: str | None = None  # NO_ENVIRONMENT ("") selects events sent without one
+    level: str | None = None
+    text: str | None = None  # a substring of the title or culprit
+
+
+@dataclass(frozen=True)
+class GroupCursor:
+    """Where a page of the group list ends: the next page starts after this group."""
+
+    last_seen: float
+    group_id: int
+
+    def encode(self) -> str:
+        return f"{self.last_seen!r}:{self.group_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> GroupCursor | None:
+        seen, sep, group_id = text.partition(":")
+        try:
+            cursor = cls(float(seen), int(group_id))
+        except ValueError:
+            return None
+        return cursor if sep and cursor.last_seen == cursor.last_seen else None  # no NaN
+
+
+# -- groups ---------------------------------------------------------------------------------
+
+_GROUP_COLUMNS = (
+    "g.id, g.project_id, g.title, g.culprit, g.level, {count}, g.first_seen, {last_seen}, "
+    "g.latest_event_id"
+)
+
+
+def list_groups(
+    db: sqlite3.Connection, where: GroupFilter, after: GroupCursor | None, limit: int
+) -> list[StoredGroup]:
+    """A page of groups, most recently seen first."""
+    conditions: list[str] = []
+    params: list[object] = []
+    if where.environment is not None:
+        # CROSS JOIN keeps group_environments the outer loop, walked in index order.
+        columns = _GROUP_COLUMNS.format(count="ge.count", last_seen="ge.last_seen")
+        source = "group_environments ge CROSS JOIN groups g ON g.id = ge.group_id"
+        order_key = "(ge.last_seen, ge.group_id)"
+        order = "ge.last_seen DESC, ge.group_id DESC"
+        conditions.append("ge.environment = ?")
+        params.append(where.environment)
+    else:
+        columns = _GROUP_COLUMNS.format(count="g.count", last_seen="g.last_seen")
+        source = "groups g"
+        order_key = "(g.last_seen, g.id)"
+        order = "g.last_seen DESC, g.id DESC"
+    if where.level is not None:
+        conditions.append("g.level = ?")
+        params.append(where.level)
+    if where.text:
+        pattern = "%" + _escape_like(where.text) + "%"
+        conditions.append("(g.title LIKE ? ESCAPE '\\' OR g.culprit LIKE ? ESCAPE '\\')")
+        params += [pattern, pattern]
+    if after is not None:
+        conditions.append(f"{order_key} < (?, ?)")
+        params += [after.last_seen, after.group_id]
+    sql = f"SELECT {columns} FROM {source}"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    sql += f" ORDER BY {order} LIMIT ?"
+    params.append(limit)
+    return [StoredGroup(*row) for row in db.execute(sql, params)]
+
+
+def get_group(db: sqlite3.Connection, group_id: int) -> StoredGroup | None:
+    columns = _GROUP_COLUMNS.format(count="g.count", last_seen="g.last_seen")
+    row = db.execute(f"SELECT {columns} FROM groups g WHERE g.id = ?", (group_id,)).fetchone()
+    return StoredGroup(*row) if row else None
+
+
+def all_groups(db: sqlite3.Connection) -> list[StoredGroup]:
+    """Every group, oldest first (for tests and small databases)."""
+    columns = _GROUP_COLUMNS.format(count="g.count", last_seen="g.last_seen")
+    return [StoredGroup(*row) for row in db.execute(f"SELECT {columns} FROM groups g ORDER BY id")]
+
+
+def group_environments(db: sqlite3.Connection, group_id: int) -> list[tuple[str, int, float]]:
+    """(environment, count, last_seen) of one group, busiest first."""
+    rows = db.execute(
+        "SELECT environment, count, last_seen FROM group_environments WHERE group_id = ?",
+        (group_id,),
+    ).fetchall()
+    found = [(environment, int(count), last_seen) for environment, count, last_seen in rows]
+    return sorted(found, key=lambda row: (-row[1], row[0]))
+
+
+def environments(db: sqlite3.Connection) -> list[str]:
+    """The distinct environments seen, in order; one index probe each."""
+    found: list[str] = []
+    current: str | None = None
+    while len(found) < MAX_ENVIRONMENTS:
+        if current is None:
+            row = db.execute("SELECT min(environment) FROM group_environments").fetchone()
+        else:
+            row = db.execute(
+                "SELECT min(environment) FROM group_environments WHERE environment > ?",
+                (current,),
+            ).fetchone()
+        if row is None or row[0] is None:
+            break
+        current = row[0]
+        found.append(current)
+    return found
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+def group_events(
+    db: sqlite3.Connection, group_id: int, before_row: int | None, limit: int
+) -> list[EventSummary]:
+    """A page of one group's stored events, newest first, older than `before_row`."""
+    if before_row is None:
+        rows = db.execute(
+            f"SELECT {_SUMMARY_COLUMNS} FROM events WHERE group_id = ? ORDER BY id DESC LIMIT ?",
+            (group_id, limit),
+        )
+    else:
+        rows = db.execute(
+            f"SELECT {_SUMMARY_COLUMNS} FROM events WHERE group_id = ? AND id < ? "
+            "ORDER BY id DESC LIMIT ?",
+            (group_id, before_row, limit),
+        )
+    return [EventSummary(*row) for row in rows]
+
+
+def event_neighbours(
+    db: sqlite3.Connection, group_id: int, row_id: int
+) -> tuple[str | None, str | None]:
+    """The event ids of the previous (older) and next (newer) events of the same group."""
+    older = db.execute(
+        "SELECT event_id FROM events WHERE group_id = ? AND id < ? ORDER BY id DESC LIMIT 1",
+        (group_id, row_id),
+    ).fetchone()
+    newer = db.execute(
+        "SELECT event_id FROM events WHERE group_id = ? AND id > ? ORDER BY id LIMIT 1",
+        (group_id, row_id),
+    ).fetchone()
+    return (older[0] if older else None, newer[0] if newer else None)
+
+
+def find_event(db: sqlite3.Connection, event_id: str) -> list[StoredEvent]:
+    """Every stored copy of the event, newest first (duplicates are kept, not merged)."""
+    rows = db.execute(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE event_id = ? ORDER BY id DESC", (event_id,)
+    ).fetchall()
+    return [_stored_event(row) for row in rows]
+
+
+def event_by_row(db: sqlite3.Connection, row_id: int) -> StoredEvent | None:
+    row = db.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?", (row_id,)).fetchone()
+    return _stored_event(row) if row else None
+
+
+def list_events(db: sqlite3.Connection, *, limit: int, offset: int) -> list[StoredEvent]:
+    """A page of stored events, newest first."""
+    rows = db.execute(
+        f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)
+    ).fetchall()
+    return [_stored_event(row) for row in rows]
+
+
+def _stored_event(row: tuple[Any, ...]) -> StoredEvent:
+    (row_id, received_at, project_id, event_id, level, environment, release) = row[:7]
+    exception_type, exception_value, message, group_id, payload = row[7:]
+    return StoredEvent(
+        row_id=row_id,
+        received_at=received_at,
+        project_id=project_id,
+        event_id=event_id,
+        level=level,
+        environment=environment,
+        release=release,
+        exception_type=exception_type,
+        exception_value=exception_value,
+        message=message,
+        group_id=group_id,
+        payload=json.loads(payload),
+    )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

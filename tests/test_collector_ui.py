@@ -1,0 +1,543 @@
+"""The collector's web UI over real HTTP: the group list, a group, an event; escaping, filters,
+pagination, retention, and databases written by an older collector."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import sqlite3
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from errlink import AsyncClient
+from errlink._dsn import Dsn
+from errlink._envelope import Envelope
+from errlink._scope import new_scope, set_request, set_tag, set_user
+from errlink.collector import Collector
+
+XSS = '<script>window.__pwned = 1</script><img src=x onerror="alert(1)">'
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+def new_event(**fields: Any) -> dict[str, Any]:
+    return {"event_id": uuid.uuid4().hex, "platform": "python", "level": "error", **fields}
+
+
+async def send(session: aiohttp.ClientSession, collector: Collector, *events: Any) -> None:
+    """All events in one envelope: they are stored in one transaction, with one receive time."""
+    envelope = Envelope({})
+    for event in events:
+        envelope.add_json("event", event)
+    async with session.post(
+        Dsn.parse(collector.dsn).envelope_url,
+        data=envelope.to_bytes(),
+        headers={"X-Sentry-Auth": Dsn.parse(collector.dsn).auth_header()},
+    ) as response:
+        assert response.status == 200, await response.text()
+
+
+async def page(
+    session: aiohttp.ClientSession, collector: Collector, path: str, status: int = 200
+) -> str:
+    async with session.get(collector.url + path, allow_redirects=False) as response:
+        body = await response.text()
+        assert response.status == status, body
+        assert response.content_type == "text/html"
+        assert "script-src" not in response.headers["Content-Security-Policy"]  # none at all
+        assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+        return body
+
+
+def text_of(markup: str) -> str:
+    """Roughly what a person reads: tags dropped, entities decoded, spaces collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
+
+
+def links(markup: str, prefix: str) -> list[str]:
+    return [html.unescape(h) for h in re.findall(r'href="([^"]+)"', markup) if h.startswith(prefix)]
+
+
+def group_rows(markup: str) -> list[tuple[str, int]]:
+    """(title, count) of each row of the group list, top to bottom."""
+    rows = re.findall(
+        r'class="group-title"[^>]*>(.*?)</a>.*?<td class="num">([\d,]+)</td>', markup, re.S
+    )
+    return [(text_of(title), int(count.replace(",", ""))) for title, count in rows]
+
+
+def message_event(text: str, **fields: Any) -> dict[str, Any]:
+    return new_event(logentry={"formatted": text}, **fields)
+
+
+def raise_in_checkout(order_id: int) -> None:
+    basket = ["tea", "cups"]  # noqa: F841 - a local the page shows
+    raise ValueError(f"order {order_id} has no items")
+
+
+async def test_a_captured_error_from_list_to_group_to_event(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    async with AsyncClient(
+        collector.dsn, environment="staging", release="1.4", send_default_pii=True
+    ) as client:
+        for order_id in (7, 8):
+            with new_scope():
+                errlink_context(order_id)
+                try:
+                    raise_in_checkout(order_id)
+                except ValueError:
+                    await client.capture_exception()
+        await client.capture_message("nightly export done", level="info")
+        assert await client.flush(10)
+
+    listing = await page(session, collector, "/")
+    # Newest first, with counts.
+    assert group_rows(listing) == [
+        ("nightly export done", 1),
+        ("ValueError: order 8 has no items", 2),
+    ]
+
+    [group_link] = [h for h in links(listing, "/groups/") if h != "/groups/"][1:2]
+    group = await page(session, collector, group_link)
+    assert "ValueError: order 8 has no items" in text_of(group)
+    event_links = links(group, "/events/")
+    assert len(set(event_links)) == 2
+
+    event = await page(session, collector, event_links[0])
+    read = text_of(event)
+    assert "ValueError: order 8 has no items" in read
+    # The frame that raised, with its source, the line highlighted, and its locals.
+    assert re.search(
+        r'<tr class="context-line"><td class="lineno">\d+</td><td>\s*raise ValueError', event
+    )
+    assert 'basket [ "tea", "cups" ]' in read
+    # Request, user, tags, contexts, the raw JSON.
+    assert "POST https://shop.example/checkout?step=pay" in read
+    assert "ada@example.com" in read
+    assert '<span class="tag"><b>feature</b>: checkout</span>' in event
+    assert "runtime" in read
+    assert "CPython" in read
+    assert "Raw JSON" in read
+    assert '"event_id"' in text_of(event)
+    assert "staging" in read
+    assert "1.4" in read
+
+
+def errlink_context(order_id: int) -> None:
+    set_user({"id": str(order_id), "email": "ada@example.com"})
+    set_tag("feature", "checkout")
+    set_request({"method": "POST", "url": "https://shop.example/checkout?step=pay"})
+
+
+async def test_library_frames_are_folded_and_app_frames_open(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    frames = [
+        {"filename": "asyncio/runners.py", "function": "run", "lineno": 44, "in_app": False},
+        {"filename": "shop/views.py", "function": "checkout", "lineno": 10, "in_app": True,
+         "context_line": "    total = pay(cart)", "pre_context": ["def checkout(cart):"]},
+        {"filename": "requests/api.py", "function": "post", "lineno": 5, "in_app": False},
+        {"filename": "requests/sessions.py", "function": "send", "lineno": 9, "in_app": False},
+        {"filename": "shop/pay.py", "function": "pay", "lineno": 3, "in_app": True,
+         "context_line": "    raise PaymentError(reply)", "vars": {"reply": "'declined'"}},
+    ]  # fmt: skip
+    event = new_event(
+        exception={"values": [{"type": "PaymentError", "value": "declined",
+                               "stacktrace": {"frames": frames}}]}
+    )  # fmt: skip
+    await send(session, collector, event)
+    body = await page(session, collector, f"/events/{event['event_id']}/")
+    details = re.findall(r'<details class="(frame [\w-]+|library-frames)"( open)?>', body)
+    assert details == [
+        ("library-frames", ""),
+        ("frame library", ""),
+        ("frame in-app", " open"),
+        ("library-frames", ""),
+        ("frame library", ""),
+        ("frame library", ""),
+        ("frame in-app", " open"),
+    ]
+    assert "2 library frames" in text_of(body)
+    assert '<td class="lineno">9</td><td>def checkout(cart):</td>' in body
+    assert '<tr class="context-line"><td class="lineno">10</td>' in body
+
+
+async def test_breadcrumbs_render_as_a_timeline(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    event = message_event(
+        "payment failed",
+        breadcrumbs={
+            "values": [
+                {"timestamp": 1700000000.25, "category": "http", "message": "POST /pay",
+                 "level": "info", "data": {"status": 502}},
+                {"timestamp": "2023-11-14T22:13:21Z", "category": "db", "message": "rollback",
+                 "level": "warning"},
+            ]
+        },
+    )  # fmt: skip
+    await send(session, collector, event)
+    body = await page(session, collector, f"/events/{event['event_id']}/")
+    timeline = body[body.index('<ol class="timeline">') : body.index("</ol>")]
+    read = text_of(timeline)
+    assert read.index("POST /pay") < read.index("rollback")
+    assert "22:13:20.250Z http info POST /pay" in read
+    assert '{"status": 502}' in read
+    assert '<li class="crumb crumb-warning">' in timeline
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/?environment={xss}", "/?q={xss}", "/groups/1/", "/events/{event_id}/"]
+)
+async def test_script_in_any_field_is_shown_as_text(
+    collector: Collector, session: aiohttp.ClientSession, path: str
+) -> None:
+    event = new_event(
+        level=XSS,
+        environment=XSS,
+        release=XSS,
+        server_name=XSS,
+        logger=XSS,
+        transaction=XSS,
+        fingerprint=[XSS],
+        logentry={"formatted": XSS, "message": XSS, "params": [XSS]},
+        exception={
+            "values": [
+                {
+                    "type": XSS,
+                    "value": XSS,
+                    "module": XSS,
+                    "mechanism": {"type": XSS, "handled": False, "source": XSS},
+                    "stacktrace": {
+                        "frames": [
+                            {
+                                "filename": XSS,
+                                "module": XSS,
+                                "function": XSS,
+                                "lineno": 3,
+                                "in_app": True,
+                                "pre_context": [XSS],
+                                "context_line": XSS,
+                                "post_context": [XSS],
+                                "vars": {XSS: XSS, "nested": {XSS: [XSS]}},
+                            }
+                        ]
+                    },
+                },
+            ]
+        },
+        breadcrumbs={
+            "values": [{"category": XSS, "message": XSS, "level": XSS, "data": {XSS: XSS}}]
+        },
+        request={
+            "method": XSS,
+            "url": XSS,
+            "query_string": XSS,
+            "data": {XSS: XSS},
+            "headers": {XSS: XSS},
+            "cookies": XSS,
+            "env": {XSS: XSS},
+        },
+        user={XSS: XSS, "id": XSS},
+        tags={XSS: XSS},
+        contexts={XSS: {XSS: XSS}, "os": XSS},
+        extra={XSS: XSS},
+        sdk={"name": XSS, "version": XSS},
+        modules={XSS: XSS},
+    )
+    await send(session, collector, event)
+    quoted = urllib.parse.quote(XSS)
+    body = await page(session, collector, path.format(xss=quoted, event_id=event["event_id"]))
+    assert "<script" not in body.lower()
+    assert "<img" not in body.lower()
+    assert "onerror=&quot;" in body or path.startswith("/?q")  # shown, as text
+    if not path.startswith("/?q"):
+        assert XSS in text_of(body)
+
+
+async def test_filters_by_environment_level_and_text(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    await send(
+        session,
+        collector,
+        message_event("disk full on db-1", environment="prod", level="fatal"),
+        message_event("disk full on db-1", environment="staging", level="fatal"),
+        message_event("slow query", environment="prod", level="warning"),
+        message_event("cache miss 100% of the time", level="info"),
+    )
+
+    async def titles(query: str) -> list[str]:
+        body = await page(session, collector, "/?" + query)
+        return [text_of(t) for t in re.findall(r'class="group-title"[^>]*>(.*?)</a>', body)]
+
+    assert sorted(await titles("")) == [
+        "cache miss 100% of the time",
+        "disk full on db-1",
+        "slow query",
+    ]
+    assert sorted(await titles("environment=prod")) == ["disk full on db-1", "slow query"]
+    assert await titles("environment=staging") == ["disk full on db-1"]
+    assert await titles("environment=%28none%29") == ["cache miss 100% of the time"]
+    assert await titles("level=warning") == ["slow query"]
+    assert await titles("environment=prod&level=fatal") == ["disk full on db-1"]
+    assert await titles("q=DISK") == ["disk full on db-1"]
+    assert await titles("q=100%25") == ["cache miss 100% of the time"]  # % is literal
+    assert await titles("q=no_such_thing") == []
+    assert "No issue matches" in text_of(await page(session, collector, "/?q=zzz"))
+    # Counts within the chosen environment.
+    body = await page(session, collector, "/?environment=prod")
+    assert ("disk full on db-1", 1) in group_rows(body)
+    options = re.findall(r'<option value="([^"]*)"', body)
+    assert [o for o in options if o][:3] == ["(none)", "prod", "staging"]
+
+
+async def test_group_list_pages_through_every_group_once(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    # One envelope: 120 groups with the very same last-seen time, the hard case for paging.
+    await send(session, collector, *[message_event(f"distinct problem {n}") for n in range(120)])
+    await send(session, collector, message_event("distinct problem 5"))
+    seen: list[str] = []
+    path: str | None = "/?limit=50"
+    pages = 0
+    while path is not None:
+        body = await page(session, collector, path)
+        seen += [text_of(t) for t in re.findall(r'class="group-title"[^>]*>(.*?)</a>', body)]
+        older = [h for h in links(body, "/?") if "after=" in h]
+        path = older[0] if older else None
+        pages += 1
+    assert pages == 3
+    assert len(seen) == 120
+    assert set(seen) == {f"distinct problem {n}" for n in range(120)}
+    assert seen[0] == "distinct problem 5"  # seen again last, so listed first
+
+
+async def test_group_page_pages_through_its_events(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    events = [message_event("same problem") for _ in range(30)]
+    for event in events:
+        await send(session, collector, event)
+    first = await page(session, collector, "/groups/1/?limit=20")
+    assert "30" in text_of(first)
+    ids_first = [h.split("/")[2] for h in links(first, "/events/")]
+    [older] = [h for h in links(first, "/groups/1/") if "before=" in h]
+    second = await page(session, collector, older)
+    ids_second = [h.split("/")[2] for h in links(second, "/events/")]
+    newest_first = [e["event_id"] for e in reversed(events)]
+    # The "latest event" link comes first on the first page, then the table.
+    assert ids_first[0] == newest_first[0]
+    assert ids_first[1:] == newest_first[:20]
+    assert ids_second[1:] == newest_first[20:]
+    assert not [h for h in links(second, "/groups/1/") if "before=" in h]
+
+
+async def test_event_page_links_its_group_and_neighbours(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    events = [message_event("flaky job", tags={"n": str(n)}) for n in range(3)]
+    for event in events:
+        await send(session, collector, event)
+    body = await page(session, collector, f"/events/{events[1]['event_id']}/")
+    assert f"/events/{events[0]['event_id']}/" in links(body, "/events/")
+    assert f"/events/{events[2]['event_id']}/" in links(body, "/events/")
+    assert "/groups/1/" in links(body, "/groups/")
+    assert "(3 events)" in text_of(body)
+
+
+async def test_missing_things_get_404_pages_and_bad_links_400(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    await page(session, collector, "/groups/999/", 404)
+    await page(session, collector, "/groups/abc/", 404)
+    await page(session, collector, f"/events/{uuid.uuid4().hex}/", 404)
+    await page(session, collector, "/events/not-an-id/", 404)
+    await page(session, collector, "/?after=garbage", 400)
+    empty = await page(session, collector, "/")
+    assert "No events yet" in text_of(empty)
+    assert collector.dsn.replace("http://", "") in text_of(empty)
+
+
+async def test_searching_an_event_id_opens_the_event(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    event = message_event("find me")
+    await send(session, collector, event)
+    dashed = str(uuid.UUID(event["event_id"]))
+    async with session.get(f"{collector.url}/?q={dashed}", allow_redirects=False) as response:
+        assert response.status == 302
+        assert response.headers["Location"] == f"/events/{event['event_id']}/"
+
+
+async def test_odd_payloads_render(collector: Collector, session: aiohttp.ClientSession) -> None:
+    odd = [
+        new_event(exception={"values": [{"stacktrace": {"frames": [None, {"lineno": "x"}]}}]}),
+        new_event(exception=[{"type": "ListForm", "value": 3}]),
+        new_event(breadcrumbs=[{"message": {"not": "text"}, "timestamp": None}]),
+        new_event(request={"headers": [["X-A", "1"], "junk"], "cookies": {"c": 1}}),
+        new_event(tags=[["k", "v"], ["broken"]], contexts={"gpu": "a string"}, user="nobody"),
+        new_event(logentry={"formatted": "surrogate \ud800 here"}, extra={"deep": [[[[1]]]]}),
+    ]
+    await send(session, collector, *odd)
+    for event in odd:
+        await page(session, collector, f"/events/{event['event_id']}/")
+    listing = await page(session, collector, "/")
+    assert "surrogate ? here" in text_of(listing)
+
+
+async def test_retention_keeps_the_newest_events_and_the_counts(tmp_path: Path) -> None:
+    async with (
+        Collector(db_path=tmp_path / "r.db", max_events=10) as collector,
+        aiohttp.ClientSession() as session,
+    ):
+        old = [message_event("old problem") for _ in range(5)]
+        new = [message_event("new problem") for _ in range(20)]
+        for event in [*old, *new]:
+            await send(session, collector, event)
+        stored = [e["event_id"] for e in collector.events()]
+        # 10 in all: "old problem"'s latest event, which its group keeps, and the newest 9.
+        assert stored == [old[-1]["event_id"]] + [e["event_id"] for e in new[-9:]]
+        counts = {group.title: group.count for group in collector.groups()}
+        assert counts == {"old problem": 5, "new problem": 20}
+        group_page = await page(session, collector, "/groups/2/")
+        assert "11 older events were pruned" in text_of(group_page)
+        assert "20" in text_of(group_page)
+
+
+async def test_a_version_1_database_is_migrated_and_grouped(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    write_version_1_database(
+        path,
+        [
+            message_event("legacy problem", environment="prod"),
+            message_event("legacy problem", environment="dev"),
+            new_event(exception={"values": [{"type": "KeyError", "value": "'x'"}]}),
+        ],
+    )
+    async with (
+        Collector(db_path=path) as collector,
+        aiohttp.ClientSession() as session,
+    ):
+        assert {g.title: g.count for g in collector.groups()} == {
+            "legacy problem": 2,
+            "KeyError: 'x'": 1,
+        }
+        await send(session, collector, message_event("legacy problem", environment="prod"))
+        body = await page(session, collector, "/?environment=prod")
+        assert group_rows(body) == [("legacy problem", 2)]
+        assert len(collector.events()) == 4
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        assert "events_message" not in indexes
+        assert "events_group" in indexes
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(Exception, match="schema version 99"):
+        async with Collector(db_path=path):
+            pass
+
+
+def write_version_1_database(path: Path, events: list[dict[str, Any]]) -> None:
+    """A database as errlink's first collector wrote it (schema version 1)."""
+    import json
+
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            PRAGMA journal_mode=WAL;
+            CREATE TABLE events (id INTEGER PRIMARY KEY, received_at REAL NOT NULL,
+                project_id TEXT NOT NULL, event_id TEXT NOT NULL, level TEXT NOT NULL,
+                environment TEXT, release TEXT, exception_type TEXT, exception_value TEXT,
+                message TEXT, payload TEXT NOT NULL);
+            CREATE INDEX events_received_at ON events (received_at);
+            CREATE INDEX events_event_id ON events (event_id);
+            CREATE INDEX events_message ON events (message);
+            CREATE TABLE client_reports (id INTEGER PRIMARY KEY, received_at REAL NOT NULL,
+                project_id TEXT NOT NULL, payload TEXT NOT NULL);
+            CREATE TABLE discarded_events (report_id INTEGER NOT NULL, reason TEXT NOT NULL,
+                category TEXT NOT NULL, quantity INTEGER NOT NULL);
+            PRAGMA user_version = 1;
+            """
+        )
+        db.executemany(
+            "INSERT INTO events (received_at, project_id, event_id, level, environment, "
+            "payload) VALUES (?, '1', ?, ?, ?, ?)",
+            [
+                (1_700_000_000 + n, e["event_id"], e["level"], e.get("environment"), json.dumps(e))
+                for n, e in enumerate(events)
+            ],
+        )
+
+
+async def test_stylesheet_is_served_locally(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    body = await page(session, collector, "/")
+    assert re.findall(r'(?:href|src)="(https?:)?//', body) == []
+    async with session.get(collector.url + "/_static/errlink.css") as response:
+        assert response.status == 200
+        assert response.content_type == "text/css"
+        assert "context-line" in await response.text()
+
+
+async def test_groups_read_api(collector: Collector, session: aiohttp.ClientSession) -> None:
+    await send(session, collector, *[message_event(f"api problem {n % 3}") for n in range(7)])
+    async with session.get(f"{collector.url}/api/0/groups/?limit=2") as response:
+        first = await response.json()
+    assert len(first["groups"]) == 2
+    assert first["next"]
+    async with session.get(
+        f"{collector.url}/api/0/groups/", params={"limit": "2", "after": first["next"]}
+    ) as response:
+        second = await response.json()
+    assert len(second["groups"]) == 1
+    assert second["next"] is None
+    counts = sorted(g["count"] for g in first["groups"] + second["groups"])
+    assert counts == [2, 2, 3]
+    group_id = first["groups"][0]["id"]
+    async with session.get(f"{collector.url}/api/0/groups/{group_id}/events/") as response:
+        listed = await response.json()
+    assert {e["group_id"] for e in listed["events"]} == {group_id}
+    async with session.get(f"{collector.url}/api/0/groups/12345/events/") as response:
+        assert response.status == 404
+
+
+async def test_pages_answer_while_events_stream_in(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    await send(session, collector, message_event("stream 0"))
+
+    async def ingest() -> None:
+        for n in range(20):
+            await send(session, collector, *[message_event(f"stream {n % 4}") for _ in range(10)])
+
+    async def browse() -> list[int]:
+        counts = []
+        for _ in range(20):
+            counts.append(
+                sum(count for _, count in group_rows(await page(session, collector, "/")))
+            )
+            await page(session, collector, "/groups/1/")
+        return counts
+
+    _, seen = await asyncio.gather(ingest(), browse())
+    assert seen == sorted(seen)  # every page is a consistent, growing snapshot
+    assert sum(group.count for group in collector.groups()) == 201
