@@ -1,0 +1,237 @@
+"""What the async web integrations (Sanic, Tornado, aiohttp.web) share.
+
+Each of them runs an `AsyncClient` on the server's own loop and gives every request a fresh scope
+bound to that client. A request pays for this with two context variable writes and one small
+`LazyRequest`: the protocol's `request` dict is only built if an event is captured while the
+request runs. On the unhandled-error path the integration builds it eagerly instead (it may add
+what only that path can read, such as an aiohttp body), and passes the route as `transaction`.
+
+Which exceptions are reported is decided the same way everywhere: the framework's own HTTP
+exceptions (Sanic's `SanicException`, Tornado's `HTTPError`, aiohttp's `HTTPException`) carry a
+status and are reported when it is in `capture_status_codes` (default 500-599); any other
+exception is an error and always reported (subject to the client's `ignore_errors`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import Token
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._client import AsyncClient
+from .._core import INTERNAL
+from .._options import build_options
+from .._scope import Scope, _client, _scope
+
+if TYPE_CHECKING:
+    from .._core import ClientCore
+    from .._dsn import Dsn
+    from .._options import ClientOptions, Options
+
+logger = logging.getLogger("errlink")
+
+DEFAULT_CAPTURE_STATUS_CODES: frozenset[int] = frozenset(range(500, 600))
+
+# (framework request, body size limit in bytes or None) -> the protocol's `request` dict
+RequestBuilder = Callable[[Any, "int | None"], dict[str, Any]]
+RequestTokens = tuple["Token[Scope]", "Token[ClientCore | None]"]
+
+
+def capture_status_codes_option(value: object) -> frozenset[int]:
+    """The `capture_status_codes` option, validated: HTTP status codes (100-599)."""
+    if isinstance(value, str | bytes | int) or not isinstance(value, Iterable):
+        raise TypeError(
+            "option 'capture_status_codes' must be a collection of HTTP status codes such as "
+            f"range(500, 600) or {{404, 500}}, not {value!r}"
+        )
+    codes = frozenset(value)
+    for code in codes:
+        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+            raise ValueError(
+                f"option 'capture_status_codes' holds {code!r}: use HTTP status codes (100-599)"
+            )
+    return codes
+
+
+def build_request(builder: RequestBuilder, source: object, max_bytes: int | None) -> dict[str, Any]:
+    """`builder(source, max_bytes)`, or an empty dict (logged) if reading the request failed."""
+    try:
+        return builder(source, max_bytes)
+    except Exception:
+        # An event without request data beats no event.
+        logger.warning(
+            "errlink: could not read the request's context", exc_info=True, extra=INTERNAL
+        )
+        return {}
+
+
+class LazyRequest(Mapping[str, Any]):
+    """A request's protocol dict, built from the framework's request on first use and kept."""
+
+    __slots__ = ("_builder", "_data", "_max_bytes", "_source")
+
+    def __init__(self, source: object, builder: RequestBuilder, max_bytes: int | None) -> None:
+        self._source: object = source
+        self._builder = builder
+        self._max_bytes = max_bytes
+        self._data: dict[str, Any] | None = None
+
+    @property
+    def source(self) -> object:
+        return self._source
+
+    def _resolved(self) -> dict[str, Any]:
+        data = self._data
+        if data is None:
+            data = self._data = build_request(self._builder, self._source, self._max_bytes)
+        return data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._resolved()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resolved())
+
+    def __len__(self) -> int:
+        return len(self._resolved())
+
+
+def _fresh_scope(request: Mapping[str, Any] | None, transaction: str | None) -> Scope:
+    scope = Scope()  # not shared with anyone yet, so filling it in place is safe
+    scope.request = request
+    scope.transaction = transaction
+    return scope
+
+
+def begin_request_scope(
+    core: ClientCore, request: Mapping[str, Any] | None, transaction: str | None = None
+) -> None:
+    """Give the current context a fresh scope bound to `core`, without a block to undo it.
+
+    For servers that run a request in a task or context that ends with it; where one task serves
+    several requests in turn (a keep-alive connection), each request starts by calling this.
+    """
+    _scope.set(_fresh_scope(request, transaction))
+    _client.set(core)
+
+
+def enter_request_scope(
+    core: ClientCore, request: Mapping[str, Any] | None, transaction: str | None = None
+) -> RequestTokens:
+    """Like `begin_request_scope`, undone by `exit_request_scope` (a middleware's try/finally)."""
+    return _scope.set(_fresh_scope(request, transaction)), _client.set(core)
+
+
+def exit_request_scope(tokens: RequestTokens) -> None:
+    scope_token, client_token = tokens
+    _client.reset(client_token)
+    _scope.reset(scope_token)
+
+
+def is_reported(status: int | None, codes: frozenset[int]) -> bool:
+    """Report an HTTP exception (one carrying `status`) only for `codes`; anything else always."""
+    return status is None or status in codes
+
+
+def qualified_name(obj: object) -> str | None:
+    """``module.QualName`` of a function or class, the transaction of a route without a name."""
+    name = getattr(obj, "__qualname__", None)
+    if not isinstance(name, str):
+        return None
+    module = getattr(obj, "__module__", None)
+    return f"{module}.{name}" if isinstance(module, str) else name
+
+
+def content_length(value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        length = int(str(value))
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
+def excluding_library_frames(options: ClientOptions, modules: tuple[str, ...]) -> ClientOptions:
+    """`options` with `modules` added to `in_app_exclude`, unless the user's rules name them.
+
+    Frames of the framework and of errlink's own hooks are library code wherever the packages
+    are installed from (an editable install is outside site-packages). Sanic also compiles
+    `Sanic.handle_request` anew under the file name "handle_request", which no path rule can
+    tell from application code; its module can.
+    """
+    include, exclude = options.get("in_app_include", ()), options.get("in_app_exclude", ())
+    for rules in (include, exclude):
+        if isinstance(rules, str) or not isinstance(rules, Iterable):
+            return options  # invalid: option validation says so
+    include, exclude = tuple(include), tuple(exclude)
+    mentioned = [p for p in (*include, *exclude) if isinstance(p, str)]
+    added = tuple(
+        module
+        for module in modules
+        if not any(p == module or p.startswith(f"{module}.") for p in mentioned)
+    )
+    if not added:
+        return options
+    return {**options, "in_app_include": include, "in_app_exclude": (*exclude, *added)}
+
+
+class AsyncWebIntegration:
+    """The part of the Sanic, Tornado and aiohttp extension objects that is the same."""
+
+    name: ClassVar[str]
+
+    def __init__(
+        self, dsn: str | Dsn | None, capture_status_codes: object, options: ClientOptions
+    ) -> None:
+        options = excluding_library_frames(options, (self.name, "errlink"))
+        # Validated now, so a bad DSN or option fails where the app is set up, not at start-up.
+        self.options: Options = build_options(dsn, options)
+        self.capture_status_codes = capture_status_codes_option(capture_status_codes)
+        self._dsn = dsn
+        self._client_options = options
+        self.client: AsyncClient | None = None
+
+    def new_client(self) -> AsyncClient:
+        client = AsyncClient(self._dsn, **self._client_options)
+        client.core.add_integration(self.name)
+        return client
+
+    def active_core(self) -> ClientCore | None:
+        """The core of an enabled, open client: what a request binds (else it does nothing)."""
+        client = self.client
+        if client is None or not client.enabled:
+            return None
+        return client.core
+
+    async def capture_unhandled(
+        self, exc: BaseException, request: Mapping[str, Any] | None, transaction: str | None
+    ) -> str | None:
+        """Report an exception the framework is about to turn into an error response."""
+        client = self.client
+        if client is None or not client.enabled:
+            return None
+        return await client.capture_exception(
+            exc, handled=False, mechanism=self.name, **_event_fields(request, transaction)
+        )
+
+    def capture_unhandled_now(
+        self, exc: BaseException, request: Mapping[str, Any] | None, transaction: str | None
+    ) -> str | None:
+        """`capture_unhandled` for a synchronous hook running on the client's loop."""
+        client = self.client
+        if client is None or not client.enabled or not client._ready():
+            return None
+        return client.core.capture_exception(
+            exc, handled=False, mechanism=self.name, **_event_fields(request, transaction)
+        )
+
+
+def _event_fields(request: Mapping[str, Any] | None, transaction: str | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if request:
+        fields["request"] = request
+    if transaction:
+        fields["transaction"] = transaction
+    return fields

@@ -1,0 +1,236 @@
+"""Tornado integration: report uncaught handler errors with the request they happened in.
+
+Usage::
+
+    from errlink.integrations.tornado import Errlink
+
+    app = tornado.web.Application(routes)
+    errlink_ext = Errlink(app, dsn="https://key@sentry.example.com/1", environment="prod")
+    ...
+    await errlink_ext.aclose()   # when the server stops: delivers what is still queued
+
+The extension owns an `errlink.AsyncClient`, which runs on Tornado's IOLoop (asyncio). Two
+parts, both set up by `Errlink(app)`:
+
+- an output transform (`Application.add_transform`), Tornado's per-request hook that runs before
+  the handler's task starts: it gives the request a fresh scope bound to the client, so
+  `errlink.capture_exception()` and the scope functions inside a handler reach this request's
+  client and scope, with its `request` data built only if something is captured;
+- `RequestHandler.log_exception`, the method Tornado calls for every uncaught handler error
+  (and websocket callback error): the exception is reported, then Tornado logs it and sends its
+  error page as usual. Tornado has no application-level hook for this, so by default
+  (``every_handler=True``) the extension wraps `RequestHandler.log_exception` once per process;
+  the wrapper only acts for applications that have an extension. With ``every_handler=False``
+  nothing is patched: mix `ErrlinkMixin` into the handlers that should report.
+
+`HTTPError` is reported when its status is in `capture_status_codes` (default 500-599).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import weakref
+from collections.abc import Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .._core import INTERNAL
+from ._async_web import (
+    DEFAULT_CAPTURE_STATUS_CODES,
+    AsyncWebIntegration,
+    LazyRequest,
+    begin_request_scope,
+    build_request,
+    content_length,
+    is_reported,
+    qualified_name,
+)
+from ._framework import require
+from ._request import body_data, request_interface
+
+require("tornado", distribution="tornado", extra="tornado", minimum=(6, 2))
+
+from tornado.httputil import HTTPServerRequest  # noqa: E402
+from tornado.web import Application, HTTPError, OutputTransform, RequestHandler  # noqa: E402
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .._dsn import Dsn
+    from .._options import ClientOptions
+
+__all__ = ["Errlink", "ErrlinkMixin"]
+
+logger = logging.getLogger("errlink")
+_extensions: weakref.WeakKeyDictionary[Application, Errlink] = weakref.WeakKeyDictionary()
+_HOOK_MARK = "__errlink_hook__"
+
+
+class Errlink(AsyncWebIntegration):
+    """The Tornado extension, one per application.
+
+    Takes `dsn` and every client option (`environment=`, `send_default_pii=`,
+    `max_request_body_size=`, ...), validated here, plus:
+
+    - `capture_status_codes`: statuses whose `HTTPError` is reported (default
+      ``range(500, 600)``; add 404 to see unknown URLs and ``HTTPError(404)``);
+    - `every_handler`: report from every handler of the app (default True), else only from
+      handlers that mix in `ErrlinkMixin`.
+
+    `client` is the `AsyncClient`; it starts on the IOLoop at its first event. Call
+    ``await aclose()`` before the loop stops so queued events are delivered.
+    """
+
+    name = "tornado"
+
+    def __init__(
+        self,
+        app: Application | None = None,
+        dsn: str | Dsn | None = None,
+        *,
+        capture_status_codes: Iterable[int] = DEFAULT_CAPTURE_STATUS_CODES,
+        every_handler: bool = True,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        super().__init__(dsn, capture_status_codes, options)
+        if not isinstance(every_handler, bool):
+            raise TypeError(f"option 'every_handler' must be True or False, not {every_handler!r}")
+        self.every_handler = every_handler
+        self.client = self.new_client()
+        self.app: Application | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Application) -> None:
+        if self.app is not None:
+            raise RuntimeError("this Errlink extension already serves another application")
+        if app in _extensions:
+            raise RuntimeError("this application already has an Errlink extension")
+        self.app = app
+        _extensions[app] = self
+        app.add_transform(_request_scope_transform(self))
+        if self.every_handler:
+            _hook_every_handler()
+
+    @staticmethod
+    def of(app: Application) -> Errlink | None:
+        """The extension set up for `app`, if any."""
+        return _extensions.get(app)
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait (up to `timeout` seconds) until queued events are delivered."""
+        client = self.client
+        return True if client is None else await client.flush(timeout)
+
+    async def aclose(self, timeout: float | None = None) -> bool:
+        """Flush within `timeout` (default: the client's `shutdown_timeout`), then close."""
+        client = self.client
+        return True if client is None else await client.aclose(timeout)
+
+    def report(self, handler: RequestHandler, exc: BaseException | None) -> None:
+        """Report `exc`, uncaught in `handler`, unless it is an HTTPError with a quiet status."""
+        if not isinstance(exc, Exception):
+            return  # a cancelled websocket callback, say: not an error of the application
+        try:
+            status = exc.status_code if isinstance(exc, HTTPError) else None
+            if not is_reported(status, self.capture_status_codes):
+                return
+            data = build_request(
+                _request_data, handler.request, self.options.max_request_body_bytes
+            )
+            self.capture_unhandled_now(exc, data, qualified_name(type(handler)))
+        except Exception:
+            logger.warning(
+                "errlink: could not report a Tornado error", exc_info=True, extra=INTERNAL
+            )
+
+    def begin_request(self, request: HTTPServerRequest) -> None:
+        core = self.active_core()
+        if core is None:
+            return
+        begin_request_scope(
+            core, LazyRequest(request, _request_data, self.options.max_request_body_bytes)
+        )
+
+
+class ErrlinkMixin(RequestHandler):
+    """Reports this handler's uncaught errors to its application's `Errlink` extension.
+
+    Only needed with ``Errlink(app, every_handler=False)``; list it first among the bases::
+
+        class OrderHandler(ErrlinkMixin, tornado.web.RequestHandler): ...
+
+    A handler that overrides `log_exception` itself must call ``super().log_exception(...)``.
+    """
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        extension = _extensions.get(self.application)
+        if extension is not None:
+            extension.report(self, value)
+        super().log_exception(typ, value, tb)
+
+
+def _request_scope_transform(extension: Errlink) -> type[OutputTransform]:
+    class ErrlinkRequestScope(OutputTransform):
+        """Passes the output through; exists for its constructor.
+
+        Tornado builds the transforms of a request right before it starts the handler's task,
+        in the context that task copies: what is set here is what the handler sees.
+        """
+
+        def __init__(self, request: HTTPServerRequest) -> None:
+            super().__init__(request)
+            try:
+                extension.begin_request(request)
+            except Exception:
+                logger.warning(
+                    "errlink: could not set up a request's scope", exc_info=True, extra=INTERNAL
+                )
+
+    return ErrlinkRequestScope
+
+
+def _hook_every_handler() -> None:
+    wrapped = RequestHandler.log_exception
+    if getattr(wrapped, _HOOK_MARK, False):
+        return
+
+    @functools.wraps(wrapped)
+    def log_exception(
+        self: RequestHandler,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        extension = _extensions.get(self.application)
+        if extension is not None and extension.every_handler:
+            extension.report(self, value)
+        wrapped(self, typ, value, tb)
+
+    setattr(log_exception, _HOOK_MARK, True)
+    RequestHandler.log_exception = log_exception  # type: ignore[method-assign]
+
+
+def _request_data(request: HTTPServerRequest, max_bytes: int | None) -> dict[str, Any]:
+    headers = request.headers
+    body = request.body if isinstance(request.body, bytes) else None  # a future when streamed
+    return request_interface(
+        url=f"{request.protocol}://{request.host}{request.path}",
+        method=request.method or "GET",
+        query_string=request.query,
+        headers=headers.get_all(),
+        cookies=headers.get("Cookie"),
+        data=body_data(
+            body,
+            content_type=headers.get("Content-Type"),
+            content_length=content_length(headers.get("Content-Length")),
+            max_bytes=max_bytes,
+        ),
+        remote_addr=request.remote_ip,
+    )
