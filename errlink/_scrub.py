@@ -312,8 +312,8 @@ class Scrubber:
                 scrubbed = self._scrub_request_field(key, value)
             except Exception:
                 scrubbed = FILTERED
-            if scrubbed is not _DROP:
-                result[key] = scrubbed
+            if scrubbed is not _DROP and not (key == "env" and not scrubbed):
+                result[key] = scrubbed  # an env left empty by PII removal is left out
         return result
 
     def _scrub_request_field(self, key: object, value: Any) -> Any:

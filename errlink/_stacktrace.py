@@ -425,6 +425,8 @@ class FrameExtractor:
 
     def _in_app(self, module: str | None, abs_path: str) -> bool:
         if module is not None:
+            if _module_matches(module, "errlink"):
+                return False  # errlink's own frames, even from an editable install
             for prefix, verdict in self._in_app_rules:
                 if _module_matches(module, prefix):
                     return verdict

@@ -365,3 +365,13 @@ def test_locals_and_extra_through_the_serializer() -> None:
         "message": {"": {"rem": [["!config", "s", 5, 15]]}},
         "session": {"": {"rem": [["!config", "s"]]}},
     }
+
+
+def test_an_env_emptied_by_pii_removal_is_left_out() -> None:
+    from errlink._scrub import Scrubber
+
+    request = {"url": "http://h/", "env": {"REMOTE_ADDR": "10.0.0.1"}}
+    assert Scrubber().scrub_request(request) == {"url": "http://h/"}
+    assert Scrubber(send_default_pii=True).scrub_request(request)["env"] == {
+        "REMOTE_ADDR": "10.0.0.1"
+    }

@@ -565,3 +565,12 @@ def test_from_stack_starts_at_the_given_frame_and_fills_meta() -> None:
     with_vars = {str(index) for index, frame in enumerate(frames) if "vars" in frame}
     assert len(with_vars) >= 5  # the oldest frame may be a script's module level: no vars
     assert set(meta["frames"]) == {""} | with_vars
+
+
+def test_errlinks_own_frames_are_never_in_app() -> None:
+    from errlink._stacktrace import FrameExtractor
+
+    extractor = FrameExtractor(vars_normalizer=None, include_locals=False)
+    # errlink may be installed editable (outside site-packages): its module name decides.
+    assert extractor._in_app("errlink._core", "/work/src/errlink/_core.py") is False
+    assert extractor._in_app("errlinkish.app", "/work/src/errlinkish/app.py") is True
