@@ -1,0 +1,214 @@
+"""What the sync web integrations (Flask, Django) share: lazy request context and settings errors.
+
+A request pays for errlink with a scope and a `LazyMapping`: the protocol's `request` dict (and
+the user) is only built when an event is captured. The helpers read a WSGI environ, or Django's
+`request.META`, which carries the same CGI-style keys under WSGI and ASGI alike. Environ values
+are "WSGI strings" (the raw bytes decoded as latin-1); they are re-decoded as UTF-8, with
+replacement characters for invalid bytes, so non-ASCII paths, query strings and headers read right.
+
+Both integrations are configured from the framework's settings; a bad value must fail at start-up
+with a message naming the setting the user wrote, which `invalid_setting` works out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import Token
+from typing import TYPE_CHECKING, Any
+
+from .._core import INTERNAL
+from .._options import build_options
+from .._scope import Scope
+from .._scope import _client as _client_var
+from .._scope import _scope as _scope_var
+from ._request import to_text
+from .logging import level_number
+
+if TYPE_CHECKING:
+    from .._core import ClientCore
+
+logger = logging.getLogger("errlink")
+
+_HEADER_KEYS_WITHOUT_PREFIX = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
+_ENV_KEYS = ("REMOTE_ADDR", "SERVER_NAME", "SERVER_PORT")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+class LazyMapping(Mapping[str, Any]):
+    """A read-only mapping computed by `factory` on first use, then kept.
+
+    The factory runs on the capture path, so a fault in it is logged on the `errlink` logger
+    and yields an empty mapping: an event without request data beats a lost event.
+    """
+
+    __slots__ = ("_data", "_factory")
+
+    def __init__(self, factory: Callable[[], Mapping[str, Any]]) -> None:
+        self._factory: Callable[[], Mapping[str, Any]] | None = factory
+        self._data: dict[str, Any] | None = None
+
+    def _resolved(self) -> dict[str, Any]:
+        data = self._data
+        if data is None:
+            factory = self._factory
+            try:
+                data = dict(factory()) if factory is not None else {}
+            except Exception:
+                logger.warning(
+                    "errlink: could not read the request's context", exc_info=True, extra=INTERNAL
+                )
+                data = {}
+            self._data = data
+            self._factory = None  # let go of the framework's request object
+        return data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._resolved()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resolved())
+
+    def __len__(self) -> int:
+        return len(self._resolved())
+
+
+class RequestScope:
+    """A fresh scope bound to `core` for one request, with lazy request (and user) data.
+
+    What `isolated_scope()`, `bind_client(core)` and `set_request()` do together, in one step:
+    this runs on every request, where three generator-based context managers and a scope copy
+    would cost several microseconds.
+    """
+
+    __slots__ = ("_client_token", "_core", "_scope", "_scope_token")
+    _scope_token: Token[Scope]
+    _client_token: Token[ClientCore | None]
+
+    def __init__(
+        self, core: ClientCore, request: Mapping[str, Any], user: Mapping[str, Any] | None
+    ) -> None:
+        scope = Scope()
+        scope.request = request
+        scope.user = user  # a lazy mapping: `set_user` would copy it, building it right now
+        self._scope = scope
+        self._core = core
+
+    def __enter__(self) -> None:
+        self._scope_token = _scope_var.set(self._scope)
+        self._client_token = _client_var.set(self._core)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _client_var.reset(self._client_token)
+        _scope_var.reset(self._scope_token)
+
+
+def wsgi_text(value: object) -> str:
+    """A WSGI string (bytes decoded as latin-1) as the UTF-8 text it was meant to be."""
+    if isinstance(value, str):
+        try:
+            return value.encode("latin-1").decode("utf-8", "replace")
+        except UnicodeEncodeError:  # already real text: the server decoded it itself
+            return value
+    return to_text(value)
+
+
+def environ_headers(environ: Mapping[Any, Any]) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    for key, value in environ.items():
+        if not isinstance(key, str):
+            continue
+        if key.startswith("HTTP_"):
+            name = key[5:].replace("_", "-").title()
+        else:
+            fixed = _HEADER_KEYS_WITHOUT_PREFIX.get(key)
+            if fixed is None or not value:
+                continue
+            name = fixed
+        headers.append((name, wsgi_text(value)))
+    return headers
+
+
+def environ_url(
+    environ: Mapping[str, Any], *, scheme: str | None = None, path: str | None = None
+) -> str:
+    """The request URL without its query string, as the client asked for it."""
+    scheme = scheme or to_text(environ.get("wsgi.url_scheme") or "http")
+    host = environ.get("HTTP_HOST")
+    if host:
+        host = wsgi_text(host)
+    else:
+        host = to_text(environ.get("SERVER_NAME") or "localhost")
+        port = to_text(environ.get("SERVER_PORT") or "")
+        if port and port != _DEFAULT_PORTS.get(scheme):
+            host = f"{host}:{port}"
+    if path is None:
+        path = wsgi_text(environ.get("SCRIPT_NAME") or "") + wsgi_text(
+            environ.get("PATH_INFO") or ""
+        )
+    return f"{scheme}://{host}{path or '/'}"
+
+
+def environ_env(environ: Mapping[str, Any]) -> dict[str, str]:
+    """The few CGI variables worth sending; REMOTE_ADDR is dropped later unless PII is on."""
+    return {key: to_text(environ[key]) for key in _ENV_KEYS if environ.get(key)}
+
+
+def parse_cookies(header: object) -> dict[str, str]:
+    """A `Cookie` header as a dict; malformed pieces are skipped, never fatal."""
+    cookies: dict[str, str] = {}
+    for piece in wsgi_text(header).split(";"):
+        name, equals, value = piece.partition("=")
+        name = name.strip()
+        if equals and name:
+            cookies[name] = value.strip().strip('"')
+    return cookies
+
+
+def content_length(value: object) -> int | None:
+    try:
+        length = int(to_text(value).strip())
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
+def over_limit(length: int | None, max_bytes: int | None) -> bool:
+    return max_bytes is not None and length is not None and length > max_bytes
+
+
+INIT_SETTINGS = ("logging_event_level", "logging_breadcrumb_level", "excepthook")
+
+
+def check_init_settings(values: Mapping[str, Any], where: Callable[[str], str]) -> None:
+    """Validate the `errlink.init` arguments an integration passes through from its settings."""
+    for name in ("logging_event_level", "logging_breadcrumb_level"):
+        if name in values:
+            try:
+                level_number(name, values[name])
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"errlink: {where(name)} is invalid: {exc}") from exc
+    if "excepthook" in values and not isinstance(values["excepthook"], bool):
+        raise TypeError(f"errlink: {where('excepthook')} must be True or False")
+
+
+def invalid_setting(
+    error: Exception, values: Mapping[str, Any], where: Callable[[str], str]
+) -> Exception:
+    """`error` (from building client options) restated to name the setting that caused it."""
+    for name, value in values.items():
+        own = _option_error(name, value)
+        if own is not None:
+            return type(own)(f"errlink: {where(name)} is invalid: {own}")
+    return type(error)(f"errlink: invalid settings: {error}")
+
+
+def _option_error(name: str, value: Any) -> Exception | None:
+    try:
+        if name == "dsn":
+            build_options(value, {}, env={})
+        else:
+            build_options(None, {name: value}, env={})
+    except (TypeError, ValueError) as exc:
+        return exc
+    return None

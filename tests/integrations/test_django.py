@@ -1,0 +1,490 @@
+"""The Django integration (WSGI) through Django's test client and a real server on 127.0.0.1,
+delivering to errlink's collector."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _django_project import errlink_configured, errlink_off, setup_django
+
+setup_django()
+
+from django.apps import apps  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
+from django.test import Client as DjangoClient  # noqa: E402
+from django.test.utils import override_settings  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
+
+import errlink  # noqa: E402
+from errlink.integrations.django import _context  # noqa: E402
+from errlink.integrations.logging import EventHandler  # noqa: E402
+
+FLUSH_TIMEOUT = 30.0
+PASSWORD = "hunter2-correct-horse"
+AUTHORIZATION = "Bearer tok-5f2b9c"
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_default_client() -> Iterator[None]:
+    errlink.close(timeout=1)
+    yield
+    errlink.close(timeout=1)
+    # What the framework logged outside a request's scope (Django's 404 warning, the server's
+    # access log) became breadcrumbs of this thread's context: keep them from later tests.
+    errlink.clear_breadcrumbs()
+
+
+@pytest.fixture
+def sink(collector_thread: Any) -> Iterator[Any]:
+    yield collector_thread
+    errlink.close(timeout=5)  # before the collector stops: no connection left dangling
+
+
+def _events(sink: Any, client: errlink.Client, count: int) -> list[dict[str, Any]]:
+    assert client.flush(FLUSH_TIMEOUT)
+    events = sink.events()
+    assert len(events) == count, [e.get("exception", e.get("logentry")) for e in events]
+    return events
+
+
+def _exception(event: dict[str, Any]) -> dict[str, Any]:
+    value: dict[str, Any] = event["exception"]["values"][-1]
+    return value
+
+
+def _queries(event: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in event.get("breadcrumbs", {}).get("values", []) if c["category"] == "query"]
+
+
+def _client() -> DjangoClient:
+    return DjangoClient(raise_request_exception=False)
+
+
+def test_unhandled_error_with_request_sql_and_scrubbed_secrets(sink: Any) -> None:
+    with errlink_configured(dsn=sink.dsn) as client:
+        browser = _client()
+        browser.cookies["sessionid"] = "s3cr3t-session"
+        response = browser.post(
+            "/orders/7/?ref=mail&token=abc",
+            {"quantity": "5", "password": PASSWORD, "customer": "ann"},
+            headers={"Authorization": AUTHORIZATION, "X-Request-Id": "r-1"},
+        )
+        assert response.status_code == 500
+        [event] = _events(sink, client, 1)
+
+    exc = _exception(event)
+    assert (exc["type"], exc["value"]) == ("ValueError", "too many: 5")
+    assert (exc["mechanism"]["type"], exc["mechanism"]["handled"]) == ("django", False)
+    view = exc["stacktrace"]["frames"][-1]
+    assert (view["function"], view["module"], view["in_app"]) == (
+        "create_order",
+        "_django_views",
+        True,
+    )
+    assert view["vars"]["quantity"] == 5
+    assert any(not frame["in_app"] for frame in exc["stacktrace"]["frames"])
+
+    assert event["transaction"] == "create-order"
+    req = event["request"]
+    assert req["url"] == "http://testserver/orders/7/"
+    assert req["method"] == "POST"
+    assert req["query_string"] == "ref=mail&token=%5BFiltered%5D"
+    assert req["data"] == {"quantity": "5", "password": "[Filtered]", "customer": "ann"}
+    assert req["headers"]["X-Request-Id"] == "r-1"
+    assert "Authorization" not in req["headers"]
+    assert "Cookie" not in req["headers"]
+    assert "cookies" not in req
+    assert "REMOTE_ADDR" not in req.get("env", {})
+    assert "user" not in event
+
+    [query] = _queries(event)
+    assert 'FROM "auth_user"' in query["message"]
+    assert "%s" in query["message"]
+    assert query["type"] == "query"
+    assert query["data"]["db.alias"] == "default"
+    assert "params" not in query["data"]  # parameters only with send_default_pii
+    logs = [c["message"] for c in event["breadcrumbs"]["values"] if c["category"] == "shop"]
+    assert logs == ["creating order 7 for 0 known customer(s)"]
+    assert "django" in event["sdk"]["integrations"]
+    for secret in (PASSWORD, AUTHORIZATION, "s3cr3t-session"):
+        assert secret not in str(event)
+
+
+def test_pii_on_adds_the_user_cookies_and_query_parameters(sink: Any) -> None:
+    with errlink_configured(dsn=sink.dsn, send_default_pii=True) as client:
+        browser = _client()
+        assert browser.get("/login/ann/").status_code == 200
+        browser.cookies["theme"] = "dark"
+        response = browser.get("/shop/me/", headers={"Authorization": AUTHORIZATION})
+        assert response.status_code == 500
+        [event] = _events(sink, client, 1)
+
+    assert _exception(event)["value"] == "profile of ann is gone"
+    assert event["transaction"] == "shop:profile"
+    user = event["user"]
+    assert (user["username"], user["email"]) == ("ann", "ann@example.com")
+    assert user["id"].isdigit()
+    req = event["request"]
+    assert req["cookies"]["sessionid"] == "[Filtered]"
+    assert req["cookies"]["theme"] == "dark"
+    assert req["headers"]["Authorization"] == "[Filtered]"
+    assert req["env"]["REMOTE_ADDR"] == "127.0.0.1"
+    tables = " ".join(query["message"] for query in _queries(event))
+    assert "django_session" in tables
+    assert "auth_user" in tables
+    assert all("params" in query["data"] for query in _queries(event))
+
+
+def test_a_user_never_loaded_costs_no_query(sink: Any) -> None:
+    with errlink_configured(dsn=sink.dsn, send_default_pii=True) as client:
+        browser = _client()
+        browser.get("/login/bob/")
+        assert browser.post("/raw/", b"x", content_type="text/plain").status_code == 500
+        [event] = _events(sink, client, 1)
+    assert "user" not in event
+    assert _queries(event) == []  # neither the session nor the user was looked up
+    assert event["request"]["data"] == "x"
+
+
+def test_capture_inside_a_view_reaches_the_request_scope(sink: Any) -> None:
+    with errlink_configured(dsn=sink.dsn) as client:
+        response = _client().get("/manual/?page=2")
+        assert (response.status_code, response.content) == (200, b"handled")
+        [event] = _events(sink, client, 1)
+    assert _exception(event)["mechanism"]["handled"] is True
+    assert event["transaction"] == "manual"
+    assert event["request"]["url"] == "http://testserver/manual/"
+    assert event["request"]["query_string"] == "page=2"
+
+
+@pytest.mark.parametrize(
+    ("style", "expected"),
+    [
+        ("url_name", "_django_views.unnamed"),  # no URL name: Django's view path
+        ("route", "unnamed/"),
+        ("function", "_django_views.unnamed"),
+    ],
+)
+def test_transaction_styles(sink: Any, style: str, expected: str) -> None:
+    with errlink_configured(dsn=sink.dsn, transaction_style=style) as client:
+        assert _client().get("/unnamed/").status_code == 500
+        [event] = _events(sink, client, 1)
+    assert event["transaction"] == expected
+
+
+def test_sql_breadcrumbs_can_be_turned_off(sink: Any) -> None:
+    with errlink_configured(dsn=sink.dsn, sql_breadcrumbs=False) as client:
+        assert _client().post("/orders/4/", {"quantity": "7"}).status_code == 500
+        [event] = _events(sink, client, 1)
+    assert _queries(event) == []
+    assert event["transaction"] == "create-order"
+
+
+def test_without_the_middleware_the_error_still_carries_its_request(sink: Any) -> None:
+    with errlink_configured(dsn=sink.dsn) as client:
+        without = [m for m in settings.MIDDLEWARE if not m.startswith("errlink.")]
+        with override_settings(MIDDLEWARE=without):
+            assert _client().post("/orders/5/?x=1", {"quantity": "8"}).status_code == 500
+        [event] = _events(sink, client, 1)
+    assert _exception(event)["value"] == "too many: 8"
+    assert event["transaction"] == "create-order"
+    assert event["request"]["url"] == "http://testserver/orders/5/"
+    assert event["request"]["data"] == {"quantity": "8"}
+
+
+def test_not_found_forbidden_and_disallowed_host_are_not_errors(sink: Any) -> None:
+    with errlink_configured(dsn=sink.dsn) as client:
+        browser = _client()
+        assert browser.get("/no-such-page/").status_code == 404
+        assert browser.get("/forbidden/").status_code == 403
+        assert browser.get("/hello/", headers={"Host": "evil.example"}).status_code == 400
+        assert browser.get("/log-error/").status_code == 200
+        [logged] = _events(sink, client, 1)
+    # Only the explicit error log became an event; the 404 and 403 warnings are breadcrumbs.
+    assert logged["logentry"]["formatted"] == "payment provider said no"
+    assert logged["transaction"] == "log-error"
+
+    with errlink_configured(dsn=sink.dsn, ignore_disallowed_host=False) as client:
+        assert _client().get("/hello/", headers={"Host": "evil.example"}).status_code == 400
+        events = _events(sink, client, 2)
+    assert _exception(events[-1])["type"] == "DisallowedHost"
+
+
+def test_request_context_is_built_only_for_an_event(
+    sink: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds: list[object] = []
+    original = _context.request_context
+
+    def counting(request: Any, max_bytes: int | None) -> dict[str, Any]:
+        builds.append(request)
+        return original(request, max_bytes)
+
+    monkeypatch.setattr(_context, "request_context", counting)
+    with errlink_configured(dsn=sink.dsn) as client:
+        browser = _client()
+        for _ in range(5):
+            assert browser.get("/hello/").status_code == 200
+        assert builds == []
+        browser.get("/raw/")
+        _events(sink, client, 1)
+    assert len(builds) == 1
+
+
+def test_logging_handler_from_the_logging_setting(sink: Any) -> None:
+    shop = logging.getLogger("shop")
+    handler = EventHandler(event_level="ERROR", breadcrumb_level="INFO")
+    shop.addHandler(handler)
+    logging_setting = {
+        "version": 1,
+        "handlers": {"errlink": {"class": "errlink.integrations.logging.EventHandler"}},
+        "loggers": {"shop": {"handlers": ["errlink"]}},
+    }
+    try:
+        with override_settings(LOGGING=logging_setting), errlink_configured(dsn=sink.dsn) as client:
+            root_handlers = [h for h in logging.getLogger().handlers if isinstance(h, EventHandler)]
+            assert root_handlers == []  # LOGGING routes records already: no second handler
+            assert _client().get("/log-error/").status_code == 200
+            [event] = _events(sink, client, 1)
+    finally:
+        shop.removeHandler(handler)
+    assert event["logentry"]["formatted"] == "payment provider said no"
+    assert event["logger"] == "shop"
+    assert event["request"]["url"] == "http://testserver/log-error/"
+
+
+def test_without_the_setting_an_existing_default_client_is_kept(sink: Any) -> None:
+    mine = errlink.init(sink.dsn, environment="set-by-hand")
+    with override_settings(ERRLINK=None):
+        apps.get_app_config("errlink").ready()
+    assert errlink.sync.default_client() is mine
+    assert _client().get("/raw/").status_code == 500
+    [event] = _events(sink, mine, 1)
+    assert event["environment"] == "set-by-hand"
+    assert event["transaction"] == "raw"
+    assert "django" in event["sdk"]["integrations"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"dsn": "not a dsn"}, "settings.ERRLINK['dsn'] is invalid"),
+        ({"dsn": "", "sample_rate": 3}, "settings.ERRLINK['sample_rate'] is invalid"),
+        ({"dns": "https://k@h/1"}, "settings.ERRLINK has unknown key(s) 'dns'"),
+        ({"transaction_style": "path"}, "settings.ERRLINK['transaction_style'] must be"),
+        ({"logging_event_level": "LOUD"}, "settings.ERRLINK['logging_event_level'] is invalid"),
+        ("https://k@h/1", "settings.ERRLINK must be a dict"),
+    ],
+)
+def test_misconfiguration_fails_at_start_up_naming_the_setting(
+    setting: object, message: str
+) -> None:
+    with override_settings(ERRLINK=setting), pytest.raises(ImproperlyConfigured) as raised:
+        apps.get_app_config("errlink").ready()
+    assert message in str(raised.value)
+
+
+# -- a real WSGI server ---------------------------------------------------------------------
+
+
+def _serve(handler: WSGIHandler) -> tuple[Any, threading.Thread]:
+    server = make_server("127.0.0.1", 0, handler, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="django-test-server", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _raw_request(port: int, request: tuple[str, bytes, bytes, list[bytes]]) -> tuple[int, bytes]:
+    """One HTTP/1.0 request written byte for byte (invalid UTF-8 included): (status, body)."""
+    method, target, body, headers = request
+    head = [method.encode() + b" " + target + b" HTTP/1.0"]
+    if not any(header.lower().startswith(b"host:") for header in headers):
+        head.append(b"Host: 127.0.0.1:%d" % port)
+    head += [*headers, b"Content-Length: %d" % len(body), b"", b""]
+    with socket.create_connection(("127.0.0.1", port), timeout=FLUSH_TIMEOUT) as conn:
+        conn.sendall(b"\r\n".join(head) + body)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += _recv(conn)
+        header_block, _, response_body = received.partition(b"\r\n\r\n")
+        lines = header_block.split(b"\r\n")
+        lengths = [
+            int(line.split(b":", 1)[1])
+            for line in lines
+            if line.lower().startswith(b"content-length:")
+        ]
+        if lengths:
+            while len(response_body) < lengths[0]:
+                response_body += _recv(conn)
+        else:  # HTTP/1.0 without a length: the body ends when the server closes
+            while chunk := conn.recv(65536):
+                response_body += chunk
+    return int(lines[0].split()[1]), response_body
+
+
+def _recv(conn: socket.socket) -> bytes:
+    chunk = conn.recv(65536)
+    if not chunk:
+        raise ConnectionError("the server closed the connection before the full response")
+    return chunk
+
+
+AWKWARD_REQUESTS: list[tuple[str, bytes, bytes, list[bytes]]] = [
+    ("GET", b"/hello/", b"", []),
+    (
+        "POST",
+        b"/orders/9/",
+        b"quantity=4&customer=ann&password=" + PASSWORD.encode(),
+        [
+            b"Content-Type: application/x-www-form-urlencoded",
+            b"Authorization: " + AUTHORIZATION.encode(),
+            b"Cookie: sessionid=s3cr3t-session; theme=dark",
+        ],
+    ),
+    ("POST", b"/raw/", b"y" * 200_000, [b"Content-Type: text/plain"]),
+    (
+        "POST",
+        b"/raw/",
+        b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256)),
+        [b"Content-Type: image/png"],
+    ),
+    ("GET", b"/no-such-page/?q=%ff", b"", [b"X-Raw: \xff\xfe caf\xc3\xa9"]),
+    ("GET", b"/hello/", b"", [b"Host: evil.example"]),
+    ("POST", b"/raw/?q=%ff%fe&raw=\xff\xfe", b"", [b"X-Raw: \xff\xfe"]),
+]
+
+
+def _by_url_and_body(event: dict[str, Any]) -> tuple[str, str]:
+    request = event["request"]  # events are sent concurrently: arrival order varies
+    return (request["url"].rstrip("/").rsplit("/", 1)[-1], str(request.get("data", "")))
+
+
+def test_real_server_responses_identical_and_events_complete(sink: Any) -> None:
+    results: dict[bool, list[tuple[int, bytes]]] = {}
+    for errlink_on in (False, True):
+        if errlink_on:
+            context: Any = errlink_configured(dsn=sink.dsn, send_default_pii=True)
+        else:
+            context = errlink_off()
+        with context as client:
+            server, thread = _serve(WSGIHandler())
+            try:
+                results[errlink_on] = [_raw_request(server.port, r) for r in AWKWARD_REQUESTS]
+            finally:
+                server.shutdown()
+                thread.join(FLUSH_TIMEOUT)
+                server.server_close()
+            if errlink_on:
+                events = _events(sink, client, 4)
+    assert results[True] == results[False]
+    assert [status for status, _ in results[True]] == [200, 500, 500, 500, 404, 400, 500]
+
+    order, bad_query, binary, huge = sorted(events, key=_by_url_and_body)
+    assert order["transaction"] == "create-order"
+    req = order["request"]
+    assert req["url"] == f"http://127.0.0.1:{server.port}/orders/9/"
+    assert req["data"] == {"quantity": "4", "customer": "ann", "password": "[Filtered]"}
+    assert req["headers"]["Authorization"] == "[Filtered]"
+    assert req["cookies"] == {"sessionid": "[Filtered]", "theme": "dark"}
+    assert _exception(order)["stacktrace"]["frames"][-1]["in_app"] is True
+    assert [q["data"]["params"] for q in _queries(order)] == [["ann"]]
+
+    assert huge["request"]["data"] == (
+        "[request body of 200000 bytes left out: over max_request_body_size]"
+    )
+    assert binary["request"]["data"] == "[binary body of 266 bytes left out]"
+    assert bad_query["request"]["query_string"].startswith("q=%ff%fe&raw=")
+    assert bad_query["request"]["headers"]["X-Raw"] == "\ufffd\ufffd"
+    assert bad_query["transaction"] == "raw"
+
+
+def test_test_client_responses_identical_with_errlink_on_and_off(sink: Any) -> None:
+    def run() -> list[tuple[int, bytes]]:
+        browser = _client()
+        return [
+            (r.status_code, r.content)
+            for r in (
+                browser.get("/hello/"),
+                browser.post("/orders/3/", {"quantity": "9"}),
+                browser.get("/no-such-page/"),
+                browser.get("/forbidden/"),
+                browser.get("/hello/", headers={"Host": "evil.example"}),
+                browser.post("/raw/", b"\xff" * 50_000, content_type="application/octet-stream"),
+                browser.get("/raw/", QUERY_STRING="q=\xff\xfe"),
+                # Header values that are not text (a server or middleware may put anything).
+                browser.get("/raw/", HTTP_X_NUMBER=42, HTTP_X_BYTES=b"\xff ok"),
+                browser.get("/hello/", HTTP_X_BYTES=b"\xff ok"),
+            )
+        ]
+
+    with errlink_off():
+        off = run()
+    with errlink_configured(dsn=sink.dsn, send_default_pii=True) as client:
+        on = run()
+        events = _events(sink, client, 4)
+    assert on == off
+    assert [status for status, _ in on] == [200, 500, 404, 403, 400, 500, 500, 500, 200]
+    by_kind = {
+        (e["request"].get("query_string", ""), "X-Number" in e["request"]["headers"]): e
+        for e in events
+        if e["transaction"] == "raw"
+    }
+    assert len(by_kind) == 3
+    assert (
+        by_kind[("", False)]["request"]["data"]
+        == "[request body of 50000 bytes left out: over max_request_body_size]"
+    )
+    assert ("q=\ufffd\ufffd", False) in by_kind
+    odd = by_kind[("", True)]["request"]["headers"]
+    assert (odd["X-Number"], odd["X-Bytes"]) == ("42", "\ufffd ok")
+
+
+# -- management commands --------------------------------------------------------------------
+
+
+def _manage(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)]),
+        "DJANGO_SETTINGS_MODULE": "_django_settings",
+        "ERRLINK_DSN": dsn,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "django", "errlink_boom", *args],
+        env=env,
+        cwd=str(HERE),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_crashing_management_command_is_reported(sink: Any) -> None:
+    crashed = _manage(sink.dsn)
+    assert crashed.returncode == 1
+    assert "ArithmeticError: ledger out of balance: -5" in crashed.stderr
+    refused = _manage(sink.dsn, "--command-error")
+    assert refused.returncode == 1
+    assert "CommandError: bad input" in refused.stderr
+
+    [event] = sink.events()  # the atexit flush delivered it before the process ended
+    exc = _exception(event)
+    assert (exc["type"], exc["value"]) == ("ArithmeticError", "ledger out of balance: -5")
+    assert (exc["mechanism"]["type"], exc["mechanism"]["handled"]) == ("excepthook", False)
+    assert exc["stacktrace"]["frames"][-1]["vars"]["ledger"] == {"balance": -5}
+    assert event["tags"]["django.command"] == "errlink_boom"
+    assert "django" in event["sdk"]["integrations"]

@@ -1,0 +1,482 @@
+"""The Flask integration through Flask's test client and a real werkzeug server on 127.0.0.1,
+delivering to errlink's collector."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask, abort, g, request
+from flask_login import LoginManager, UserMixin, current_user, login_user
+from werkzeug.serving import make_server
+
+import errlink
+from errlink.integrations import flask as errlink_flask
+from errlink.integrations.flask import Errlink
+from errlink.sync import Client
+
+FLUSH_TIMEOUT = 30.0
+# A card-free secret long enough to be noticed if it leaked.
+PASSWORD = "hunter2-correct-horse"
+AUTHORIZATION = "Bearer tok-5f2b9c"
+
+
+@pytest.fixture(autouse=True)
+def _no_default_client() -> Iterator[None]:
+    errlink.close(timeout=1)
+    yield
+    errlink.close(timeout=1)
+    # What the framework logged outside a request's scope (Django's 404 warning, the server's
+    # access log) became breadcrumbs of this thread's context: keep them from later tests.
+    errlink.clear_breadcrumbs()
+
+
+@pytest.fixture
+def sink(collector_thread: Any) -> Iterator[Any]:
+    """The collector; the default client is closed before it stops, so no connection dangles."""
+    yield collector_thread
+    errlink.close(timeout=5)
+
+
+class User(UserMixin):
+    def __init__(self, user_id: str) -> None:
+        self.id = user_id
+        self.username = f"user{user_id}"
+        self.email = f"user{user_id}@example.com"
+
+
+def create_app(errlink_settings: dict[str, Any] | None) -> Flask:
+    """The same app with (settings given) or without errlink."""
+    app = Flask(__name__)
+    app.secret_key = "test-secret"
+    login = LoginManager(app)
+    login.user_loader(User)
+    log = logging.getLogger("shop")
+
+    @app.route("/hello")
+    def hello() -> str:
+        return "hello"
+
+    @app.route("/orders/<int:order_id>", methods=["POST"])
+    def create_order(order_id: int) -> str:
+        quantity = int(request.form["quantity"])
+        log.info("creating order %s", order_id)
+        if quantity > 2:
+            raise ValueError(f"too many: {quantity}")
+        return "created"
+
+    @app.route("/raw", methods=["POST"])
+    def raw() -> str:
+        raise RuntimeError("raw body")
+
+    @app.route("/json", methods=["POST"])
+    def json_view() -> str:
+        payload = request.get_json()
+        raise KeyError(sorted(payload))
+
+    @app.route("/manual")
+    def manual() -> str:
+        try:
+            {}["nope"]
+        except KeyError:
+            errlink.capture_exception()
+        return "handled"
+
+    @app.route("/abort/<int:code>")
+    def aborting(code: int) -> str:
+        abort(code)
+
+    @app.route("/login/<user_id>")
+    def log_in(user_id: str) -> str:
+        login_user(User(user_id))
+        return "in"
+
+    @app.route("/me")
+    def me() -> str:
+        name = current_user.username
+        raise LookupError(f"profile of {name} is gone")
+
+    @app.route("/async")
+    async def async_view() -> str:
+        raise ZeroDivisionError("async view")
+
+    @app.errorhandler(500)
+    def server_error(error: Exception) -> tuple[str, int]:
+        return "custom 500 page", 500
+
+    if errlink_settings is not None:
+        app.config.update({f"ERRLINK_{k.upper()}": v for k, v in errlink_settings.items()})
+        Errlink(app)
+    return app
+
+
+def _flushed_events(collector: Any, app: Flask, count: int) -> list[dict[str, Any]]:
+    assert Errlink.client_for(app).flush(FLUSH_TIMEOUT)
+    events = collector.events()
+    assert len(events) == count, [e.get("exception") for e in events]
+    return events
+
+
+def _exception(event: dict[str, Any]) -> dict[str, Any]:
+    value: dict[str, Any] = event["exception"]["values"][-1]
+    return value
+
+
+def test_unhandled_error_with_request_scrubbed_and_breadcrumbs(sink: Any) -> None:
+    app = create_app({"dsn": sink.dsn})
+    client = app.test_client()
+    client.set_cookie("session", "s3cr3t-session")
+    response = client.post(
+        "/orders/7?ref=mail&token=abc",
+        data={"quantity": "5", "password": PASSWORD, "note": "leave at door"},
+        headers={"Authorization": AUTHORIZATION, "X-Request-Id": "r-1"},
+    )
+    assert (response.status_code, response.get_data(as_text=True)) == (500, "custom 500 page")
+
+    [event] = _flushed_events(sink, app, 1)
+    exc = _exception(event)
+    assert (exc["type"], exc["value"]) == ("ValueError", "too many: 5")
+    assert (exc["mechanism"]["type"], exc["mechanism"]["handled"]) == ("flask", False)
+    view_frame = exc["stacktrace"]["frames"][-1]
+    assert view_frame["function"].endswith("create_order")
+    assert view_frame["in_app"] is True
+    assert view_frame["vars"]["quantity"] == 5
+    assert any(not frame["in_app"] for frame in exc["stacktrace"]["frames"])  # Flask's own
+
+    assert event["transaction"] == "create_order"
+    req = event["request"]
+    assert req["url"] == "http://localhost/orders/7"
+    assert req["method"] == "POST"
+    assert req["query_string"] == "ref=mail&token=%5BFiltered%5D"
+    assert req["data"] == {"quantity": "5", "password": "[Filtered]", "note": "leave at door"}
+    assert req["headers"]["X-Request-Id"] == "r-1"
+    # Without send_default_pii: no credentials, cookies or client address at all.
+    assert "Authorization" not in req["headers"]
+    assert "Cookie" not in req["headers"]
+    assert "cookies" not in req
+    assert "REMOTE_ADDR" not in req.get("env", {})
+    assert "user" not in event
+    crumbs = [c["message"] for c in event["breadcrumbs"]["values"] if c.get("category") == "shop"]
+    assert crumbs == ["creating order 7"]
+    assert "flask" in event["sdk"]["integrations"]
+    assert PASSWORD not in str(event)
+    assert AUTHORIZATION not in str(event)
+    assert "s3cr3t-session" not in str(event)
+
+
+def test_pii_on_adds_cookies_client_address_and_the_flask_login_user(
+    sink: Any,
+) -> None:
+    app = create_app({"dsn": sink.dsn, "send_default_pii": True})
+    client = app.test_client()
+    assert client.get("/login/42").status_code == 200
+    client.set_cookie("theme", "dark")
+    response = client.get("/me", headers={"Authorization": AUTHORIZATION})
+    assert response.status_code == 500
+
+    [event] = _flushed_events(sink, app, 1)
+    assert _exception(event)["value"] == "profile of user42 is gone"
+    assert event["transaction"] == "me"
+    assert event["user"] == {"id": "42", "username": "user42", "email": "user42@example.com"}
+    req = event["request"]
+    assert req["cookies"]["theme"] == "dark"
+    assert req["cookies"]["session"] == "[Filtered]"  # Flask's session cookie
+    assert req["headers"]["Authorization"] == "[Filtered]"
+    assert req["env"]["REMOTE_ADDR"] == "127.0.0.1"
+
+
+def test_a_user_never_loaded_is_not_loaded_for_the_event(sink: Any) -> None:
+    app = create_app({"dsn": sink.dsn, "send_default_pii": True})
+    loads: list[str] = []
+    manager: LoginManager = app.login_manager  # type: ignore[attr-defined]
+    manager.user_loader(lambda user_id: loads.append(user_id) or User(user_id))
+    client = app.test_client()
+    client.get("/login/7")
+    assert client.post("/raw", data=b"x").status_code == 500
+
+    [event] = _flushed_events(sink, app, 1)
+    assert "user" not in event
+    assert loads == []
+
+
+def test_capture_inside_a_view_reaches_the_request_scope(sink: Any) -> None:
+    app = create_app({"dsn": sink.dsn})
+    response = app.test_client().get("/manual?page=2")
+    assert (response.status_code, response.get_data(as_text=True)) == (200, "handled")
+
+    [event] = _flushed_events(sink, app, 1)
+    mechanism = _exception(event)["mechanism"]
+    assert (mechanism["type"], mechanism["handled"]) == ("generic", True)
+    assert event["transaction"] == "manual"
+    assert event["request"]["url"] == "http://localhost/manual"
+    assert event["request"]["query_string"] == "page=2"
+
+
+def test_the_event_id_is_left_for_the_500_page(sink: Any) -> None:
+    app = create_app({"dsn": sink.dsn})
+    app.error_handler_spec[None][500].clear()
+
+    @app.errorhandler(500)
+    def reference_page(error: Exception) -> tuple[str, int]:
+        return f"reference {g.get('errlink_event_id')}", 500
+
+    response = app.test_client().post("/raw", data=b"x")
+    [event] = _flushed_events(sink, app, 1)
+    assert response.get_data(as_text=True) == f"reference {event['event_id']}"
+
+
+def test_json_body_and_async_view(sink: Any) -> None:
+    app = create_app({"dsn": sink.dsn})
+    client = app.test_client()
+    assert client.post("/json", json={"card": "none", "api_key": "k-1"}).status_code == 500
+    assert client.get("/async").status_code == 500
+
+    json_event, async_event = _flushed_events(sink, app, 2)
+    assert json_event["request"]["data"] == {"card": "none", "api_key": "[Filtered]"}
+    assert json_event["transaction"] == "json_view"
+    assert _exception(async_event)["type"] == "ZeroDivisionError"
+    assert async_event["transaction"] == "async_view"
+    assert async_event["request"]["url"] == "http://localhost/async"
+
+
+def test_http_errors_are_responses_unless_configured(sink: Any) -> None:
+    quiet = create_app({"dsn": sink.dsn})
+    assert quiet.test_client().get("/abort/403").status_code == 403
+    assert quiet.test_client().get("/no-such-page").status_code == 404
+    assert Errlink.client_for(quiet).flush(FLUSH_TIMEOUT)
+    assert sink.events() == []
+
+    loud = create_app({"dsn": sink.dsn, "capture_http_errors": [403, 404]})
+    assert loud.test_client().get("/abort/403").status_code == 403
+    assert loud.test_client().get("/no-such-page").status_code == 404
+    assert loud.test_client().get("/abort/400").status_code == 400
+    forbidden, not_found = sorted(
+        _flushed_events(sink, loud, 2), key=lambda e: _exception(e)["type"]
+    )
+    Errlink.client_for(loud).close()
+    assert _exception(forbidden)["type"] == "Forbidden"
+    assert forbidden["transaction"] == "aborting"
+    assert _exception(not_found)["type"] == "NotFound"
+    assert not_found["request"]["url"] == "http://localhost/no-such-page"
+
+
+def test_requests_do_not_share_scope(sink: Any) -> None:
+    app = create_app({"dsn": sink.dsn})
+    client = app.test_client()
+    client.post("/orders/1", data={"quantity": "1"})  # logs a breadcrumb, succeeds
+    client.post("/orders/2", data={"quantity": "3"})
+    [event] = _flushed_events(sink, app, 1)
+    crumbs = [c["message"] for c in event["breadcrumbs"]["values"] if c.get("category") == "shop"]
+    assert crumbs == ["creating order 2"]
+
+
+def _serve(app: Flask) -> tuple[Any, threading.Thread]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="werkzeug-test", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _raw_request(
+    port: int, method: str, target: bytes, body: bytes = b"", headers: list[bytes] = ()
+) -> tuple[int, bytes]:
+    """One HTTP/1.0 request written byte for byte (invalid UTF-8 included): (status, body)."""
+    head = [method.encode() + b" " + target + b" HTTP/1.0", b"Host: 127.0.0.1:%d" % port]
+    head += [*headers, b"Content-Length: %d" % len(body), b"", b""]
+    with socket.create_connection(("127.0.0.1", port), timeout=FLUSH_TIMEOUT) as conn:
+        conn.sendall(b"\r\n".join(head) + body)
+        # Read by Content-Length: a server may keep the socket open while it drains an unread
+        # request body.
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += _recv(conn)
+        header_block, _, response_body = received.partition(b"\r\n\r\n")
+        lines = header_block.split(b"\r\n")
+        lengths = [
+            int(line.split(b":", 1)[1])
+            for line in lines
+            if line.lower().startswith(b"content-length:")
+        ]
+        if lengths:
+            while len(response_body) < lengths[0]:
+                response_body += _recv(conn)
+        else:  # HTTP/1.0 without a length: the body ends when the server closes
+            while chunk := conn.recv(65536):
+                response_body += chunk
+    return int(lines[0].split()[1]), response_body
+
+
+def _recv(conn: socket.socket) -> bytes:
+    chunk = conn.recv(65536)
+    if not chunk:
+        raise ConnectionError("the server closed the connection before the full response")
+    return chunk
+
+
+AWKWARD_REQUESTS: list[tuple[str, bytes, bytes, list[bytes]]] = [
+    ("GET", b"/hello", b"", []),
+    (
+        "POST",
+        b"/orders/9",
+        b"quantity=4&password=" + PASSWORD.encode(),
+        [
+            b"Content-Type: application/x-www-form-urlencoded",
+            b"Authorization: " + AUTHORIZATION.encode(),
+            b"Cookie: session=s3cr3t-session; theme=dark",
+        ],
+    ),
+    ("POST", b"/raw", b"y" * 200_000, [b"Content-Type: text/plain"]),
+    (
+        "POST",
+        b"/raw",
+        b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256)),
+        [b"Content-Type: image/png"],
+    ),
+    ("GET", b"/abort/418?q=%ff", b"", [b"X-Raw: \xff\xfe caf\xc3\xa9"]),
+    ("POST", b"/raw?q=%ff%fe&raw=\xff\xfe", b"", [b"X-Raw: \xff\xfe"]),
+]
+
+
+def _by_url_and_body(event: dict[str, Any]) -> tuple[str, str]:
+    # Events are sent concurrently, so the collector may store them in any order.
+    request = event["request"]
+    return (request["url"].rsplit("/", 1)[-1], str(request.get("data", "")))
+
+
+def test_real_server_responses_identical_and_events_complete(sink: Any) -> None:
+    results: dict[bool, list[tuple[int, bytes]]] = {}
+    for errlink_on in (False, True):
+        app = create_app({"dsn": sink.dsn} if errlink_on else None)
+        server, thread = _serve(app)
+        try:
+            results[errlink_on] = [
+                _raw_request(server.port, method, target, body, headers)
+                for method, target, body, headers in AWKWARD_REQUESTS
+            ]
+        finally:
+            server.shutdown()
+            thread.join(FLUSH_TIMEOUT)
+            server.server_close()
+        if errlink_on:
+            events = _flushed_events(sink, app, 4)
+    order, bad_query, binary, huge = sorted(events, key=_by_url_and_body)
+    assert results[True] == results[False]
+    assert [status for status, _ in results[True]] == [200, 500, 500, 500, 418, 500]
+
+    assert order["transaction"] == "create_order"
+    assert order["request"]["data"] == {"quantity": "4", "password": "[Filtered]"}
+    assert order["request"]["url"] == f"http://127.0.0.1:{server.port}/orders/9"
+    assert "Authorization" not in order["request"]["headers"]
+    assert "cookies" not in order["request"]
+    assert _exception(order)["stacktrace"]["frames"][-1]["in_app"] is True
+
+    assert huge["request"]["data"] == (
+        "[request body of 200000 bytes left out: over max_request_body_size]"
+    )
+    assert binary["request"]["data"] == "[binary body of 266 bytes left out]"
+    assert bad_query["request"]["query_string"].startswith("q=%ff%fe&raw=")
+    assert bad_query["request"]["headers"]["X-Raw"] == "\ufffd\ufffd"
+
+
+def test_pii_settings_through_a_real_server(sink: Any) -> None:
+    app = create_app({"dsn": sink.dsn, "send_default_pii": True})
+    server, thread = _serve(app)
+    try:
+        status, _ = _raw_request(server.port, *AWKWARD_REQUESTS[1])
+    finally:
+        server.shutdown()
+        thread.join(FLUSH_TIMEOUT)
+        server.server_close()
+    assert status == 500
+    [event] = _flushed_events(sink, app, 1)
+    req = event["request"]
+    assert req["cookies"] == {"session": "[Filtered]", "theme": "dark"}
+    assert req["headers"]["Authorization"] == "[Filtered]"
+    assert req["env"]["REMOTE_ADDR"] == "127.0.0.1"
+
+
+def test_request_context_is_built_only_for_an_event(
+    sink: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app({"dsn": sink.dsn})
+    builds: list[object] = []
+    original = errlink_flask._request_from_environ
+
+    def counting(environ: Any, max_bytes: int | None) -> dict[str, Any]:
+        builds.append(environ)
+        return original(environ, max_bytes)
+
+    monkeypatch.setattr(errlink_flask, "_request_from_environ", counting)
+    client = app.test_client()
+    for _ in range(5):
+        assert client.get("/hello").status_code == 200
+    assert builds == []
+    client.post("/raw", data=b"x")
+    assert len(builds) == 1
+
+
+def test_the_extension_client_becomes_the_default_only_if_there_is_none(
+    sink: Any,
+) -> None:
+    app = create_app({"dsn": sink.dsn, "environment": "flask-env"})
+    own = Errlink.client_for(app)
+    assert errlink.sync.default_client() is own
+    errlink.capture_message("outside any request")
+    assert own.flush(FLUSH_TIMEOUT)
+    [message] = sink.events()
+    assert message["environment"] == "flask-env"
+
+    # A default exists: a DSN gives the app a client of its own; none reuses the default.
+    second = create_app({"dsn": sink.dsn})
+    assert Errlink.client_for(second) is not own
+    assert errlink.sync.default_client() is own
+    Errlink.client_for(second).close()
+    third = create_app({})
+    assert Errlink.client_for(third) is own
+
+    explicit = Client(sink.dsn)
+    fourth = Flask("fourth")
+    Errlink(fourth, client=explicit)
+    assert Errlink.client_for(fourth) is explicit
+    explicit.close()
+
+
+def test_init_app_pattern_and_constructor_arguments_win(sink: Any) -> None:
+    extension = Errlink(dsn=sink.dsn, transaction_style="url")
+    app = create_app(None)
+    app.config["ERRLINK_DSN"] = "https://ignored@example.invalid/1"
+    extension.init_app(app)
+    assert app.test_client().post("/orders/3", data={"quantity": "9"}).status_code == 500
+    [event] = _flushed_events(sink, app, 1)
+    assert event["transaction"] == "/orders/<int:order_id>"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("ERRLINK_DSN", "not-a-dsn", "app.config['ERRLINK_DSN'] is invalid"),
+        ("ERRLINK_SAMPLE_RATE", 7, "app.config['ERRLINK_SAMPLE_RATE'] is invalid"),
+        ("ERRLINK_TRANSACTION_STYLE", "path", "app.config['ERRLINK_TRANSACTION_STYLE'] must be"),
+        ("ERRLINK_CAPTURE_HTTP_ERRORS", "404", "app.config['ERRLINK_CAPTURE_HTTP_ERRORS'] must"),
+        ("ERRLINK_LOGGING_EVENT_LEVEL", "LOUD", "app.config['ERRLINK_LOGGING_EVENT_LEVEL']"),
+    ],
+)
+def test_misconfiguration_fails_at_start_up_naming_the_setting(
+    key: str, value: object, message: str
+) -> None:
+    app = Flask("misconfigured")
+    app.config[key] = value
+    with pytest.raises((ValueError, TypeError), match=message.replace("[", r"\[")):
+        Errlink(app)
+    assert "errlink" not in app.extensions
+
+
+def test_a_disabled_client_leaves_requests_alone() -> None:
+    app = create_app({"dsn": ""})
+    assert not Errlink.client_for(app).enabled
+    response = app.test_client().post("/raw", data=b"x")
+    assert (response.status_code, response.get_data(as_text=True)) == (500, "custom 500 page")
