@@ -123,6 +123,9 @@ class AsyncClient:
     async def __aenter__(self) -> Self:
         # Module-level functions (errlink.capture_exception, ...) reach this client in this context.
         self._token = _client.set(self._core)
+        pipeline = self._core.pipeline
+        if pipeline is not None and pipeline.loop is None and self.options.outbox is not None:
+            pipeline.start()  # drain what an earlier run left in the outbox right away
         return self
 
     async def __aexit__(

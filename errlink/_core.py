@@ -19,13 +19,16 @@ from typing import Any
 from ._dedupe import SeenExceptions
 from ._event import EventBuilder
 from ._options import LEVELS, Event, Hint, Options
-from ._pipeline import Pipeline
+from ._outbox import Outbox
+from ._outbox_store import OutboxStore, outbox_target
+from ._pipeline import DRAIN_BATCH, Pipeline
 from ._scope import current_scope
 from ._stats import Stats, StatsSnapshot
 from ._transport import HttpTransport, Transport
 
 logger = logging.getLogger("errlink")
 INTERNAL = {"errlink_internal": True}  # marks errlink's own log records for the logging handler
+_OUTBOX_LEASE_MARGIN = 30.0
 
 
 class ClientCore:
@@ -52,6 +55,7 @@ class ClientCore:
             http_timeout=options.http_timeout,
             http_proxy=options.http_proxy,
             ca_certs=options.ca_certs,
+            verify_tls=options.verify_tls,
             max_connections=options.max_in_flight,
         )
         return Pipeline(
@@ -63,7 +67,27 @@ class ClientCore:
             max_in_flight=options.max_in_flight,
             max_event_bytes=options.max_event_bytes,
             before_send_async=self._run_async_before_send if self._before_send_is_async else None,
+            outbox=self._new_outbox(),
+            outbox_drain_rate=options.outbox_drain_rate,
+            outbox_lease_seconds=self._outbox_lease_seconds(),
         )
+
+    def _new_outbox(self) -> Outbox | None:
+        options = self.options
+        if options.outbox is None:
+            return None
+        store = OutboxStore(
+            options.outbox,
+            target=outbox_target(options.dsn, options.transport),
+            max_bytes=options.outbox_max_bytes,
+            max_age=options.outbox_max_age,
+        )
+        return Outbox(store)
+
+    def _outbox_lease_seconds(self) -> float:
+        # Long enough for a whole claimed batch to be sent one by one, each within http_timeout.
+        per_event = self.options.http_timeout + 1.0 / self.options.outbox_drain_rate
+        return _OUTBOX_LEASE_MARGIN + DRAIN_BATCH * per_event
 
     @property
     def enabled(self) -> bool:

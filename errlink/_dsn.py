@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -9,6 +10,7 @@ from ._version import __version__
 
 SDK_NAME = "errlink"
 _ALLOWED_SCHEMES = ("http", "https")
+_IPV6_LITERAL = re.compile(r"\[[0-9A-Fa-f:.]+(%[\w.~-]+)?\]")
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,9 @@ class Dsn:
         try:
             parts = urlsplit(text)
             port = parts.port
-        except ValueError as exc:
-            raise ValueError(f"invalid dsn: bad port ({_redacted(text)})") from exc
+        except ValueError:
+            # Not chained: urllib's message quotes the text, secret included.
+            raise ValueError(f"invalid dsn: bad port ({_redacted(text)})") from None
         if parts.scheme not in _ALLOWED_SCHEMES:
             raise ValueError(
                 f"invalid dsn: scheme must be http or https, got {parts.scheme or 'none'!r} "
@@ -101,12 +104,30 @@ class Dsn:
 
 
 def _redacted(text: str) -> str:
-    """The DSN text with any secret key masked, for error messages."""
+    """The DSN text for error messages, with whatever could be the secret key masked.
+
+    Whatever follows a `:` up to the next `@` or `/` is masked unless it is a port number, so
+    the secret stays hidden even in broken text (a missing `@`, a stray `/`); well-formed IPv6
+    literals in brackets are kept.
+    """
     scheme, sep, rest = text.partition("://")
     if not sep:
-        return "<unparseable>" if ":" in text and "@" in text else text
-    userinfo, at, tail = rest.rpartition("@")
-    if not at:
-        return text
-    public, colon, _secret = userinfo.partition(":")
-    return f"{scheme}://{public}{':***' if colon else ''}@{tail}"
+        return "<unparseable>" if ":" in text else text
+    shown: list[str] = []
+    index = 0
+    while index < len(rest):
+        char = rest[index]
+        if char == ":":
+            end = index + 1
+            while end < len(rest) and rest[end] not in "@/":
+                end += 1
+            part = rest[index + 1 : end]
+            shown.append(":" + (part if part.isdigit() else "***"))
+            index = end
+        elif char == "[" and (literal := _IPV6_LITERAL.match(rest, index)):
+            shown.append(literal.group())
+            index = literal.end()
+        else:
+            shown.append(char)
+            index += 1
+    return f"{scheme}://{''.join(shown)}"

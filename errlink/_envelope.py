@@ -97,6 +97,8 @@ def _json_object(line: bytes, what: str) -> dict[str, Any]:
         value = loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EnvelopeError(f"{what} is not valid JSON") from exc
+    except RecursionError:
+        raise EnvelopeError(f"{what} is JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise EnvelopeError(f"{what} is not a JSON object")
     return value

@@ -102,6 +102,9 @@ class EventBuilder:
                 meta=values_meta,
             )
         }
+        # Exception messages are text like any other: card numbers in them are filtered too.
+        for value in event["exception"]["values"]:
+            value["value"] = self.scrubber.scrub_text(value.get("value"))
         meta: Meta = {}
         if values_meta:
             meta["exception"] = {"values": values_meta}
@@ -195,7 +198,8 @@ class EventBuilder:
         tags.update(scope.tags)
         call_tags = extra_fields.pop("tags", None)
         if call_tags:
-            tags.update((str(key), str(value)) for key, value in call_tags.items())
+            # Values are made text safely below: a __str__ that raises must not lose the event.
+            tags.update((serializer.safe_str(key), value) for key, value in call_tags.items())
         if tags:
             event["tags"] = {key: serializer.safe_str(value) for key, value in tags.items()}
 

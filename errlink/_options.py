@@ -24,6 +24,7 @@ BeforeBreadcrumb = Callable[[dict[str, Any], Hint], Any]
 RequestBodySize = Literal["none", "small", "medium", "always"]
 
 LEVELS = ("fatal", "error", "warning", "info", "debug")
+OUTBOX_FILE_NAME = "errlink-outbox.sqlite3"
 REQUEST_BODY_SIZES: dict[str, int | None] = {
     "none": 0,
     "small": 1_000,
@@ -60,7 +61,12 @@ class ClientOptions(TypedDict, total=False):
     max_in_flight: int
     http_proxy: str | None
     ca_certs: str | None
+    verify_tls: bool
     transport: Transport | None
+    outbox: str | os.PathLike[str] | None
+    outbox_max_mb: float
+    outbox_max_age: float
+    outbox_drain_rate: float
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,12 @@ class Options:
     max_in_flight: int = 4
     http_proxy: str | None = None
     ca_certs: str | None = None
+    verify_tls: bool = True
     transport: Transport | None = None
+    outbox: str | None = None
+    outbox_max_mb: float = 50.0
+    outbox_max_age: float = 24 * 3600.0
+    outbox_drain_rate: float = 100.0
 
     @property
     def enabled(self) -> bool:
@@ -100,6 +111,10 @@ class Options:
     @property
     def max_request_body_bytes(self) -> int | None:
         return REQUEST_BODY_SIZES[self.max_request_body_size]
+
+    @property
+    def outbox_max_bytes(self) -> int:
+        return int(self.outbox_max_mb * 1024 * 1024)
 
 
 OPTION_NAMES = frozenset(f.name for f in fields(Options)) - {"dsn"}
@@ -165,7 +180,7 @@ def _validate_values(values: dict[str, Any]) -> None:
         hook = values.get(name)
         if hook is not None and not callable(hook):
             raise TypeError(f"option {name!r} must be callable or None, not {type(hook).__name__}")
-    for name in ("include_locals", "send_default_pii", "debug", "attach_stacktrace"):
+    for name in ("include_locals", "send_default_pii", "debug", "attach_stacktrace", "verify_tls"):
         if name in values and not isinstance(values[name], bool):
             raise TypeError(f"option {name!r} must be True or False, not {values[name]!r}")
     values["ignore_errors"] = _ignore_errors(values.get("ignore_errors", ()))
@@ -187,6 +202,29 @@ def _validate_values(values: dict[str, Any]) -> None:
     transport = values.get("transport")
     if transport is not None and not callable(getattr(transport, "send", None)):
         raise TypeError("option 'transport' must have an async send(envelope) method")
+    _validate_outbox(values)
+
+
+def _validate_outbox(values: dict[str, Any]) -> None:
+    path = values.get("outbox")
+    if path is not None:
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"option 'outbox' must be a path or None, not {type(path).__name__}")
+        text = os.fspath(path)
+        if not isinstance(text, str) or not text:
+            raise ValueError("option 'outbox' must be a non-empty path to a file or a directory")
+        if os.path.isdir(text):
+            text = os.path.join(text, OUTBOX_FILE_NAME)
+        values["outbox"] = os.path.abspath(text)
+    values["outbox_max_mb"] = _number(
+        "outbox_max_mb", values.get("outbox_max_mb", 50.0), 0.001, 1_000_000.0
+    )
+    values["outbox_max_age"] = _number(
+        "outbox_max_age", values.get("outbox_max_age", 24 * 3600.0), 1.0, math.inf
+    )
+    values["outbox_drain_rate"] = _number(
+        "outbox_drain_rate", values.get("outbox_drain_rate", 100.0), 0.01, math.inf
+    )
 
 
 def _number(name: str, value: object, low: float, high: float) -> float:

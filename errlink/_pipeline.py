@@ -5,8 +5,17 @@ Up to `max_in_flight` sender tasks turn events into envelopes and send them, hon
 server's rate limits, retrying transient faults with exponential backoff and full jitter, and
 attaching a client report of everything dropped to the next envelope that goes out.
 
-Every submitted event is settled exactly once, as sent or as dropped with a reason, so
-`submitted == sent + dropped + pending()` holds whenever the pipeline is quiescent.
+Every submitted event is settled exactly once, as sent, as dropped with a reason, or as spilled
+to the disk outbox, so `submitted == sent + dropped + spilled + pending()` holds whenever the
+pipeline is quiescent.
+
+With an outbox (`outbox=`), events that cannot be sent now are spilled instead of dropped: after
+the last retry of a transient fault, while the server seems down, while their category is rate
+limited, when the queue is three quarters full (a spiller task moves the oldest queued events to
+disk so that capture does not overflow it), and at `aclose` for whatever is still queued.
+Spilling happens on the loop, which hands the encoded payload to the outbox's writer thread;
+capture never touches the disk. A drain task sends the outbox's events back out (see
+`_outbox_drain.py`).
 
 errlink never reports on itself. Every log record errlink writes carries the attribute
 ``errlink_internal = True`` (passed as ``extra=LOG_EXTRA``), so a logging integration can skip it,
@@ -32,6 +41,9 @@ from ._dsn import Dsn
 from ._envelope import Envelope, Item
 from ._json import dumps
 from ._limits import fit_event
+from ._outbox import Outbox, SpillTicket
+from ._outbox_drain import OutboxDrainer, SendResult
+from ._outbox_store import Removal, SpillRecord, StoredEvent
 from ._ratelimit import RateLimits, category_for_item
 from ._stats import Stats
 from ._transport import Transport, TransportError
@@ -44,6 +56,13 @@ REPORT_CATEGORY = category_for_item("client_report")
 ENCODE_IN_THREAD_OVER = 256 * 1024
 # Resources held by a transport are released even when aclose's deadline has already passed.
 _TRANSPORT_CLOSE_GRACE = 0.1
+# With an outbox, aclose keeps this share of its timeout (at most _SPILL_RESERVE seconds) to
+# write what is still queued to disk, and waits at least _SPILL_MIN_WAIT for that write.
+_SPILL_RESERVE = 0.5
+_SPILL_MIN_WAIT = 0.25
+# Spill rather than wait once this share of queue_size is held, so capture does not overflow.
+_BACKLOG_SHARE = 0.75
+DRAIN_BATCH = 20
 
 BeforeSendAsync = Callable[[dict[str, Any]], Awaitable["dict[str, Any] | None"]]
 
@@ -56,7 +75,17 @@ class _Outcome(enum.Enum):
 
 
 class _Job:
-    __slots__ = ("category", "event", "item_type", "seq", "settled", "size_hint")
+    __slots__ = (
+        "category",
+        "event",
+        "event_id",
+        "handed_off",
+        "item_type",
+        "payload",
+        "seq",
+        "settled",
+        "size_hint",
+    )
 
     def __init__(self, seq: int, event: dict[str, Any], size_hint: int) -> None:
         self.seq = seq
@@ -65,6 +94,9 @@ class _Job:
         self.item_type = "transaction" if event.get("type") == "transaction" else "event"
         self.category = category_for_item(self.item_type)
         self.settled = False
+        self.event_id = ""
+        self.payload: bytes | None = None  # set once encoded
+        self.handed_off = False  # given to the outbox writer, which settles it
 
 
 class Pipeline:
@@ -75,7 +107,8 @@ class Pipeline:
     "ratelimit_backoff" (the server limits the category), "send_error" (the server refused the
     event: 413 and other 4xx), "network_error" (5xx or network faults on every attempt, or
     still undelivered when `aclose` ran out of time), "internal_sdk_error" (the event could not
-    be encoded).
+    be encoded). With an `outbox`, "network_error", "ratelimit_backoff" and close-time leftovers
+    become spills, and the outbox adds "cache_overflow" and "network_error" (expired).
     """
 
     def __init__(
@@ -92,6 +125,9 @@ class Pipeline:
         retry_base_delay: float = 0.5,
         retry_max_delay: float = 8.0,
         before_send_async: BeforeSendAsync | None = None,
+        outbox: Outbox | None = None,
+        outbox_drain_rate: float = 100.0,
+        outbox_lease_seconds: float = 300.0,
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size!r}")
@@ -115,6 +151,16 @@ class Pipeline:
         self._retry_base_delay = retry_base_delay
         self._retry_max_delay = retry_max_delay
         self._before_send_async = before_send_async
+        self._outbox = outbox
+        self._outbox_drain_rate = outbox_drain_rate
+        self._outbox_lease_seconds = outbox_lease_seconds
+        # Spill once this many events are held (not counting those being written already),
+        # leaving room for the senders' own jobs below queue_size.
+        self._backlog = max(
+            1, min(int(queue_size * _BACKLOG_SHARE), queue_size - max_in_flight - 1)
+        )
+        if outbox is not None:
+            outbox.on_removals = self._on_outbox_removals
 
         # Shared with submitting threads, guarded by _lock.
         self._lock = threading.Lock()
@@ -130,6 +176,11 @@ class Pipeline:
         self._loop_thread: int | None = None
         self._wakeup: asyncio.Event | None = None
         self._senders: list[asyncio.Task[None]] = []
+        self._drainer: OutboxDrainer | None = None
+        self._spill_wakeup: asyncio.Event | None = None
+        self._spill_requested = False  # guarded by _lock
+        self._spilling = 0  # handed to the outbox writer, not yet written; guarded by _lock
+        self._interrupted: list[_Job] = []  # encoded jobs whose sender was cancelled at close
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._close_task: asyncio.Task[bool] | None = None
         self._rate_limits = RateLimits()
@@ -146,6 +197,10 @@ class Pipeline:
     @property
     def rate_limits(self) -> RateLimits:
         return self._rate_limits
+
+    @property
+    def outbox(self) -> Outbox | None:
+        return self._outbox
 
     def pending(self) -> int:
         """Events submitted and not yet settled (buffered, being sent, or waiting to retry)."""
@@ -172,18 +227,27 @@ class Pipeline:
                     self._buffer.append(job)
                     self._stats.record_queued()
                     wake, self._idle = self._idle, False
+                    spill = (
+                        self._spill_wakeup is not None
+                        and not self._spill_requested
+                        and self._held - self._spilling > self._backlog
+                    )
+                    if spill:
+                        self._spill_requested = True
             if not accepted:
                 self._stats.record_drop("queue_overflow", job.category)
                 return False
             if wake:
-                self._wake_sender()
+                self._wake(self._wakeup)
+            if spill:
+                self._wake(self._spill_wakeup)
             return True
         except Exception:
             logger.warning("errlink: could not queue an event", exc_info=True, extra=LOG_EXTRA)
             return False
 
-    def _wake_sender(self) -> None:
-        loop, wakeup = self._loop, self._wakeup
+    def _wake(self, wakeup: asyncio.Event | None) -> None:
+        loop = self._loop
         if loop is None or wakeup is None:
             return
         if self._loop_thread == threading.get_ident():
@@ -229,6 +293,27 @@ class Pipeline:
             coroutine = self._run_sender()
             task = context.run(self._loop.create_task, coroutine, name=f"errlink-sender-{index}")
             self._senders.append(task)
+        if self._outbox is not None:
+            self._outbox.start(self._loop)
+            self._spill_wakeup = asyncio.Event()
+            coroutine = self._run_spiller()
+            task = context.run(self._loop.create_task, coroutine, name="errlink-spiller")
+            self._senders.append(task)
+            self._drainer = OutboxDrainer(
+                self._outbox,
+                send=self._send_stored,
+                stats=self._stats,
+                rate_limits=self._rate_limits,
+                server_paused_for=self._server_paused_for,
+                rate=self._outbox_drain_rate,
+                lease_seconds=self._outbox_lease_seconds,
+                batch_size=DRAIN_BATCH,
+                retry_base_delay=self._retry_base_delay,
+                retry_max_delay=self._retry_max_delay,
+            )
+            coroutine = self._drainer.run()
+            task = context.run(self._loop.create_task, coroutine, name="errlink-outbox-drain")
+            self._senders.append(task)
 
     async def flush(self, timeout: float | None) -> bool:
         """Wait until every event submitted before this call is delivered or dropped.
@@ -250,9 +335,11 @@ class Pipeline:
 
         From the start of the call `submit` refuses new events ("queue_overflow"). Events still
         buffered, being sent or waiting to retry when the deadline passes are counted as dropped
-        with reason "network_error", so `pending()` is 0 afterwards. Returns True when everything
-        was settled in time. Idempotent: later calls wait for the first and return its result.
-        Must run on the pipeline's loop.
+        with reason "network_error", so `pending()` is 0 afterwards; with an outbox they are
+        written to it instead (the last part of `timeout`, at most 0.5 s, is kept for that).
+        Returns True when everything was delivered, dropped or written to the outbox in time.
+        Idempotent: later calls wait for the first and return its result. Must run on the
+        pipeline's loop.
         """
         loop = self._bind_running_loop("aclose")
         if self._close_task is None:
@@ -262,19 +349,29 @@ class Pipeline:
 
     async def _close(self, timeout: float) -> bool:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(0.0, timeout)
+        timeout = max(0.0, timeout)
+        deadline = loop.time() + timeout
         with self._lock:
             self._closed = True
-        settled = await self._wait_settled(deadline)
-        await self._send_report_alone(deadline)
+        spilling = self._outbox_usable()
+        send_until = deadline - (min(_SPILL_RESERVE, timeout / 2) if spilling else 0.0)
+        settled = await self._wait_settled(send_until)
+        await self._send_report_alone(send_until)
         await self._stop_senders()
         with self._lock:
             leftovers = list(self._buffer)
             self._buffer.clear()
             self._held -= len(leftovers)
+        leftovers += self._interrupted
+        self._interrupted = []
+        if spilling and leftovers:
+            settled = await self._spill_leftovers(leftovers, deadline)
         for job in leftovers:
-            self._settle_dropped(job, "network_error")
+            if not job.handed_off:  # a write still under way settles its job when it ends
+                self._settle_dropped(job, "network_error")
         self._notify_flush_waiters()
+        if self._outbox is not None:
+            await self._close_outbox(deadline)
         grace = max(deadline - loop.time(), _TRANSPORT_CLOSE_GRACE)
         try:
             await asyncio.wait_for(self._transport.aclose(), grace)
@@ -287,6 +384,47 @@ class Pipeline:
         for task in senders:
             task.cancel()
         await asyncio.gather(*senders, return_exceptions=True)
+
+    async def _spill_leftovers(self, jobs: list[_Job], deadline: float) -> bool:
+        """Write what close found unsent to the outbox; True when all of it was written."""
+        loop = asyncio.get_running_loop()
+        waiting: list[tuple[asyncio.Future[bool], SpillTicket]] = []
+        spilled_jobs: list[_Job] = []
+        for job in jobs:
+            ready = job.payload is not None
+            if not ready and (loop.time() >= deadline or not await self._prepare(job)):
+                continue  # settled as dropped, here or by the caller
+            written: asyncio.Future[bool] = loop.create_future()
+            ticket = self._spill(job, "network_error", held=False, written=written)
+            waiting.append((written, ticket))
+            spilled_jobs.append(job)
+        if not waiting:
+            return all(job.settled for job in jobs)
+        budget = max(deadline - loop.time(), _SPILL_MIN_WAIT)
+        await asyncio.wait([future for future, _ in waiting], timeout=budget)
+        all_written = True
+        for (future, ticket), job in zip(waiting, spilled_jobs, strict=True):
+            if not future.done():
+                all_written = False
+                if ticket.abandon():  # never started: the caller counts it as "network_error"
+                    job.handed_off = False
+            elif not future.result():
+                all_written = False
+        return all_written and all(job.settled for job in jobs)
+
+    async def _close_outbox(self, deadline: float) -> None:
+        assert self._outbox is not None
+        if not self._outbox.started:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            budget = max(deadline - loop.time(), _SPILL_MIN_WAIT)
+            if self._outbox.usable:
+                await asyncio.wait_for(self._outbox.release(), budget)
+            budget = max(deadline - loop.time(), _TRANSPORT_CLOSE_GRACE)
+            await asyncio.wait_for(self._outbox.close(), budget)
+        except Exception as exc:
+            logger.debug("errlink: closing the outbox: %r", exc, extra=LOG_EXTRA)
 
     def _bind_running_loop(self, what: str) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
@@ -355,7 +493,14 @@ class Pipeline:
             try:
                 await self._process(job)
             except asyncio.CancelledError:
-                self._settle_dropped(job, "network_error")
+                if job.handed_off:
+                    pass
+                elif job.payload is not None and self._outbox_usable():
+                    # Possibly already received by the server: spilling risks a copy, dropping
+                    # risks a loss; a copy is the lesser harm (servers dedupe by event_id).
+                    self._interrupted.append(job)
+                else:
+                    self._settle_dropped(job, "network_error")
                 raise
             except Exception:
                 logger.warning(
@@ -363,9 +508,41 @@ class Pipeline:
                     exc_info=True,
                     extra=LOG_EXTRA,
                 )
-                self._settle_dropped(job, "internal_sdk_error")
+                if not job.handed_off:
+                    self._settle_dropped(job, "internal_sdk_error")
             finally:
-                self._release(job)
+                if not job.handed_off:
+                    self._release(job)
+
+    async def _run_spiller(self) -> None:
+        """Move the oldest queued events to the outbox while the queue is over its backlog mark.
+
+        Woken by `submit` when the queue passes three quarters of `queue_size` (the senders may
+        all be busy with a slow server), so capture does not overflow the queue.
+        """
+        assert self._spill_wakeup is not None
+        while True:
+            await self._spill_wakeup.wait()
+            self._spill_wakeup.clear()
+            while True:
+                with self._lock:
+                    over = self._held - self._spilling > self._backlog
+                    if not (over and self._buffer and self._outbox_usable()):
+                        self._spill_requested = False
+                        break
+                    job = self._buffer.popleft()
+                    self._in_flight.add(job.seq)
+                try:
+                    if await self._prepare(job):
+                        self._spill(job, "queue_overflow")
+                except asyncio.CancelledError:
+                    if not job.handed_off:
+                        self._settle_dropped(job, "network_error")
+                    raise
+                finally:
+                    if not job.handed_off:
+                        self._release(job)
+                await asyncio.sleep(0)  # one event at a time: the loop stays responsive
 
     def _take(self) -> _Job | None:
         with self._lock:
@@ -383,16 +560,37 @@ class Pipeline:
         self._notify_flush_waiters()
 
     async def _process(self, job: _Job) -> None:
-        event = job.event
-        if self._before_send_async is not None:
-            changed = await self._run_before_send(event)
-            if changed is None:
-                self._settle_dropped(job, "before_send")
-                return
-            event = changed
-        if self._rate_limits.is_limited(job.category):
+        if not await self._run_async_hook(job):
+            return
+        if self._rate_limits.is_limited(job.category) and not self._outbox_usable():
             self._settle_dropped(job, "ratelimit_backoff")
             return
+        if not await self._encode_job(job):
+            return
+        reason = self._spill_reason(job)
+        if reason is not None:
+            self._spill(job, reason)
+            return
+        assert job.payload is not None
+        item = Item(job.item_type, job.payload, {"content_type": "application/json"})
+        await self._deliver(job, job.event_id, item)
+
+    async def _prepare(self, job: _Job) -> bool:
+        """Run the async before_send and encode; False when the job was settled instead."""
+        return await self._run_async_hook(job) and await self._encode_job(job)
+
+    async def _run_async_hook(self, job: _Job) -> bool:
+        if self._before_send_async is None:
+            return True
+        changed = await self._run_before_send(job.event)
+        if changed is None:
+            self._settle_dropped(job, "before_send")
+            return False
+        job.event = changed
+        return True
+
+    async def _encode_job(self, job: _Job) -> bool:
+        event = job.event
         event_id = event.get("event_id")
         if not event_id:
             event_id = event["event_id"] = uuid.uuid4().hex
@@ -403,10 +601,11 @@ class Pipeline:
                 "errlink: could not encode an event; it was dropped", exc_info=True, extra=LOG_EXTRA
             )
             self._settle_dropped(job, "internal_sdk_error")
-            return
+            return False
         job.event = {}  # the payload is all that is needed from here on: free the dict early
-        item = Item(job.item_type, payload, {"content_type": "application/json"})
-        await self._deliver(job, str(event_id), item)
+        job.payload = payload
+        job.event_id = str(event_id)
+        return True
 
     async def _run_before_send(self, event: dict[str, Any]) -> dict[str, Any] | None:
         assert self._before_send_async is not None
@@ -427,9 +626,12 @@ class Pipeline:
 
     async def _deliver(self, job: _Job, event_id: str, item: Item) -> None:
         for attempt in range(1, self._retry_attempts + 1):
+            if self._outbox_usable() and self._server_paused_for() > 0:
+                self._spill(job, "network_error")
+                return
             await self._wait_while_server_down()
             if self._rate_limits.is_limited(job.category):
-                self._settle_dropped(job, "ratelimit_backoff")
+                self._spill_or_drop(job, "ratelimit_backoff")
                 return
             envelope = Envelope(self._envelope_headers(event_id), [item])
             outcome = await self._send(envelope, carries_event=True)
@@ -437,22 +639,107 @@ class Pipeline:
                 self._settle_sent(job)
                 return
             if outcome is _Outcome.RATE_LIMITED:
-                self._settle_dropped(job, "ratelimit_backoff")
+                self._spill_or_drop(job, "ratelimit_backoff")
                 return
             if outcome is _Outcome.REFUSED:
                 self._settle_dropped(job, "send_error")
                 return
             if attempt < self._retry_attempts:
                 await asyncio.sleep(self._retry_delay(attempt))
-        self._settle_dropped(job, "network_error")
+        spilled = self._spill_or_drop(job, "network_error")
         if not self._outage_logged:
             self._outage_logged = True
             logger.warning(
-                "errlink: dropping events after %d failed attempts (%s); will keep trying",
+                "errlink: %s events after %d failed attempts (%s); will keep trying",
+                "spilling to the outbox" if spilled else "dropping",
                 self._retry_attempts,
                 self._last_failure,
                 extra=LOG_EXTRA,
             )
+
+    # -- the outbox -----------------------------------------------------------------------------
+
+    def _outbox_usable(self) -> bool:
+        return self._outbox is not None and self._outbox.usable
+
+    def _spill_reason(self, job: _Job) -> str | None:
+        """Why `job` should go to the outbox instead of the network now (None: send it)."""
+        if not self._outbox_usable():
+            return None
+        if self._rate_limits.is_limited(job.category):
+            return "ratelimit_backoff"
+        if self._server_paused_for() > 0:
+            return "network_error"
+        return None
+
+    def _spill_or_drop(self, job: _Job, reason: str) -> bool:
+        if self._outbox_usable():
+            self._spill(job, reason)
+            return True
+        self._settle_dropped(job, reason)
+        return False
+
+    def _spill(
+        self,
+        job: _Job,
+        reason: str,
+        *,
+        held: bool = True,
+        written: asyncio.Future[bool] | None = None,
+    ) -> SpillTicket:
+        """Hand an encoded job to the outbox writer; it is settled when the write finishes.
+
+        `reason` is the drop reason if the write fails. `held`: the job still counts as held
+        (a sender's job), to be released then; close's leftovers were released already.
+        """
+        assert self._outbox is not None
+        assert job.payload is not None
+        job.handed_off = True
+        record = SpillRecord(job.event_id, job.item_type, job.category, job.payload)
+        if held:
+            with self._lock:
+                self._spilling += 1
+
+        def on_done(committed: bool) -> None:
+            if held:
+                with self._lock:
+                    self._spilling -= 1
+            if committed:
+                self._settle_spilled(job)
+            else:
+                self._settle_dropped(job, reason)
+            if held:
+                self._release(job)
+            if written is not None and not written.done():
+                written.set_result(committed)
+            if committed and self._drainer is not None:
+                self._drainer.rows_added()
+
+        return self._outbox.spill([record], on_done)
+
+    def _settle_spilled(self, job: _Job) -> None:
+        if not job.settled:
+            job.settled = True
+            job.payload = None
+            self._stats.record_spilled()
+
+    def _on_outbox_removals(self, removals: list[Removal]) -> None:
+        for removal in removals:
+            self._stats.record_outbox_drop(
+                removal.reason, removal.category, removal.quantity, own=removal.own
+            )
+
+    async def _send_stored(self, stored: StoredEvent) -> SendResult:
+        item = Item(stored.item_type, stored.payload, {"content_type": "application/json"})
+        envelope = Envelope(self._envelope_headers(stored.event_id), [item])
+        outcome = await self._send(envelope, carries_event=True)
+        if outcome is _Outcome.DELIVERED:
+            return "delivered"
+        if outcome is _Outcome.RATE_LIMITED:
+            return "rate_limited"
+        if outcome is _Outcome.REFUSED:
+            return "refused"
+        return "transient"
 
     async def _send_report_alone(self, deadline: float | None) -> None:
         """Send the pending client report in an envelope of its own, within `deadline`."""
@@ -563,6 +850,14 @@ class Pipeline:
         self._consecutive_failures = 0
         self._resume_at = 0.0
         self._outage_logged = False
+        if self._drainer is not None:
+            self._drainer.server_up()
+
+    def _server_paused_for(self) -> float:
+        """Seconds until the senders try the server again (0 when it is not considered down)."""
+        if not self._resume_at:
+            return 0.0
+        return max(0.0, self._resume_at - asyncio.get_running_loop().time())
 
     async def _wait_while_server_down(self) -> None:
         loop = asyncio.get_running_loop()

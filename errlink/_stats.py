@@ -1,12 +1,18 @@
 """Counters of what happened to captured events, and the client reports built from the drops.
 
-Every event a client captures ends up in exactly one of: sent, dropped (with a reason), or pending
-(queued and not yet settled), so at any quiescent point::
+Every event a client captures ends up in exactly one of: sent, dropped (with a reason), pending
+(queued and not yet settled) or in the disk outbox, so at any quiescent point::
 
-    captured == sent + sum(dropped.values()) + pending
+    captured + adopted == sent + sum(dropped.values()) + pending + in_outbox
+
+`adopted` counts outbox events written by another process (or an earlier run) that this client
+delivered or dropped; it is 0 unless an outbox is shared or reused. An event this client spilled
+and another process delivered stays in this client's `in_outbox`.
 
 Drop reasons used by errlink: "queue_overflow", "ratelimit_backoff", "network_error", "send_error",
-"sample_rate", "before_send", "event_processor", "internal_sdk_error".
+"sample_rate", "before_send", "event_processor", "internal_sdk_error", and for the outbox
+"cache_overflow" (evicted to keep it under `outbox_max_mb`) and "network_error" (older than
+`outbox_max_age`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,14 @@ class StatsSnapshot:
     """Drops by reason."""
     dropped_by_category: dict[tuple[str, str], int] = field(default_factory=dict)
     """Drops by (reason, category)."""
+    spilled: int = 0
+    """Events this client wrote to the disk outbox."""
+    in_outbox: int = 0
+    """Events this client wrote to the outbox and has not delivered or dropped since."""
+    drained: int = 0
+    """Outbox events this client delivered (also counted in `sent`), whoever wrote them."""
+    adopted: int = 0
+    """Outbox events written by another process or an earlier run, delivered or dropped here."""
 
     @property
     def dropped_total(self) -> int:
@@ -40,8 +54,11 @@ class Stats:
         self._lock = threading.Lock()
         self._captured = 0
         self._queued = 0
-        self._sent = 0
+        self._sent = 0  # live sends; outbox deliveries are counted below
         self._dropped_after_queueing = 0
+        self._spilled = 0
+        self._outbox_sent = {True: 0, False: 0}  # by own
+        self._outbox_dropped = {True: 0, False: 0}
         self._dropped: dict[tuple[str, str], int] = {}
         self._unreported: dict[tuple[str, str], int] = {}
 
@@ -56,6 +73,25 @@ class Stats:
     def record_sent(self, n: int = 1) -> None:
         with self._lock:
             self._sent += n
+
+    def record_spilled(self, n: int = 1) -> None:
+        """`n` queued events went to the disk outbox (they are no longer pending)."""
+        with self._lock:
+            self._spilled += n
+
+    def record_outbox_sent(self, *, own: bool) -> None:
+        with self._lock:
+            self._outbox_sent[own] += 1
+
+    def record_outbox_drop(
+        self, reason: str, category: str = "error", quantity: int = 1, *, own: bool
+    ) -> None:
+        """Outbox rows deleted undelivered; `own` when this client wrote them."""
+        if quantity <= 0:
+            return
+        self.record_drop(reason, category, quantity)
+        with self._lock:
+            self._outbox_dropped[own] += quantity
 
     def record_drop(
         self, reason: str, category: str = "error", quantity: int = 1, *, queued: bool = False
@@ -73,12 +109,27 @@ class Stats:
     def snapshot(self) -> StatsSnapshot:
         with self._lock:
             by_category = dict(self._dropped)
-            pending = self._queued - self._sent - self._dropped_after_queueing
-            captured, queued, sent = self._captured, self._queued, self._sent
+            pending = self._queued - self._sent - self._dropped_after_queueing - self._spilled
+            captured, queued, spilled = self._captured, self._queued, self._spilled
+            drained = self._outbox_sent[True] + self._outbox_sent[False]
+            sent = self._sent + drained
+            in_outbox = spilled - self._outbox_sent[True] - self._outbox_dropped[True]
+            adopted = self._outbox_sent[False] + self._outbox_dropped[False]
         by_reason: dict[str, int] = {}
         for (reason, _category), quantity in by_category.items():
             by_reason[reason] = by_reason.get(reason, 0) + quantity
-        return StatsSnapshot(captured, queued, sent, pending, by_reason, by_category)
+        return StatsSnapshot(
+            captured,
+            queued,
+            sent,
+            pending,
+            by_reason,
+            by_category,
+            spilled=spilled,
+            in_outbox=in_outbox,
+            drained=drained,
+            adopted=adopted,
+        )
 
     def has_unreported_drops(self) -> bool:
         with self._lock:

@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures.thread  # noqa: F401 - see below: the resolver's executor
 import encodings.idna  # noqa: F401 - see below
 import gzip
+import logging
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ import aiohttp
 from ._dsn import SDK_NAME, Dsn
 from ._envelope import CONTENT_TYPE, Envelope
 from ._version import __version__
+
+logger = logging.getLogger("errlink")
 
 # Everything the send path needs is imported here, never lazily on the loop or resolver thread
 # (`socket.getaddrinfo` would import the idna codec on first use): a process forked while a
@@ -63,8 +66,10 @@ class Transport(Protocol):
 class HttpTransport:
     """POSTs envelopes to the DSN's envelope endpoint over a keep-alive aiohttp session.
 
-    The session is created on the event loop that first sends. TLS certificates are always
-    verified; `ca_certs` names a CA bundle file to verify against instead of the system's.
+    The session is created on the event loop that first sends. TLS certificates and host names
+    are verified; `ca_certs` names a CA bundle file to verify against instead of the system's.
+    Only `verify_tls=False` (the bool itself, nothing that merely looks false) turns that off,
+    and doing so logs a warning each time a transport is built.
     Bodies over `gzip_threshold` bytes are gzipped; bodies over `encode_in_thread_over` bytes are
     assembled and compressed in a worker thread so the event loop is never held up for long.
     """
@@ -76,6 +81,7 @@ class HttpTransport:
         http_timeout: float = 10.0,
         http_proxy: str | None = None,
         ca_certs: str | None = None,
+        verify_tls: bool = True,
         gzip_threshold: int = 1024,
         gzip_level: int = 1,
         encode_in_thread_over: int = 256 * 1024,
@@ -87,6 +93,8 @@ class HttpTransport:
             raise ValueError(f"max_connections must be at least 1, got {max_connections!r}")
         if not 0 <= gzip_level <= 9:
             raise ValueError(f"gzip_level must be between 0 and 9, got {gzip_level!r}")
+        if verify_tls is not True and verify_tls is not False:
+            raise TypeError(f"verify_tls must be True or False, not {verify_tls!r}")
         self._dsn = dsn
         self._url = dsn.envelope_url
         self._headers = {
@@ -96,7 +104,14 @@ class HttpTransport:
         }
         self._timeout = aiohttp.ClientTimeout(total=http_timeout)
         self._proxy = http_proxy
-        self._ssl = _ssl_context(ca_certs) if dsn.scheme == "https" else None
+        if not verify_tls:
+            logger.warning(
+                "errlink: TLS certificate verification is OFF (verify_tls=False) for %s: anyone "
+                "on the network path can read or alter the events sent there",
+                dsn.netloc,
+                extra={"errlink_internal": True},
+            )
+        self._ssl = _ssl_context(ca_certs, verify_tls) if dsn.scheme == "https" else None
         self._gzip_threshold = gzip_threshold
         self._gzip_level = gzip_level
         self._encode_in_thread_over = encode_in_thread_over
@@ -169,8 +184,12 @@ class HttpTransport:
         return f"{type(exc).__name__} sending to {self._dsn.netloc}: {text}"
 
 
-def _ssl_context(ca_certs: str | None) -> ssl.SSLContext:
+def _ssl_context(ca_certs: str | None, verify: bool = True) -> ssl.SSLContext:
     try:
-        return ssl.create_default_context(cafile=ca_certs)
+        context = ssl.create_default_context(cafile=ca_certs)
     except (OSError, ssl.SSLError) as exc:
         raise ValueError(f"ca_certs: cannot load CA bundle {ca_certs!r}: {exc}") from exc
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

@@ -44,6 +44,10 @@ class Client:
         self._start_lock = threading.Lock()
         self._closed = False
         _live_clients.add(self)
+        pipeline = self._core.pipeline
+        if pipeline is not None and self.options.outbox is not None:
+            # Drain what an earlier run left in the outbox without waiting for a first capture.
+            self._start_pipeline(pipeline)
 
     @property
     def options(self) -> Options:

@@ -1,0 +1,480 @@
+"""The disk outbox's storage: one SQLite file in WAL mode, shared safely by many processes.
+
+Why SQLite: every spill is one transaction however many events it holds, a transaction is
+atomic (a process killed mid-write leaves the previous state, never a half-written record),
+and `BEGIN IMMEDIATE` gives the cross-process lock that lets several processes (gunicorn
+workers) claim disjoint rows. One file per event would need a write, an fsync-free rename and a
+directory scan per event, and a claim protocol of its own; see `benchmarks/bench_outbox.py` for
+the figures behind the choice.
+
+Rows are leased before they are sent: a claim sets `lease_owner`, `lease_pid` and
+`lease_until` in one transaction, so no other process takes them until the lease expires or its
+holder is found dead (the pid no longer exists: a WAL database is only ever shared on one host).
+A row is deleted after the server accepted it, by its claimer only.
+
+The store is used from one thread (the outbox's writer thread); it is not thread-safe.
+`synchronous=NORMAL` in WAL mode survives the death of any process; only a power loss or an OS
+crash may lose the last transactions, and even then the file stays consistent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import sqlite3
+import time
+import weakref
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x45524C4B  # "ERLK" in the database header: this file is an errlink outbox
+_OUR_TABLES = {"outbox", "outbox_totals"}
+_COMPRESS_LEVEL = 1
+# Each statement waits this long for another process's lock; callers retry above it, so a
+# waiting writer never holds up a fork for long (see _outbox.py).
+BUSY_TIMEOUT_MS = 50
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    created REAL NOT NULL,
+    target TEXT NOT NULL,
+    origin INTEGER NOT NULL,
+    item_type TEXT NOT NULL,
+    category TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    lease_owner INTEGER,
+    lease_pid INTEGER,
+    lease_until REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_by_target ON outbox (target, id);
+CREATE INDEX IF NOT EXISTS outbox_by_lease ON outbox (lease_until);
+CREATE TABLE IF NOT EXISTS outbox_totals (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    bytes INTEGER NOT NULL,
+    rows INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO outbox_totals (id, bytes, rows) VALUES (0, 0, 0);
+CREATE TRIGGER IF NOT EXISTS outbox_added AFTER INSERT ON outbox BEGIN
+    UPDATE outbox_totals SET bytes = bytes + NEW.size, rows = rows + 1 WHERE id = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS outbox_removed AFTER DELETE ON outbox BEGIN
+    UPDATE outbox_totals SET bytes = bytes - OLD.size, rows = rows - 1 WHERE id = 0;
+END;
+"""
+
+
+class OutboxUnavailable(Exception):
+    """The outbox file cannot be used (not a database, another format version, no permission)."""
+
+
+@dataclass(frozen=True)
+class SpillRecord:
+    """An event on its way to disk: its encoded JSON payload and what the drain needs to send it."""
+
+    event_id: str
+    item_type: str
+    category: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A claimed row, ready to send. `own` is True when this store's process wrote it."""
+
+    row_id: int
+    event_id: str
+    item_type: str
+    category: str
+    payload: bytes
+    own: bool
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Rows deleted without being delivered (expired, evicted, unreadable), by reason."""
+
+    reason: str
+    category: str
+    own: bool
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    events: list[StoredEvent]
+    removals: list[Removal]
+    leased_elsewhere: int
+    """Rows of this target leased by another live claimer (worth looking at again later)."""
+
+
+class OutboxStore:
+    """Append, claim, delete and release outbox rows for one target (a DSN or a transport).
+
+    `max_bytes` bounds the stored (compressed) payload bytes of the whole file: beyond it the
+    oldest rows nobody is sending are deleted ("cache_overflow"). Rows older than `max_age`
+    seconds are deleted when rows are appended or claimed ("network_error").
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        target: str,
+        max_bytes: int,
+        max_age: float,
+        clock: Callable[[], float] = time.time,
+        pid_alive: Callable[[int], bool] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.target = target
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        # Random tokens: which rows this store wrote, and which leases it holds.
+        self.origin = random.getrandbits(62)
+        self.claimer = random.getrandbits(62)
+        self._clock = clock
+        self._pid_alive = pid_alive or _pid_alive
+        self._pid = os.getpid()
+        self._db: sqlite3.Connection | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create or open the file (mode 0600, its directory created 0700 when missing)."""
+        if self._db is not None:
+            return
+        _create_private_file(self.path)
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            raise OutboxUnavailable(f"cannot open {self.path}: {exc}") from exc
+        try:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise OutboxUnavailable(f"{self.path}: WAL mode unavailable (got {mode!r})")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA journal_size_limit = 4194304")
+            with _immediate(db):
+                self._check_is_ours(db)
+                for statement in _statements(_SCHEMA):
+                    db.execute(statement)
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            if is_busy(exc):
+                raise  # another process is creating it: the caller retries
+            raise OutboxUnavailable(f"{self.path} is not a usable outbox: {exc}") from exc
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+        _open_stores.add(self)
+
+    def _check_is_ours(self, db: sqlite3.Connection) -> None:
+        """Refuse another application's database, or an outbox of another format."""
+        application = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if application not in (0, APPLICATION_ID) or not tables <= _OUR_TABLES:
+            raise OutboxUnavailable(f"{self.path} is a database of another application")
+        if version not in (0, SCHEMA_VERSION):
+            raise OutboxUnavailable(
+                f"{self.path} has outbox format {version}; this errlink reads "
+                f"format {SCHEMA_VERSION}"
+            )
+
+    def close(self) -> None:
+        db, self._db = self._db, None
+        _open_stores.discard(self)
+        if db is not None:
+            db.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def append(self, records: Iterable[SpillRecord]) -> list[Removal]:
+        """Store `records` in one transaction, then enforce the age and size bounds.
+
+        Returns what the bounds removed (possibly some of `records`, when they alone exceed
+        the size bound).
+        """
+        db = self._conn()
+        now = self._clock()
+        rows = [
+            (
+                now,
+                self.target,
+                self.origin,
+                record.item_type,
+                record.category,
+                record.event_id,
+                blob := zlib.compress(record.payload, _COMPRESS_LEVEL),
+                len(blob),
+            )
+            for record in records
+        ]
+        with _immediate(db):
+            db.executemany(
+                "INSERT INTO outbox (created, target, origin, item_type, category, event_id,"
+                " payload, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            removals = self._expire(db, now)
+            removals += self._evict_over_size(db, now)
+        return removals
+
+    def remove(self, row_id: int) -> bool:
+        """Delete a row this store claimed (after the server took it). False if it was gone."""
+        db = self._conn()
+        with _immediate(db):
+            cursor = db.execute(
+                "DELETE FROM outbox WHERE id = ? AND lease_owner = ?", (row_id, self.claimer)
+            )
+        return cursor.rowcount == 1
+
+    def release(self, row_ids: Iterable[int] | None = None) -> None:
+        """Give back leases this store holds (all of them when `row_ids` is None)."""
+        db = self._conn()
+        with _immediate(db):
+            if row_ids is None:
+                db.execute(
+                    "UPDATE outbox SET lease_owner = NULL, lease_pid = NULL, lease_until = 0"
+                    " WHERE lease_owner = ?",
+                    (self.claimer,),
+                )
+            else:
+                db.executemany(
+                    "UPDATE outbox SET lease_owner = NULL, lease_pid = NULL, lease_until = 0"
+                    " WHERE id = ? AND lease_owner = ?",
+                    [(row_id, self.claimer) for row_id in row_ids],
+                )
+
+    # -- claiming -----------------------------------------------------------------------------
+
+    def claim(self, limit: int, lease_seconds: float) -> Claim:
+        """Lease up to `limit` of this target's oldest free rows for `lease_seconds`.
+
+        Free: never leased, lease expired, or leased by a process that no longer exists.
+        Expired rows are deleted on the way; unreadable rows are deleted and reported.
+        """
+        db = self._conn()
+        now = self._clock()
+        with _immediate(db):
+            dead = self._dead_claimers(db, now)
+            removals = self._expire(db, now, dead)
+            free, free_args = _free_clause(now, dead)
+            rows = db.execute(
+                "SELECT id, event_id, item_type, category, payload, origin FROM outbox"
+                f" WHERE target = ? AND {free} ORDER BY id LIMIT ?",
+                (self.target, *free_args, limit),
+            ).fetchall()
+            events: list[StoredEvent] = []
+            unreadable: dict[tuple[str, bool], int] = {}
+            for row_id, event_id, item_type, category, blob, origin in rows:
+                own = origin == self.origin
+                try:
+                    payload = zlib.decompress(blob)
+                except (zlib.error, TypeError):
+                    db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+                    key = (str(category), own)
+                    unreadable[key] = unreadable.get(key, 0) + 1
+                    continue
+                events.append(
+                    StoredEvent(row_id, str(event_id), str(item_type), str(category), payload, own)
+                )
+            removals += [
+                Removal("internal_sdk_error", category, own, n)
+                for (category, own), n in unreadable.items()
+            ]
+            db.executemany(
+                "UPDATE outbox SET lease_owner = ?, lease_pid = ?, lease_until = ? WHERE id = ?",
+                [(self.claimer, self._pid, now + lease_seconds, e.row_id) for e in events],
+            )
+            leased_elsewhere = db.execute(
+                "SELECT count(*) FROM outbox WHERE target = ? AND lease_until > ?"
+                " AND (lease_owner IS NULL OR lease_owner != ?)",
+                (self.target, now, self.claimer),
+            ).fetchone()[0]
+        return Claim(events, removals, int(leased_elsewhere))
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        """Rows stored for this target."""
+        row = (
+            self._conn()
+            .execute("SELECT count(*) FROM outbox WHERE target = ?", (self.target,))
+            .fetchone()
+        )
+        return int(row[0])
+
+    def totals(self) -> tuple[int, int]:
+        """(rows, stored bytes) in the whole file, all targets."""
+        rows, size = (
+            self._conn().execute("SELECT rows, bytes FROM outbox_totals WHERE id = 0").fetchone()
+        )
+        return int(rows), int(size)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise OutboxUnavailable("the outbox is not open")
+        return self._db
+
+    def _dead_claimers(self, db: sqlite3.Connection, now: float) -> list[int]:
+        pids = db.execute(
+            "SELECT DISTINCT lease_pid FROM outbox WHERE lease_until > ? AND lease_pid IS NOT NULL"
+            " AND lease_pid != ?",
+            (now, self._pid),
+        ).fetchall()
+        return [int(pid) for (pid,) in pids if not self._pid_alive(int(pid))]
+
+    def _expire(
+        self, db: sqlite3.Connection, now: float, dead: list[int] | None = None
+    ) -> list[Removal]:
+        cutoff = now - self.max_age
+        oldest = db.execute("SELECT created FROM outbox ORDER BY id LIMIT 1").fetchone()
+        if oldest is None or oldest[0] >= cutoff:
+            return []  # rows are appended in time order: nothing is old enough yet
+        free, free_args = _free_clause(now, dead or [])
+        where = f"created < ? AND {free}"
+        args = (cutoff, *free_args)
+        groups = db.execute(
+            f"SELECT category, origin = ?, count(*) FROM outbox WHERE {where}"
+            " GROUP BY category, origin = ?",
+            (self.origin, *args, self.origin),
+        ).fetchall()
+        if not groups:
+            return []
+        db.execute(f"DELETE FROM outbox WHERE {where}", args)
+        return [Removal("network_error", str(c), bool(own), int(n)) for c, own, n in groups]
+
+    def _evict_over_size(self, db: sqlite3.Connection, now: float) -> list[Removal]:
+        total = int(db.execute("SELECT bytes FROM outbox_totals WHERE id = 0").fetchone()[0])
+        excess = total - self.max_bytes
+        if excess <= 0:
+            return []
+        freed = 0
+        last_id = None
+        counts: dict[tuple[str, bool], int] = {}
+        # Oldest first, skipping rows another process is sending right now.
+        for row_id, size, category, origin in db.execute(
+            "SELECT id, size, category, origin FROM outbox WHERE lease_until <= ? ORDER BY id",
+            (now,),
+        ):
+            freed += size
+            last_id = row_id
+            key = (str(category), origin == self.origin)
+            counts[key] = counts.get(key, 0) + 1
+            if freed >= excess:
+                break
+        if last_id is None:
+            return []
+        db.execute("DELETE FROM outbox WHERE id <= ? AND lease_until <= ?", (last_id, now))
+        return [Removal("cache_overflow", c, own, n) for (c, own), n in counts.items()]
+
+
+class _immediate:
+    """A `BEGIN IMMEDIATE` transaction: the write lock up front, so claims never interleave."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._db.execute("COMMIT")
+        elif self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+
+def outbox_target(dsn: object | None, transport: object | None) -> str:
+    """Which server a client's rows are for: rows are only ever drained to the same one.
+
+    A short hash of the envelope URL and public key (or of the custom transport's class), so
+    clients with different DSNs can share one file without sending each other's events.
+    """
+    if transport is not None:
+        text = f"transport:{type(transport).__module__}.{type(transport).__qualname__}"
+    else:
+        text = f"{getattr(dsn, 'envelope_url', '')} {getattr(dsn, 'public_key', '')}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True for SQLite's "another connection holds the lock" errors (worth retrying)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _free_clause(now: float, dead: list[int]) -> tuple[str, tuple[float | int, ...]]:
+    if not dead:
+        return "lease_until <= ?", (now,)
+    marks = ", ".join("?" * len(dead))
+    return f"(lease_until <= ? OR lease_pid IN ({marks}))", (now, *dead)
+
+
+def _statements(script: str) -> list[str]:
+    # Triggers hold ';' inside BEGIN ... END: split on the statement ends sqlite3 agrees with.
+    statements, current = [], ""
+    for line in script.strip().splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file readable by its owner only; SQLite's -wal/-shm files follow."""
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+    except OSError as exc:
+        raise OutboxUnavailable(f"cannot create {path}: {exc.strerror or exc}") from exc
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+# A connection inherited through fork() must never be used or closed in the child: closing it
+# could checkpoint or delete the WAL the parent is still using. The child keeps it referenced.
+_open_stores: weakref.WeakSet[OutboxStore] = weakref.WeakSet()
+_inherited: list[sqlite3.Connection] = []
+
+
+def _keep_inherited_connections() -> None:
+    for store in list(_open_stores):
+        if store._db is not None:
+            _inherited.append(store._db)
+            store._db = None
+    _open_stores.clear()
+
+
+os.register_at_fork(after_in_child=_keep_inherited_connections)
