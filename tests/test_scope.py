@@ -1,10 +1,24 @@
+from __future__ import annotations
+
 import asyncio
 import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
 
 import pytest
 
+from errlink import AsyncClient
 from errlink import _scope as scope_api
-from errlink._scope import current_scope, isolated_scope, new_scope
+from errlink._core import ClientCore
+from errlink._scope import (
+    Scope,
+    current_client,
+    current_scope,
+    isolated_scope,
+    new_scope,
+    request_scope,
+)
+from tests._memory_transport import MemoryTransport
 
 
 @pytest.fixture(autouse=True)
@@ -112,3 +126,174 @@ def test_threads_never_see_each_others_scope() -> None:
         thread.join()
     assert results == {n: {"thread": str(n)} for n in range(20)}
     assert current_scope().tags == {}
+
+
+# -- request_scope: what integrations give each request -------------------------------------
+
+
+class CountingMapping(Mapping[str, Any]):
+    """A lazy mapping (like an integration's request) that counts how often it is read."""
+
+    def __init__(self, **data: Any) -> None:
+        self._data = data
+        self.reads = 0
+
+    def __getitem__(self, key: str) -> Any:
+        self.reads += 1
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self.reads += 1
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        self.reads += 1
+        return len(self._data)
+
+
+@pytest.fixture
+async def two_cores() -> AsyncIterator[tuple[ClientCore, ClientCore]]:
+    async with (
+        AsyncClient(transport=MemoryTransport()) as first,
+        AsyncClient(transport=MemoryTransport()) as second,
+    ):
+        yield first.core, second.core
+
+
+async def test_request_scope_fills_a_fresh_scope_and_binds_the_client_until_exit(
+    two_cores: tuple[ClientCore, ClientCore],
+) -> None:
+    core, _ = two_cores
+    scope_api.set_tag("outer", "1")
+    outer_scope, outer_client = current_scope(), current_client()
+    request = CountingMapping(url="http://shop/orders/7")
+    with request_scope(
+        core, request=request, transaction="orders.show", tags={"shard": "3"}
+    ) as scope:
+        assert current_scope() is scope
+        assert current_client() is core
+        assert scope.request is request  # stored as given, not copied
+        assert (scope.transaction, scope.tags, scope.user) == ("orders.show", {"shard": "3"}, None)
+        scope_api.set_tag("inside", "2")
+        assert current_scope().tags == {"shard": "3", "inside": "2"}
+        assert scope.tags == {"shard": "3"}  # copy-on-write, as anywhere
+    assert current_scope() is outer_scope
+    assert current_client() is outer_client
+    assert current_scope().tags == {"outer": "1"}
+    assert request.reads == 0
+
+
+def test_request_scope_fills_every_field_of_a_scope() -> None:
+    # request_scope builds its Scope slot by slot (for speed): none may be left unset.
+    blank = Scope()
+    with request_scope(None, extra={"a": 1}, contexts={"c": {"x": 1}}, user={"id": "7"}) as scope:
+        for name in Scope.__slots__:
+            expected = {"extra": {"a": 1}, "contexts": {"c": {"x": 1}}, "user": {"id": "7"}}
+            assert getattr(scope, name) == expected.get(name, getattr(blank, name)), name
+
+
+def test_request_scopes_nest_and_each_exit_restores_its_level() -> None:
+    with request_scope(None, transaction="outer") as outer:
+        scope_api.add_breadcrumb("outer crumb")
+        with request_scope(None, transaction="inner"):
+            assert current_scope().transaction == "inner"
+            assert current_scope().breadcrumbs(100) == []  # fresh, not inherited
+        assert current_scope().transaction == "outer"
+        assert [c["message"] for c in current_scope().breadcrumbs(100)] == ["outer crumb"]
+        assert current_scope() is not outer  # the breadcrumb installed a copy
+    assert current_scope().transaction is None
+
+
+async def test_request_scope_is_undone_when_the_block_raises(
+    two_cores: tuple[ClientCore, ClientCore],
+) -> None:
+    core, _ = two_cores
+    before_scope, before_client = current_scope(), current_client()
+
+    def failing_request() -> None:
+        with request_scope(core, transaction="failing"):
+            scope_api.set_tag("doomed", "yes")
+            raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        failing_request()
+    assert current_scope() is before_scope
+    assert current_client() is before_client
+
+
+async def test_concurrent_tasks_each_keep_their_own_request_scope(
+    two_cores: tuple[ClientCore, ClientCore],
+) -> None:
+    seen: dict[int, tuple[object, object, dict[str, str]]] = {}
+
+    async def handle(n: int) -> None:
+        core = two_cores[n % 2]
+        with request_scope(core, request={"url": f"/r/{n}"}, transaction=f"t{n}"):
+            scope_api.set_tag("n", str(n))
+            await asyncio.sleep(0.001 * (n % 4))
+            scope = current_scope()
+            seen[n] = (scope.request, current_client(), dict(scope.tags))
+        assert current_scope().transaction is None
+
+    await asyncio.gather(*(handle(n) for n in range(60)))
+    for n in range(60):
+        assert seen[n] == ({"url": f"/r/{n}"}, two_cores[n % 2], {"n": str(n)})
+
+
+async def test_enter_here_lasts_for_the_task_and_never_reaches_its_parent(
+    two_cores: tuple[ClientCore, ClientCore],
+) -> None:
+    core, other = two_cores
+    parent_scope, parent_client = current_scope(), current_client()
+
+    async def served_in_turn() -> list[tuple[str | None, object]]:
+        # One task serving requests one after the other (a keep-alive connection).
+        seen = []
+        for name, client in (("first", core), ("second", other)):
+            request_scope(client, transaction=name).enter_here()
+            await asyncio.sleep(0)
+            seen.append((current_scope().transaction, current_client()))
+        return seen
+
+    assert await asyncio.create_task(served_in_turn()) == [("first", core), ("second", other)]
+    assert current_scope() is parent_scope
+    assert current_client() is parent_client
+
+
+def test_threads_each_keep_their_own_request_scope() -> None:
+    barrier = threading.Barrier(8)
+    seen: dict[int, tuple[str | None, Mapping[str, Any] | None]] = {}
+
+    def worker(n: int) -> None:
+        with request_scope(None, request={"n": n}, transaction=f"thread-{n}"):
+            barrier.wait()
+            scope = current_scope()
+            seen[n] = (scope.transaction, scope.request)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {n: (f"thread-{n}", {"n": n}) for n in range(8)}
+
+
+async def test_lazy_fields_are_read_only_when_an_event_is_captured() -> None:
+    transport = MemoryTransport()
+    request = CountingMapping(url="http://shop/cart", method="POST")
+    user = CountingMapping(id="42")
+    async with AsyncClient(transport=transport) as client:
+        with request_scope(client.core, request=request, user=user, transaction="cart"):
+            # A request's usual life: scope changes, breadcrumbs, no event.
+            scope_api.set_tag("step", "1")
+            scope_api.add_breadcrumb("added to cart")
+            scope_api.set_context("cart", {"items": 2})
+            assert (request.reads, user.reads) == (0, 0)
+            await client.capture_message("checkout failed")
+            assert request.reads > 0
+            assert user.reads > 0
+        assert await client.flush(10)
+    [event] = transport.events()
+    assert event["request"]["url"] == "http://shop/cart"
+    assert event["user"]["id"] == "42"
+    assert (event["transaction"], event["tags"]["step"]) == ("cart", "1")

@@ -1,28 +1,26 @@
 """What the async web integrations (Sanic, Tornado, aiohttp.web) share.
 
 Each of them runs an `AsyncClient` on the server's own loop and gives every request a fresh scope
-bound to that client. A request pays for this with two context variable writes and one small
-`LazyRequest`: the protocol's `request` dict is only built if an event is captured while the
-request runs. On the unhandled-error path the integration builds it eagerly instead (it may add
-what only that path can read, such as an aiohttp body), and passes the route as `transaction`.
+bound to that client (`errlink._scope.request_scope`). A request pays for this with two context
+variable writes and one small `LazyRequest`: the protocol's `request` dict is only built if an
+event is captured while the request runs. On the unhandled-error path the integration builds it
+eagerly instead (it may add what only that path can read, such as an aiohttp body), and passes
+the route as `transaction`.
 
-Which exceptions are reported is decided the same way everywhere: the framework's own HTTP
-exceptions (Sanic's `SanicException`, Tornado's `HTTPError`, aiohttp's `HTTPException`) carry a
-status and are reported when it is in `capture_status_codes` (default 500-599); any other
-exception is an error and always reported (subject to the client's `ignore_errors`).
+Which exceptions are reported is decided the same way everywhere, by `capture_status_codes`
+(see `_http_errors`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextvars import Token
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._client import AsyncClient
 from .._core import INTERNAL
 from .._options import build_options
-from .._scope import Scope, _client, _scope
+from ._http_errors import capture_status_codes_option
 
 if TYPE_CHECKING:
     from .._core import ClientCore
@@ -31,27 +29,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("errlink")
 
-DEFAULT_CAPTURE_STATUS_CODES: frozenset[int] = frozenset(range(500, 600))
-
 # (framework request, body size limit in bytes or None) -> the protocol's `request` dict
 RequestBuilder = Callable[[Any, "int | None"], dict[str, Any]]
-RequestTokens = tuple["Token[Scope]", "Token[ClientCore | None]"]
-
-
-def capture_status_codes_option(value: object) -> frozenset[int]:
-    """The `capture_status_codes` option, validated: HTTP status codes (100-599)."""
-    if isinstance(value, str | bytes | int) or not isinstance(value, Iterable):
-        raise TypeError(
-            "option 'capture_status_codes' must be a collection of HTTP status codes such as "
-            f"range(500, 600) or {{404, 500}}, not {value!r}"
-        )
-    codes = frozenset(value)
-    for code in codes:
-        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
-            raise ValueError(
-                f"option 'capture_status_codes' holds {code!r}: use HTTP status codes (100-599)"
-            )
-    return codes
 
 
 def build_request(builder: RequestBuilder, source: object, max_bytes: int | None) -> dict[str, Any]:
@@ -95,43 +74,6 @@ class LazyRequest(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._resolved())
-
-
-def _fresh_scope(request: Mapping[str, Any] | None, transaction: str | None) -> Scope:
-    scope = Scope()  # not shared with anyone yet, so filling it in place is safe
-    scope.request = request
-    scope.transaction = transaction
-    return scope
-
-
-def begin_request_scope(
-    core: ClientCore, request: Mapping[str, Any] | None, transaction: str | None = None
-) -> None:
-    """Give the current context a fresh scope bound to `core`, without a block to undo it.
-
-    For servers that run a request in a task or context that ends with it; where one task serves
-    several requests in turn (a keep-alive connection), each request starts by calling this.
-    """
-    _scope.set(_fresh_scope(request, transaction))
-    _client.set(core)
-
-
-def enter_request_scope(
-    core: ClientCore, request: Mapping[str, Any] | None, transaction: str | None = None
-) -> RequestTokens:
-    """Like `begin_request_scope`, undone by `exit_request_scope` (a middleware's try/finally)."""
-    return _scope.set(_fresh_scope(request, transaction)), _client.set(core)
-
-
-def exit_request_scope(tokens: RequestTokens) -> None:
-    scope_token, client_token = tokens
-    _client.reset(client_token)
-    _scope.reset(scope_token)
-
-
-def is_reported(status: int | None, codes: frozenset[int]) -> bool:
-    """Report an HTTP exception (one carrying `status`) only for `codes`; anything else always."""
-    return status is None or status in codes
 
 
 def qualified_name(obj: object) -> str | None:
@@ -188,6 +130,8 @@ class AsyncWebIntegration:
         options = excluding_library_frames(options, (self.name, "errlink"))
         # Validated now, so a bad DSN or option fails where the app is set up, not at start-up.
         self.options: Options = build_options(dsn, options)
+        # Read on every request; Options is frozen, so the property's answer never changes.
+        self.max_request_body_bytes = self.options.max_request_body_bytes
         self.capture_status_codes = capture_status_codes_option(capture_status_codes)
         self._dsn = dsn
         self._client_options = options

@@ -1,9 +1,9 @@
 """What the sync web integrations (Flask, Django) share: lazy request context and settings errors.
 
-A request pays for errlink with a scope and a `LazyMapping`: the protocol's `request` dict (and
-the user) is only built when an event is captured. The helpers read a WSGI environ, or Django's
-`request.META`, which carries the same CGI-style keys under WSGI and ASGI alike. Environ values
-are "WSGI strings" (the raw bytes decoded as latin-1); they are re-decoded as UTF-8, with
+A request pays for errlink with a `request_scope` and a `LazyMapping`: the protocol's `request`
+dict (and the user) is only built when an event is captured. The helpers read a WSGI environ, or
+Django's `request.META`, which carries the same CGI-style keys under WSGI and ASGI alike. Environ
+values are "WSGI strings" (the raw bytes decoded as latin-1); they are re-decoded as UTF-8, with
 replacement characters for invalid bytes, so non-ASCII paths, query strings and headers read right.
 
 Both integrations are configured from the framework's settings; a bad value must fail at start-up
@@ -14,19 +14,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from contextvars import Token
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._core import INTERNAL
 from .._options import build_options
-from .._scope import Scope
-from .._scope import _client as _client_var
-from .._scope import _scope as _scope_var
 from ._request import to_text
 from .logging import level_number
-
-if TYPE_CHECKING:
-    from .._core import ClientCore
 
 logger = logging.getLogger("errlink")
 
@@ -71,36 +64,6 @@ class LazyMapping(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._resolved())
-
-
-class RequestScope:
-    """A fresh scope bound to `core` for one request, with lazy request (and user) data.
-
-    What `isolated_scope()`, `bind_client(core)` and `set_request()` do together, in one step:
-    this runs on every request, where three generator-based context managers and a scope copy
-    would cost several microseconds.
-    """
-
-    __slots__ = ("_client_token", "_core", "_scope", "_scope_token")
-    _scope_token: Token[Scope]
-    _client_token: Token[ClientCore | None]
-
-    def __init__(
-        self, core: ClientCore, request: Mapping[str, Any], user: Mapping[str, Any] | None
-    ) -> None:
-        scope = Scope()
-        scope.request = request
-        scope.user = user  # a lazy mapping: `set_user` would copy it, building it right now
-        self._scope = scope
-        self._core = core
-
-    def __enter__(self) -> None:
-        self._scope_token = _scope_var.set(self._scope)
-        self._client_token = _client_var.set(self._core)
-
-    def __exit__(self, *exc_info: object) -> None:
-        _client_var.reset(self._client_token)
-        _scope_var.reset(self._scope_token)
 
 
 def wsgi_text(value: object) -> str:

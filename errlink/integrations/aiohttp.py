@@ -33,17 +33,10 @@ from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._core import INTERNAL
-from ._async_web import (
-    DEFAULT_CAPTURE_STATUS_CODES,
-    AsyncWebIntegration,
-    LazyRequest,
-    build_request,
-    enter_request_scope,
-    exit_request_scope,
-    is_reported,
-    qualified_name,
-)
+from .._scope import request_scope
+from ._async_web import AsyncWebIntegration, LazyRequest, build_request, qualified_name
 from ._framework import require
+from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
 from ._request import body_data, request_interface
 
 require("aiohttp", distribution="aiohttp", extra="aiohttp", minimum=(3, 9))
@@ -117,27 +110,23 @@ class Errlink(AsyncWebIntegration):
                 return await handler(request)
             try:
                 transaction = self._transaction(request)
-                tokens = enter_request_scope(
-                    core,
-                    LazyRequest(request, _request_data, self.options.max_request_body_bytes),
-                    transaction,
-                )
+                lazy = LazyRequest(request, _request_data, self.max_request_body_bytes)
+                scope = request_scope(core, request=lazy, transaction=transaction)
             except Exception:
                 logger.warning(
                     "errlink: could not set up a request's scope", exc_info=True, extra=INTERNAL
                 )
                 return await handler(request)
-            try:
-                return await handler(request)
-            except web.HTTPException as exc:
-                if is_reported(exc.status, self.capture_status_codes):
+            with scope:
+                try:
+                    return await handler(request)
+                except web.HTTPException as exc:
+                    if is_reported(exc.status, self.capture_status_codes):
+                        await self._report(request, exc, transaction)
+                    raise
+                except Exception as exc:
                     await self._report(request, exc, transaction)
-                raise
-            except Exception as exc:
-                await self._report(request, exc, transaction)
-                raise
-            finally:
-                exit_request_scope(tokens)
+                    raise
 
         return errlink_middleware
 
@@ -156,7 +145,7 @@ class Errlink(AsyncWebIntegration):
         self, request: web.Request, exc: BaseException, transaction: str | None
     ) -> None:
         try:
-            max_bytes = self.options.max_request_body_bytes
+            max_bytes = self.max_request_body_bytes
             body = await _arrived_body(request, max_bytes)
             data = build_request(functools.partial(_request_data, body=body), request, max_bytes)
             await self.capture_unhandled(exc, data, transaction)

@@ -11,7 +11,9 @@ Usage::
 Every request runs in its own errlink scope bound to the extension's client, so
 `errlink.capture_exception()` inside a view carries the request, and log records become
 breadcrumbs of that request. Unhandled exceptions are reported through Flask's
-`got_request_exception` signal; Flask's own error handling then proceeds unchanged.
+`got_request_exception` signal; Flask's own error handling then proceeds unchanged. An
+`HTTPException` (`abort(503)`, routing errors) is reported when its status is in
+`capture_status_codes` (default 500-599).
 
 Which client: `client=` if given; else, without a DSN (argument or ``ERRLINK_DSN``) while a
 process default client exists (`errlink.init`), that one; else a new client, which becomes the
@@ -26,14 +28,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._core import INTERNAL
 from .._options import OPTION_NAMES, ClientOptions
-from .._scope import current_scope, set_transaction
+from .._scope import current_scope, request_scope, set_transaction
 from ..sync import Client, default_client, init
 from ._framework import require
+from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, capture_status_codes_option
 from ._request import body_data, request_interface, to_text
 from ._wsgi import (
     INIT_SETTINGS,
     LazyMapping,
-    RequestScope,
     check_init_settings,
     content_length,
     environ_env,
@@ -66,7 +68,7 @@ class ErrlinkSettings(ClientOptions, total=False):
     """Keyword arguments of `Errlink`: the client options plus the integration's own."""
 
     dsn: str | Dsn | None
-    capture_http_errors: bool | Iterable[int]
+    capture_status_codes: Iterable[int]
     transaction_style: TransactionStyle
     logging_event_level: int | str | None
     logging_breadcrumb_level: int | str | None
@@ -76,7 +78,7 @@ class ErrlinkSettings(ClientOptions, total=False):
 __all__ = ["Errlink"]
 
 logger = logging.getLogger("errlink")
-_INTEGRATION_SETTINGS = ("capture_http_errors", "transaction_style", *INIT_SETTINGS)
+_INTEGRATION_SETTINGS = ("capture_status_codes", "transaction_style", *INIT_SETTINGS)
 _SETTINGS = ("dsn", *sorted(OPTION_NAMES), *_INTEGRATION_SETTINGS)
 _EXTENSION_KEY = "errlink"
 
@@ -87,9 +89,9 @@ class Errlink:
     - `dsn` and any client option (`environment=`, `send_default_pii=`, ...), or the matching
       config keys (``ERRLINK_DSN``, ``ERRLINK_ENVIRONMENT``, ``ERRLINK_SEND_DEFAULT_PII``, ...);
     - `client`: an existing `errlink.sync.Client` to use instead of creating one;
-    - `capture_http_errors` (``ERRLINK_CAPTURE_HTTP_ERRORS``): HTTP status codes whose
-      `HTTPException` (`abort(404)`, routing errors) is reported too, or True for every code
-      from 500 up; default none: they are responses, not errors;
+    - `capture_status_codes` (``ERRLINK_CAPTURE_STATUS_CODES``): the statuses whose
+      `HTTPException` (`abort(503)`, routing errors) is reported (default ``range(500, 600)``;
+      add 404 to see unknown URLs), as in the Sanic, Tornado and aiohttp integrations;
     - `transaction_style` (``ERRLINK_TRANSACTION_STYLE``): ``"endpoint"`` (default,
       ``"orders.show"``) or ``"url"`` (the URL rule, ``"/orders/<int:id>"``);
     - `logging_event_level`, `logging_breadcrumb_level`, `excepthook`: passed to `errlink.init`
@@ -126,7 +128,7 @@ class Errlink:
         got_request_exception.connect(state.on_exception, app, weak=False)
         # The cheapest hook that runs once the URL is matched (no signal dispatch per request).
         app.url_value_preprocessor(state.name_transaction)
-        if state.http_error_codes:
+        if state.capture_status_codes:
             state.hook_http_errors()
 
     @staticmethod
@@ -153,8 +155,9 @@ class Errlink:
 
         integration = {name: values.pop(name) for name in _INTEGRATION_SETTINGS if name in values}
         check_init_settings(integration, where)
-        integration["capture_http_errors"] = _http_error_codes(
-            integration.get("capture_http_errors", ()), where("capture_http_errors")
+        integration["capture_status_codes"] = capture_status_codes_option(
+            integration.get("capture_status_codes", DEFAULT_CAPTURE_STATUS_CODES),
+            f"errlink: {where('capture_status_codes')}",
         )
         style = integration.setdefault("transaction_style", "endpoint")
         if style not in ("endpoint", "url"):
@@ -192,18 +195,6 @@ def _make_client(
         raise invalid_setting(exc, {"dsn": dsn, **values}, where) from exc
 
 
-def _http_error_codes(value: object, where: str) -> frozenset[int]:
-    if value is True:
-        return frozenset(range(500, 600))
-    if value is False or value is None:
-        return frozenset()
-    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
-        codes = list(value)
-        if all(isinstance(code, int) and 100 <= code <= 599 for code in codes):
-            return frozenset(codes)
-    raise ValueError(f"errlink: {where} must be True, False or a list of HTTP status codes")
-
-
 class _AppState:
     """What the extension keeps per app: the client and the integration settings."""
 
@@ -211,7 +202,7 @@ class _AppState:
         self.app = app
         self.client = client
         self.core: ClientCore = client.core
-        self.http_error_codes: frozenset[int] = settings["capture_http_errors"]
+        self.capture_status_codes: frozenset[int] = settings["capture_status_codes"]
         self.transaction_style: TransactionStyle = settings["transaction_style"]
         self.core.add_integration("flask")
 
@@ -234,22 +225,25 @@ class _AppState:
             logger.warning("errlink: could not name the transaction", exc_info=True, extra=INTERNAL)
 
     def on_exception(self, sender: Flask, exception: BaseException, **_: Any) -> None:
-        if isinstance(exception, HTTPException) and exception.code not in self.http_error_codes:
-            return  # trapped or re-raised HTTP errors are responses unless configured
+        if isinstance(exception, HTTPException) and exception.code not in self.capture_status_codes:
+            return  # a trapped HTTP error: a response unless its status is listed
+        self.report(exception)
+
+    def report(self, exception: BaseException) -> None:
         event_id = self.core.capture_exception(exception, handled=False, mechanism="flask")
         if event_id is not None and has_app_context():
-            g.errlink_event_id = event_id  # for a 500 page that shows the user a reference
+            g.errlink_event_id = event_id  # for an error page that shows the user a reference
 
     def hook_http_errors(self) -> None:
         # Flask has no signal for HTTPException (abort(), routing errors): they go straight to
-        # `handle_http_exception`, which we wrap, only when the user asked for some codes.
+        # `handle_http_exception`, which we wrap (unless no status is to be reported). Only
+        # called for those exceptions, so requests that raise nothing do not pay for it.
         original = self.app.handle_http_exception
-        codes = self.http_error_codes
-        core = self.core
+        codes = self.capture_status_codes
 
         def handle_http_exception(e: HTTPException) -> Any:
             if e.code in codes:
-                core.capture_exception(e, handled=True, mechanism="flask")
+                self.report(e)
             return original(e)
 
         setattr(self.app, "handle_http_exception", handle_http_exception)  # noqa: B010
@@ -270,7 +264,7 @@ class _ScopeMiddleware:
         max_bytes = core.options.max_request_body_bytes
         request = _EnvironRequest(environ, max_bytes)
         user = LazyMapping(_flask_login_user) if state.user_from_flask_login else None
-        with RequestScope(core, request, user):
+        with request_scope(core, request=request, user=user):
             return self.wsgi_app(environ, start_response)
 
 

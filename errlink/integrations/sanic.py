@@ -31,18 +31,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._core import INTERNAL
-from .._scope import current_scope, isolated_scope
-from ._async_web import (
-    DEFAULT_CAPTURE_STATUS_CODES,
-    AsyncWebIntegration,
-    LazyRequest,
-    begin_request_scope,
-    build_request,
-    content_length,
-    is_reported,
-    logger,
-)
+from .._scope import current_scope, isolated_scope, request_scope
+from ._async_web import AsyncWebIntegration, LazyRequest, build_request, content_length, logger
 from ._framework import require
+from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
 from ._request import body_data, request_interface
 
 require("sanic", distribution="sanic", extra="sanic", minimum=(23, 6))
@@ -116,11 +108,11 @@ class Errlink(AsyncWebIntegration):
             route = request.route
             # One connection task serves its keep-alive requests in turn, so each request
             # starts from a new scope rather than undoing the previous one.
-            begin_request_scope(
+            request_scope(
                 core,
-                LazyRequest(request, _request_data, self.options.max_request_body_bytes),
-                route.name if route is not None else None,
-            )
+                request=LazyRequest(request, _request_data, self.max_request_body_bytes),
+                transaction=route.name if route is not None else None,
+            ).enter_here()
         except Exception:
             logger.warning(
                 "errlink: could not set up a request's scope", exc_info=True, extra=INTERNAL
@@ -154,7 +146,7 @@ class Errlink(AsyncWebIntegration):
             if request is None:
                 await self.capture_unhandled(exception, None, None)
                 return
-            data = build_request(_request_data, request, self.options.max_request_body_bytes)
+            data = build_request(_request_data, request, self.max_request_body_bytes)
             route = request.route
             transaction = route.name if route is not None else None
             if _scope_belongs_to(request):

@@ -36,17 +36,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._core import INTERNAL
+from .._scope import request_scope
 from ._async_web import (
-    DEFAULT_CAPTURE_STATUS_CODES,
     AsyncWebIntegration,
     LazyRequest,
-    begin_request_scope,
     build_request,
     content_length,
-    is_reported,
     qualified_name,
 )
 from ._framework import require
+from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
 from ._request import body_data, request_interface
 
 require("tornado", distribution="tornado", extra="tornado", minimum=(6, 2))
@@ -136,9 +135,7 @@ class Errlink(AsyncWebIntegration):
             status = exc.status_code if isinstance(exc, HTTPError) else None
             if not is_reported(status, self.capture_status_codes):
                 return
-            data = build_request(
-                _request_data, handler.request, self.options.max_request_body_bytes
-            )
+            data = build_request(_request_data, handler.request, self.max_request_body_bytes)
             self.capture_unhandled_now(exc, data, qualified_name(type(handler)))
         except Exception:
             logger.warning(
@@ -149,9 +146,9 @@ class Errlink(AsyncWebIntegration):
         core = self.active_core()
         if core is None:
             return
-        begin_request_scope(
-            core, LazyRequest(request, _request_data, self.options.max_request_body_bytes)
-        )
+        request_scope(
+            core, request=LazyRequest(request, _request_data, self.max_request_body_bytes)
+        ).enter_here()
 
 
 class ErrlinkMixin(RequestHandler):

@@ -15,6 +15,7 @@ urlpatterns = [
     path("raw/", views.raw, name="raw"),
     path("manual/", views.manual, name="manual"),
     path("forbidden/", views.forbidden, name="forbidden"),
+    path("unavailable/", views.unavailable, name="unavailable"),
     path("unnamed/", views.unnamed),
     path("log-error/", views.log_error, name="log-error"),
     path("async/<int:order_id>/", views.async_order, name="async-order"),

@@ -56,6 +56,10 @@ def forbidden(request: HttpRequest) -> HttpResponse:
     raise PermissionDenied("members only")
 
 
+def unavailable(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("down for maintenance", status=503)
+
+
 def unnamed(request: HttpRequest) -> HttpResponse:
     raise NotImplementedError("no url name")
 

@@ -223,6 +223,18 @@ def test_not_found_forbidden_and_disallowed_host_are_not_errors(sink: Any) -> No
     assert _exception(events[-1])["type"] == "DisallowedHost"
 
 
+def test_a_5xx_response_a_view_returns_is_reported_as_django_logs_it(sink: Any) -> None:
+    # No Django exception carries a 503: a view returns it, and Django logs every 5xx
+    # response at ERROR, which the logging integration turns into an event.
+    with errlink_configured(dsn=sink.dsn) as client:
+        response = _client().get("/unavailable/")
+        [event] = _events(sink, client, 1)
+    assert (response.status_code, response.content) == (503, b"down for maintenance")
+    assert "exception" not in event
+    assert (event["logger"], event["level"]) == ("django.request", "error")
+    assert event["logentry"]["formatted"] == "Service Unavailable: /unavailable/"
+
+
 def test_request_context_is_built_only_for_an_event(
     sink: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -243,25 +243,75 @@ def test_json_body_and_async_view(sink: Any) -> None:
     assert async_event["request"]["url"] == "http://localhost/async"
 
 
-def test_http_errors_are_responses_unless_configured(sink: Any) -> None:
-    quiet = create_app({"dsn": sink.dsn})
-    assert quiet.test_client().get("/abort/403").status_code == 403
-    assert quiet.test_client().get("/no-such-page").status_code == 404
-    assert Errlink.client_for(quiet).flush(FLUSH_TIMEOUT)
-    assert sink.events() == []
+def _responses(app: Flask, paths: list[str]) -> list[tuple[int, bytes]]:
+    client = app.test_client()
+    return [(r.status_code, r.get_data()) for r in map(client.get, paths)]
 
-    loud = create_app({"dsn": sink.dsn, "capture_http_errors": [403, 404]})
+
+def test_http_errors_from_500_up_are_reported_by_default(sink: Any) -> None:
+    paths = ["/abort/503", "/abort/403", "/no-such-page", "/abort/500"]
+    app = create_app({"dsn": sink.dsn})
+    assert _responses(app, paths) == _responses(create_app(None), paths)
+
+    server_error, unavailable = sorted(
+        _flushed_events(sink, app, 2), key=lambda e: _exception(e)["type"]
+    )
+    exc = _exception(unavailable)
+    assert exc["type"] == "ServiceUnavailable"
+    assert (exc["mechanism"]["type"], exc["mechanism"]["handled"]) == ("flask", False)
+    [view_frame] = [f for f in exc["stacktrace"]["frames"] if f["function"].endswith("aborting")]
+    assert view_frame["in_app"] is True
+    assert unavailable["transaction"] == "aborting"
+    assert unavailable["request"]["url"] == "http://localhost/abort/503"
+    assert _exception(server_error)["type"] == "InternalServerError"
+
+
+def test_capture_status_codes_replaces_the_default_set(sink: Any) -> None:
+    loud = create_app({"dsn": sink.dsn, "capture_status_codes": [403, 404]})
     assert loud.test_client().get("/abort/403").status_code == 403
     assert loud.test_client().get("/no-such-page").status_code == 404
     assert loud.test_client().get("/abort/400").status_code == 400
+    assert loud.test_client().get("/abort/503").status_code == 503
     forbidden, not_found = sorted(
         _flushed_events(sink, loud, 2), key=lambda e: _exception(e)["type"]
     )
-    Errlink.client_for(loud).close()
     assert _exception(forbidden)["type"] == "Forbidden"
     assert forbidden["transaction"] == "aborting"
     assert _exception(not_found)["type"] == "NotFound"
     assert not_found["request"]["url"] == "http://localhost/no-such-page"
+
+
+def test_no_status_codes_leaves_http_errors_alone(sink: Any) -> None:
+    app = create_app({"dsn": sink.dsn, "capture_status_codes": ()})
+    assert "handle_http_exception" not in app.__dict__  # nothing wrapped
+    assert app.test_client().get("/abort/503").status_code == 503
+    assert app.test_client().post("/raw", data=b"x").status_code == 500
+    [event] = _flushed_events(sink, app, 1)
+    assert _exception(event)["type"] == "RuntimeError"
+
+
+def test_a_trapped_http_error_is_reported_once(sink: Any) -> None:
+    app = create_app({"dsn": sink.dsn})
+    app.config["TRAP_HTTP_EXCEPTIONS"] = True  # HTTP errors go the unhandled-exception way
+    assert app.test_client().get("/abort/503").status_code == 500  # the custom 500 page
+    [event] = _flushed_events(sink, app, 1)  # not again from the log record Flask writes
+    exc = _exception(event)
+    assert (exc["type"], exc["mechanism"]["type"]) == ("ServiceUnavailable", "flask")
+
+
+def test_the_event_id_of_an_http_error_is_left_for_its_error_page(sink: Any) -> None:
+    app = create_app({"dsn": sink.dsn})
+
+    @app.errorhandler(503)
+    def unavailable_page(error: Exception) -> tuple[str, int]:
+        return f"reference {g.get('errlink_event_id')}", 503
+
+    response = app.test_client().get("/abort/503")
+    [event] = _flushed_events(sink, app, 1)
+    assert (response.status_code, response.get_data(as_text=True)) == (
+        503,
+        f"reference {event['event_id']}",
+    )
 
 
 def test_requests_do_not_share_scope(sink: Any) -> None:
@@ -461,7 +511,9 @@ def test_init_app_pattern_and_constructor_arguments_win(sink: Any) -> None:
         ("ERRLINK_DSN", "not-a-dsn", "app.config['ERRLINK_DSN'] is invalid"),
         ("ERRLINK_SAMPLE_RATE", 7, "app.config['ERRLINK_SAMPLE_RATE'] is invalid"),
         ("ERRLINK_TRANSACTION_STYLE", "path", "app.config['ERRLINK_TRANSACTION_STYLE'] must be"),
-        ("ERRLINK_CAPTURE_HTTP_ERRORS", "404", "app.config['ERRLINK_CAPTURE_HTTP_ERRORS'] must"),
+        ("ERRLINK_CAPTURE_STATUS_CODES", "404", "app.config['ERRLINK_CAPTURE_STATUS_CODES'] must"),
+        ("ERRLINK_CAPTURE_STATUS_CODES", True, "app.config['ERRLINK_CAPTURE_STATUS_CODES'] must"),
+        ("ERRLINK_CAPTURE_STATUS_CODES", [503, 700], "ERRLINK_CAPTURE_STATUS_CODES'] holds 700"),
         ("ERRLINK_LOGGING_EVENT_LEVEL", "LOUD", "app.config['ERRLINK_LOGGING_EVENT_LEVEL']"),
     ],
 )
@@ -473,6 +525,13 @@ def test_misconfiguration_fails_at_start_up_naming_the_setting(
     with pytest.raises((ValueError, TypeError), match=message.replace("[", r"\[")):
         Errlink(app)
     assert "errlink" not in app.extensions
+
+
+def test_capture_status_codes_argument_is_validated_like_the_async_integrations() -> None:
+    with pytest.raises(ValueError, match=r"Errlink\(capture_status_codes=\.\.\.\) holds True"):
+        Errlink(Flask("bad"), dsn="", capture_status_codes=[500, True])
+    with pytest.raises(TypeError, match=r"unknown argument.*'capture_http_errors'"):
+        Errlink(Flask("old"), dsn="", capture_http_errors=[404])  # type: ignore[call-arg]
 
 
 def test_a_disabled_client_leaves_requests_alone() -> None:

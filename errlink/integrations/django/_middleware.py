@@ -11,8 +11,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from ..._core import INTERNAL
 from ..._options import Options
-from ..._scope import current_client, current_scope, set_transaction
-from .._wsgi import LazyMapping, RequestScope
+from ..._scope import current_client, current_scope, request_scope, set_transaction
+from .._wsgi import LazyMapping
 from . import _config
 from ._context import DjangoRequest, transaction_name, user_context
 
@@ -46,7 +46,8 @@ class ErrlinkMiddleware:
         core = current_client()
         if core is None or not core.enabled:
             return self.get_response(request)
-        with RequestScope(core, *_lazy_context(request, core.options)):
+        lazy_request, user = _lazy_context(request, core.options)
+        with request_scope(core, request=lazy_request, user=user):
             return self.get_response(request)
 
     async def __acall__(self, request: Any) -> Any:
@@ -54,7 +55,8 @@ class ErrlinkMiddleware:
         get_response: Callable[[Any], Awaitable[Any]] = self.get_response
         if core is None or not core.enabled:
             return await get_response(request)
-        with RequestScope(core, *_lazy_context(request, core.options)):
+        lazy_request, user = _lazy_context(request, core.options)
+        with request_scope(core, request=lazy_request, user=user):
             return await get_response(request)
 
     def _process_view(self, request: Any, view: Any, args: Any, kwargs: Any) -> None:
