@@ -68,6 +68,19 @@ class AsyncClient:
             exc = sys.exc_info()[1]
         return self._core.capture_exception(exc, **event_fields)
 
+    def capture_exception_now(
+        self, exc: BaseException | None = None, **event_fields: Any
+    ) -> str | None:
+        """`capture_exception` for synchronous code running on the client's loop.
+
+        For a framework's synchronous error hook: same checks and result, no await.
+        """
+        if not self._ready():
+            return None
+        if exc is None:
+            exc = sys.exc_info()[1]
+        return self._core.capture_exception(exc, **event_fields)
+
     async def capture_message(
         self, message: str, level: str = "info", **event_fields: Any
     ) -> str | None:

@@ -121,8 +121,17 @@ def set_tag(key: str, value: object) -> None:
 
 def set_tags(tags: Mapping[str, object]) -> None:
     merged = dict(_scope.get().tags)
-    merged.update((str(key), str(value)) for key, value in tags.items())
+    merged.update((_tag_text(key), _tag_text(value)) for key, value in tags.items())
     _update(tags=merged)
+
+
+def _tag_text(value: object) -> str:
+    """Tags are text; a value whose __str__ raises must not raise into the caller."""
+    try:
+        text = str(value)
+    except Exception:
+        text = f"<unprintable {type(value).__name__}>"
+    return text if type(text) is str else f"<unprintable {type(value).__name__}>"
 
 
 def remove_tag(key: str) -> None:

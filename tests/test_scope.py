@@ -297,3 +297,12 @@ async def test_lazy_fields_are_read_only_when_an_event_is_captured() -> None:
     assert event["request"]["url"] == "http://shop/cart"
     assert event["user"]["id"] == "42"
     assert (event["transaction"], event["tags"]["step"]) == ("cart", "1")
+
+
+def test_a_tag_value_whose_str_raises_does_not_raise_into_the_caller() -> None:
+    class Hostile:
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+    scope_api.set_tag("bad", Hostile())
+    assert current_scope().tags["bad"] == "<unprintable Hostile>"

@@ -165,9 +165,9 @@ class AsyncWebIntegration:
     ) -> str | None:
         """`capture_unhandled` for a synchronous hook running on the client's loop."""
         client = self.client
-        if client is None or not client.enabled or not client._ready():
+        if client is None or not client.enabled:
             return None
-        return client.core.capture_exception(
+        return client.capture_exception_now(
             exc, handled=False, mechanism=self.name, **_event_fields(request, transaction)
         )
 
