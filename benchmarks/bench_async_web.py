@@ -1,14 +1,24 @@
-"""Per-request overhead of the Sanic, Tornado and aiohttp.web integrations, as a throughput ratio.
+"""Per-request overhead on Sanic, Tornado and aiohttp.web: bare app vs errlink vs sentry-sdk.
 
 Run: python -m benchmarks.bench_async_web [--quick] [--frameworks sanic,tornado,aiohttp]
+     [--variants bare,errlink,sentry-sdk] [--json PATH]
 
-For each framework, two servers run side by side on 127.0.0.1, each a single worker in its own
-process, serving the same hello-world route: one without errlink, one with the errlink
-integration set up (enabled, pointed at a loopback collector in a third process; no error
-happens, so nothing is sent: what is measured is the cost every request pays). One client
-process drives them in turn with a bounded loop: `--connections` keep-alive connections send
-`--requests` GETs per round in total, alternating off/on for `--rounds` rounds after a warm-up,
-so drift on a shared machine hits both alike. Two measures per round:
+For each framework, one server per variant runs on 127.0.0.1, each a single worker in its own
+fresh process (so sentry-sdk's class-level patching never reaches another variant), serving the
+same hello-world route:
+
+- bare: the app alone;
+- errlink: the errlink integration set up with its defaults;
+- sentry-sdk: `sentry_sdk.init` with the framework's integration (Sanic, Tornado, AioHttp) on
+  top of its default integrations, `traces_sample_rate=None` (tracing off, so what is compared
+  is error reporting only); the integrations it enabled are printed under the table.
+
+Both SDKs send to one loopback collector in a process of its own; no error happens on the
+measured route, so nothing is sent: what is measured is the cost every request pays. One client
+process drives the servers in turn with a bounded loop: `--connections` keep-alive connections
+send `--requests` GETs per round in total, the variants taking turns (in rotating order) for
+`--rounds` rounds after a warm-up, so drift on a shared machine hits all alike. Two measures per
+round:
 
 - requests/s as the client sees them (wall clock: the most direct figure, and the noisiest when
   other processes compete for the CPUs);
@@ -16,25 +26,30 @@ so drift on a shared machine hits both alike. Two measures per round:
   nanoseconds): what the integration costs, unaffected by time spent waiting for a CPU (though
   not by caches and cores shared with other work).
 
-Reported per framework: the best round of each variant by both measures (other processes only
-ever add time, so the best round is the least disturbed one), the throughput ratio
-(with/without) by each measure, and the CPU overhead in µs per request. `--calibrate` runs the
-app without errlink against itself instead: the noise floor of the method on this machine. Each
-framework runs on its default loop (Sanic: uvloop when installed; Tornado and aiohttp: asyncio).
+Reported per framework and variant: the best round by both measures (other processes only ever
+add time, so the best round is the least disturbed one), the throughput ratio against the bare
+app (of best rounds, and of medians), and the CPU added per request. `--calibrate` runs the bare
+app against itself instead: the noise floor of the method on this machine. Each framework runs
+on its default loop (Sanic: uvloop when installed; Tornado and aiohttp: asyncio).
 
-Afterwards, one request to /boom on each errlink server must yield exactly one stored event:
-proof that the integration measured was live.
+Afterwards, one request to /boom on each SDK's server must yield exactly one stored event:
+proof that the integration measured was live. A variant whose server fails to start or to answer
+is reported as failed, with the server's last words, instead of stopping the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
 import urllib.request
 from contextlib import ExitStack
 from typing import Any
@@ -42,8 +57,64 @@ from typing import Any
 from benchmarks._sink import CollectorProcess
 
 FRAMEWORKS = ("sanic", "tornado", "aiohttp")
+VARIANTS = ("bare", "errlink", "sentry-sdk")
 HELLO = b"Hello, world"
-_READY = "READY "
+READY = "READY "
+_INFO = "INFO "
+
+
+# -- shared with bench_sync_web -----------------------------------------------------------------
+
+
+def init_sentry_sdk(integration: Any, dsn: str, **options: Any) -> None:
+    """sentry-sdk set up for error reporting only: its framework integration on top of its
+    defaults, tracing off, and release-health sessions off (they are on by default wherever
+    sentry-sdk finds a release, a git checkout for one: a cost that would depend on where the
+    benchmark runs, and that errlink has no counterpart for).
+
+    Prints what it enabled on an INFO line for the parent process to show."""
+    import sentry_sdk
+    from sentry_sdk.tracing_utils import has_tracing_enabled
+
+    sentry_sdk.init(
+        dsn=dsn,
+        integrations=[integration],
+        traces_sample_rate=None,
+        profiles_sample_rate=None,
+        auto_session_tracking=False,
+        **options,
+    )
+    client = sentry_sdk.get_client()
+    info = {
+        "version": sentry_sdk.VERSION,
+        "integrations": sorted(client.integrations),
+        "tracing": has_tracing_enabled(client.options),
+        "sessions": bool(client.options.get("auto_session_tracking")),
+    }
+    print(_INFO + json.dumps(info), flush=True)
+
+
+def sentry_note(info: dict[str, Any]) -> str:
+    """One line saying what a sentry-sdk server had enabled."""
+    tracing = "ON (not what was meant)" if info.get("tracing") else "off"
+    sessions = "on" if info.get("sessions") else "off"
+    names = ", ".join(info.get("integrations", [])) or "none"
+    return (
+        f"sentry-sdk {info.get('version', '?')}: tracing {tracing}, release-health sessions "
+        f"{sessions}, integrations enabled: {names}"
+    )
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time used so far by all a process's threads (None where Linux's files lack)."""
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                total += int(stat.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
 
 
 # -- the servers (child processes) ------------------------------------------------------------
@@ -58,11 +129,19 @@ def _listening_socket() -> socket.socket:
     return sock
 
 
+def announce_ready(port: int) -> None:
+    print(f"{READY}{port}", flush=True)
+
+
 def _ready(sock: socket.socket) -> None:
-    print(f"{_READY}{sock.getsockname()[1]}", flush=True)
+    announce_ready(sock.getsockname()[1])
 
 
-def _serve_sanic(dsn: str | None) -> None:
+def _serve_sanic(setup: str, dsn: str) -> None:
+    if setup == "sentry-sdk":  # before the app exists, as sentry-sdk's docs show
+        from sentry_sdk.integrations.sanic import SanicIntegration
+
+        init_sentry_sdk(SanicIntegration(), dsn)
     from sanic import Request, Sanic, response
 
     app: Sanic[Any, Any] = Sanic("bench_async_web", configure_logging=False)
@@ -76,7 +155,7 @@ def _serve_sanic(dsn: str | None) -> None:
     async def boom(request: Request) -> response.HTTPResponse:
         raise RuntimeError("the benchmark's one error")
 
-    if dsn:
+    if setup == "errlink":
         from errlink.integrations.sanic import Errlink
 
         Errlink(app, dsn=dsn)
@@ -89,7 +168,11 @@ def _serve_sanic(dsn: str | None) -> None:
     app.run(sock=sock, single_process=True, access_log=False, motd=False)
 
 
-def _serve_tornado(dsn: str | None) -> None:
+def _serve_tornado(setup: str, dsn: str) -> None:
+    if setup == "sentry-sdk":
+        from sentry_sdk.integrations.tornado import TornadoIntegration
+
+        init_sentry_sdk(TornadoIntegration(), dsn)
     import tornado.web
     from tornado.httpserver import HTTPServer
 
@@ -104,7 +187,7 @@ def _serve_tornado(dsn: str | None) -> None:
 
     async def main() -> None:
         app = tornado.web.Application([(r"/hello", Hello), (r"/boom", Boom)])
-        if dsn:
+        if setup == "errlink":
             from errlink.integrations.tornado import Errlink
 
             Errlink(app, dsn=dsn)
@@ -116,7 +199,11 @@ def _serve_tornado(dsn: str | None) -> None:
     asyncio.run(main())
 
 
-def _serve_aiohttp(dsn: str | None) -> None:
+def _serve_aiohttp(setup: str, dsn: str) -> None:
+    if setup == "sentry-sdk":
+        from sentry_sdk.integrations.aiohttp import AioHttpIntegration
+
+        init_sentry_sdk(AioHttpIntegration(), dsn)
     from aiohttp import web
 
     async def hello(request: web.Request) -> web.Response:
@@ -129,7 +216,7 @@ def _serve_aiohttp(dsn: str | None) -> None:
         app = web.Application()
         app.router.add_get("/hello", hello)
         app.router.add_get("/boom", boom)
-        if dsn:
+        if setup == "errlink":
             from errlink.integrations.aiohttp import Errlink
 
             Errlink(app, dsn=dsn)
@@ -146,31 +233,51 @@ def _serve_aiohttp(dsn: str | None) -> None:
 _SERVERS = {"sanic": _serve_sanic, "tornado": _serve_tornado, "aiohttp": _serve_aiohttp}
 
 
+class ServerFailed(RuntimeError):
+    pass
+
+
 class Server:
-    """A framework's server in a child process; `port` once it is ready."""
+    """A framework's server with one variant's set-up, in a fresh child process: `module` run
+    with `--serve FRAMEWORK --setup VARIANT --dsn DSN` prints its port on a READY line.
 
-    def cpu_seconds(self) -> float | None:
-        """CPU time used so far by all the server's threads (None where Linux's files lack)."""
-        total = 0
-        try:
-            for task in os.listdir(f"/proc/{self.proc.pid}/task"):
-                with open(f"/proc/{self.proc.pid}/task/{task}/schedstat") as stat:
-                    total += int(stat.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        return total / 1e9
+    Started at creation, usable after `wait_ready`, so several servers can start at once."""
 
-    def __init__(self, framework: str, dsn: str | None) -> None:
-        command = [sys.executable, "-m", "benchmarks.bench_async_web", "--serve", framework]
-        if dsn:
-            command += ["--dsn", dsn]
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    def __init__(
+        self, framework: str, setup: str, dsn: str, module: str = "benchmarks.bench_async_web"
+    ) -> None:
+        self.setup = setup
+        self.info: dict[str, Any] = {}
+        command = [sys.executable, "-m", module, "--serve", framework]
+        command += ["--setup", setup, "--dsn", dsn]
+        # stderr to a file: the live check's tracebacks stay out of the way, and are there to
+        # quote when a server dies.
+        self._stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by close())
+        self.proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=self._stderr, text=True
+        )
+        self.port = 0
+
+    def wait_ready(self) -> None:
+        """Returns once the server listens; closes it and raises ServerFailed if it never does."""
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            if line.startswith(_READY):
-                self.port = int(line[len(_READY) :])
+            if line.startswith(_INFO):
+                self.info = json.loads(line[len(_INFO) :])
+            elif line.startswith(READY):
+                self.port = int(line[len(READY) :])
                 return
-        raise RuntimeError(f"the {framework} server did not start")
+        words = self.last_words()
+        self.close()
+        raise ServerFailed(f"the server did not start: {words}")
+
+    def cpu_seconds(self) -> float | None:
+        return process_cpu_seconds(self.proc.pid)
+
+    def last_words(self) -> str:
+        self._stderr.seek(0)
+        lines = [line.strip() for line in self._stderr.read().splitlines() if line.strip()]
+        return lines[-1] if lines else f"exit status {self.proc.poll()}"
 
     def close(self) -> None:
         self.proc.terminate()
@@ -179,6 +286,34 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._stderr.close()
+
+
+def start_servers(
+    setups: dict[str, str],
+    framework: str,
+    dsn: str,
+    stack: ExitStack,
+    failures: dict[str, str],
+    module: str = "benchmarks.bench_async_web",
+) -> dict[str, Server]:
+    """Servers for {label: setup}, started together, closed with `stack`; the ones that did not
+    start are left out, their reason in `failures`."""
+    started = {}
+    for label, setup in setups.items():
+        started[label] = Server(framework, setup, dsn, module)
+        stack.callback(started[label].close)
+    servers = {}
+    for label, server in started.items():
+        try:
+            server.wait_ready()
+        except ServerFailed as error:
+            failures[label] = str(error)
+            continue
+        servers[label] = server
+    return servers
 
 
 # -- the client ---------------------------------------------------------------------------------
@@ -193,7 +328,7 @@ async def _connection(port: int, count: int) -> None:
             head = await reader.readuntil(b"\r\n\r\n")
             length = _content_length(head)
             if await reader.readexactly(length) != HELLO or not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(f"unexpected response: {head!r}")
+                raise ServerFailed(f"unexpected response: {head!r}")
     finally:
         writer.close()
 
@@ -203,11 +338,13 @@ def _content_length(head: bytes) -> int:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             return int(value)
-    raise RuntimeError(f"no Content-Length in {head!r}")
+    raise ServerFailed(f"no Content-Length in {head!r}")
 
 
-async def _round(server: Server, requests: int, connections: int) -> tuple[float, float | None]:
-    """Requests/s and server CPU µs/request for `requests` GETs over `connections` connections."""
+Sample = tuple[float, float | None]  # requests/s, server CPU µs per request
+
+
+async def _round(server: Server, requests: int, connections: int) -> Sample:
     per_connection = requests // connections
     done = per_connection * connections
     cpu_before = server.cpu_seconds()
@@ -220,20 +357,39 @@ async def _round(server: Server, requests: int, connections: int) -> tuple[float
 
 
 async def _measure(
-    servers: dict[str, Server], requests: int, connections: int, rounds: int
-) -> dict[str, list[tuple[float, float | None]]]:
-    for server in servers.values():  # warm-up: lazy imports, caches, connection set-up
-        await _round(server, max(requests // 4, connections), connections)
-    samples: dict[str, list[tuple[float, float | None]]] = {variant: [] for variant in servers}
+    servers: dict[str, Server],
+    requests: int,
+    connections: int,
+    rounds: int,
+    failures: dict[str, str],
+) -> dict[str, list[Sample]]:
+    """Rounds taken in turn by every server; a server that stops answering is dropped from the
+    rest of the run with its failure recorded in `failures`."""
+
+    async def attempt(label: str, count: int) -> Sample | None:
+        try:
+            return await _round(servers[label], count, connections)
+        except (OSError, asyncio.IncompleteReadError, ServerFailed) as error:
+            failures[label] = f"{error!r}; server: {servers[label].last_words()}"
+            return None
+
+    for label in servers:  # warm-up: lazy imports, caches, connection set-up
+        await attempt(label, max(requests // 4, connections))
+    samples: dict[str, list[Sample]] = {label: [] for label in servers}
+    labels = list(servers)
     for index in range(rounds):
-        order = list(servers) if index % 2 == 0 else list(reversed(servers))
-        for variant in order:
-            samples[variant].append(await _round(servers[variant], requests, connections))
+        shift = index % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            if label not in failures:
+                sample = await attempt(label, requests)
+                if sample is not None:
+                    samples[label].append(sample)
     return samples
 
 
-def _check_live(port: int, collector: CollectorProcess, before: int) -> int:
-    """Make the errlink server report one error; return how many new events the collector has."""
+def check_live(port: int, collector: CollectorProcess) -> int:
+    """Make a server report one error; return how many new events the collector stored."""
+    before = int(collector.stats().get("events", 0))
     try:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/boom", timeout=30)
     except urllib.error.HTTPError as error:
@@ -241,38 +397,64 @@ def _check_live(port: int, collector: CollectorProcess, before: int) -> int:
             raise
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        stored = int(collector.stats().get("events", 0)) - before
-        if stored:
-            return stored
+        if int(collector.stats().get("events", 0)) > before:
+            time.sleep(0.3)  # a duplicate would follow closely: let it land in this count
+            break
         time.sleep(0.05)
-    return 0
+    return int(collector.stats().get("events", 0)) - before
 
 
-def bench(framework: str, collector: CollectorProcess, args: argparse.Namespace) -> dict[str, Any]:
+def bench(
+    framework: str, collector: CollectorProcess, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """One row per variant (bare first); a failed variant has `error` set and no figures."""
+    setups = (
+        [("bare", "bare"), ("bare #2", "bare")]
+        if args.calibrate
+        else [(variant, variant) for variant in args.variants]
+    )
+    failures: dict[str, str] = {}
+    live: dict[str, int] = {}
     with ExitStack() as stack:
-        dsn = None if args.calibrate else collector.dsn
-        servers = {"off": Server(framework, None), "on": Server(framework, dsn)}
-        for server in servers.values():
-            stack.callback(server.close)
-        samples = _run_client(_measure(servers, args.requests, args.connections, args.rounds))
-        live_events = None
-        if not args.calibrate:
-            before = int(collector.stats().get("events", 0))
-            live_events = _check_live(servers["on"].port, collector, before)
-    rps = {variant: max(r for r, _ in rows) for variant, rows in samples.items()}
-    cpu: dict[str, float | None] = {}
-    for variant, rows in samples.items():
-        values = [c for _, c in rows if c is not None]
-        cpu[variant] = min(values) if values else None
-    cpu_off, cpu_on = cpu["off"], cpu["on"]
-    return {
-        "framework": framework,
-        "rps_off": rps["off"],
-        "rps_on": rps["on"],
-        "cpu_off": cpu_off,
-        "cpu_on": cpu_on,
-        "live_events": live_events,
-    }
+        servers = start_servers(dict(setups), framework, collector.dsn, stack, failures)
+        samples = _run_client(
+            _measure(servers, args.requests, args.connections, args.rounds, failures)
+        )
+        for label, server in servers.items():
+            if server.setup != "bare" and label not in failures:
+                live[label] = check_live(server.port, collector)
+    return variant_rows(framework, [label for label, _ in setups], servers, samples, failures, live)
+
+
+def variant_rows(
+    framework: str,
+    labels: list[str],
+    servers: dict[str, Server],
+    samples: dict[str, list[Sample]],
+    failures: dict[str, str],
+    live: dict[str, int],
+) -> list[dict[str, Any]]:
+    """One row per variant: best and median of its rounds, or the `error` that stopped it."""
+    rows = []
+    for label in labels:
+        row: dict[str, Any] = {"framework": framework, "variant": label}
+        taken = samples.get(label, [])
+        if label in failures or not taken:
+            row["error"] = failures.get(label, "no round completed")
+        else:
+            rates = [rate for rate, _ in taken]
+            cpus = [cpu for _, cpu in taken if cpu is not None]
+            row.update(
+                rps_best=max(rates),
+                rps_median=statistics.median(rates),
+                cpu_best=min(cpus) if cpus else None,
+                cpu_median=statistics.median(cpus) if cpus else None,
+                live_events=live.get(label),
+            )
+        if label in servers and servers[label].info:
+            row["sdk_info"] = servers[label].info
+        rows.append(row)
+    return rows
 
 
 def _run_client(coroutine: Any) -> Any:
@@ -283,21 +465,79 @@ def _run_client(coroutine: Any) -> Any:
     return uvloop.run(coroutine)
 
 
+# -- the report ---------------------------------------------------------------------------------
+
+
+def with_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Adds each variant's ratios and CPU added against its framework's bare row (shared with
+    bench_sync_web and benchmarks.run)."""
+    bare = {
+        row["framework"]: row for row in rows if row["variant"] == "bare" and "error" not in row
+    }
+    for row in rows:
+        base = bare.get(row["framework"])
+        if base is None or "error" in row:
+            continue
+        row["ratio_best"] = row["rps_best"] / base["rps_best"]
+        row["ratio_median"] = row["rps_median"] / base["rps_median"]
+        if row.get("cpu_best") is not None and base.get("cpu_best") is not None:
+            row["cpu_ratio"] = base["cpu_best"] / row["cpu_best"]
+            row["cpu_added"] = row["cpu_best"] - base["cpu_best"]
+    return rows
+
+
+def _live_cell(events: int | None) -> str:
+    if events is None:
+        return "-"
+    return "1 event" if events == 1 else f"FAILED ({events} events)"
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(
+        "| framework | variant | req/s (best round) | vs bare | vs bare (medians) "
+        "| server CPU/request (best) | vs bare (req per CPU-s) | CPU added/request | live check |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    for row in rows:
+        if "error" in row:
+            print(f"| {row['framework']} | {row['variant']} | FAILED: {row['error']} |||||||")
+            continue
+        cpu = row.get("cpu_best")
+        cells = [
+            row["framework"],
+            row["variant"],
+            f"{row['rps_best']:,.0f}",
+            f"{row['ratio_best']:.3f}" if "ratio_best" in row else "n/a",
+            f"{row['ratio_median']:.3f}" if "ratio_median" in row else "n/a",
+            "n/a" if cpu is None else f"{cpu:.1f} µs",
+            f"{row['cpu_ratio']:.3f}" if "cpu_ratio" in row else "n/a",
+            f"{row['cpu_added']:+.1f} µs" if "cpu_added" in row else "n/a",
+            _live_cell(row.get("live_events")),
+        ]
+        print("| " + " | ".join(cells) + " |")
+    notes = {sentry_note(row["sdk_info"]) for row in rows if row.get("sdk_info")}
+    for note in sorted(notes):
+        print(f"\n{note}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="bare is always included")
     parser.add_argument("--requests", type=int, default=None, help="GETs per round")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument(
-        "--calibrate", action="store_true", help="measure the app without errlink against itself"
+        "--calibrate", action="store_true", help="measure the bare app against itself"
     )
+    parser.add_argument("--json", help="also write the rows to this file, as JSON")
     parser.add_argument("--serve", choices=FRAMEWORKS, help=argparse.SUPPRESS)
-    parser.add_argument("--dsn", help=argparse.SUPPRESS)
+    parser.add_argument("--setup", choices=VARIANTS, default="bare", help=argparse.SUPPRESS)
+    parser.add_argument("--dsn", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        _SERVERS[args.serve](args.dsn)
+        _SERVERS[args.serve](args.setup, args.dsn)
         return
     args.requests = args.requests or (2_000 if args.quick else 20_000)
     args.rounds = args.rounds or (2 if args.quick else 9)
@@ -305,11 +545,16 @@ def main() -> None:
     unknown = set(frameworks) - set(FRAMEWORKS)
     if unknown:
         parser.error(f"unknown framework(s): {', '.join(sorted(unknown))}")
+    chosen = {name.strip() for name in args.variants.split(",") if name.strip()}
+    if chosen - set(VARIANTS):
+        parser.error(f"unknown variant(s): {', '.join(sorted(chosen - set(VARIANTS)))}")
+    args.variants = ["bare", *(v for v in VARIANTS if v in chosen and v != "bare")]
 
-    results = []
+    rows: list[dict[str, Any]] = []
     with CollectorProcess() as collector:
         for framework in frameworks:
-            results.append(bench(framework, collector, args))
+            rows += bench(framework, collector, args)
+    with_ratios(rows)
     print(
         f"\nHello-world GET, {args.connections} keep-alive connections, {args.requests} requests "
         f"per round, best of {args.rounds} rounds per variant (Python "
@@ -317,28 +562,12 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f})"
     )
     if args.calibrate:
-        print("CALIBRATION: 'with' is the same app without errlink (the method's noise floor)")
+        print("CALIBRATION: 'bare #2' is the same bare app (the method's noise floor)")
     print()
-    print(
-        "| framework | req/s without | req/s with | ratio (req/s) | server CPU/request without "
-        "| with | ratio (req per CPU-s) | overhead/request | live check |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    for row in results:
-        events = row["live_events"]
-        live = "-" if events is None else "1 event" if events == 1 else f"FAILED ({events} events)"
-        cpu_off, cpu_on = row["cpu_off"], row["cpu_on"]
-        if cpu_off is None or cpu_on is None:
-            cpu_cells = "n/a | n/a | n/a | n/a"
-        else:
-            cpu_cells = (
-                f"{cpu_off:.1f} µs | {cpu_on:.1f} µs | {cpu_off / cpu_on:.3f} "
-                f"| {cpu_on - cpu_off:+.1f} µs"
-            )
-        print(
-            f"| {row['framework']} | {row['rps_off']:,.0f} | {row['rps_on']:,.0f} "
-            f"| {row['rps_on'] / row['rps_off']:.3f} | {cpu_cells} | {live} |"
-        )
+    print_table(rows)
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(rows, out)
 
 
 if __name__ == "__main__":

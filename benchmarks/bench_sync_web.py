@@ -1,18 +1,31 @@
-"""Per-request overhead of the Flask and Django integrations: the same app with and without errlink.
+"""Per-request overhead on Flask and Django: the bare app vs errlink vs sentry-sdk.
 
-Run: python -m benchmarks.bench_sync_web [--quick]
+Run: python -m benchmarks.bench_sync_web [--quick] [--frameworks flask,django]
+     [--variants bare,errlink,sentry-sdk] [--json PATH]
 
-For each framework, two server processes run the same hello-world app (one with errlink, one
-without) on a werkzeug server on 127.0.0.1 (single-threaded, HTTP/1.1 keep-alive, request log
-off). The client alternates rounds between the two servers, a bounded loop of requests over one
-connection each round, and reports the requests/s of each one's best round (the least
-disturbed by the rest of the machine) and the on/off ratio, with the ratio of medians beside it.
+For each framework, one server per variant runs the same hello-world app on a werkzeug server
+on 127.0.0.1 (single-threaded, HTTP/1.1 keep-alive, request log off), each in its own fresh
+process, so sentry-sdk's class-level patching never reaches another variant:
 
-Network and server noise hide a few µs, so a second process calls both variants' WSGI apps
-directly, alternating rounds, and reports the fastest round of each: errlink's own cost per
-request, for the hello route and for a route that raises (which builds and queues an event).
-For Django, "without" there is the same project with errlink's middleware left out. errlink
-sends to a collector in its own process; the hello route sends nothing.
+- bare: the app alone;
+- errlink: errlink's integration (Flask extension; Django app and middleware) with its defaults;
+- sentry-sdk: `sentry_sdk.init` with FlaskIntegration / DjangoIntegration on top of its default
+  integrations, `traces_sample_rate=None` (tracing off: error reporting only); what it enabled
+  is printed under the table.
+
+Both SDKs send to one loopback collector in a process of its own (queues sized so the error
+route drops nothing); the hello route sends nothing. The client takes the variants in turn (in
+rotating order), a bounded loop of requests over one connection each round, and reports each
+variant's best round (the least disturbed by the rest of the machine) in requests/s and in the
+server process's CPU time per request, with the ratio of medians beside the ratio of best
+rounds. Afterwards one request to /boom on each SDK's server must store exactly one event.
+
+Network and server noise hide a few µs, so the WSGI apps are also called directly, in-process,
+for the hello route and for a route that raises (which builds and queues an event), and the
+fastest round of each is reported. bare and errlink share one process, alternating rounds (for
+Django, "bare" there is the same project without errlink's middleware and with no client).
+sentry-sdk patches framework classes for the whole process, so it gets a process of its own
+and the bare app another, the parent alternating rounds between the two.
 """
 
 from __future__ import annotations
@@ -21,23 +34,52 @@ import argparse
 import http.client
 import io
 import json
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from typing import Any
 
 from benchmarks._sink import CollectorProcess
+from benchmarks.bench_async_web import (
+    READY,
+    Sample,
+    Server,
+    ServerFailed,
+    announce_ready,
+    check_live,
+    init_sentry_sdk,
+    print_table,
+    start_servers,
+    variant_rows,
+    with_ratios,
+)
 
 FRAMEWORKS = ("flask", "django")
-MODES = ("off", "on")
+VARIANTS = ("bare", "errlink", "sentry-sdk")
+ROUTES = ("/hello", "/boom")
+QUEUE_SIZE = 100_000  # both SDKs: the direct error route must not drop
+
+WSGIApp = Callable[..., Iterable[bytes]]
 
 
 # -- the apps (built in the server process) -------------------------------------------------
 
 
-def flask_app(dsn: str | None) -> Callable[..., Iterable[bytes]]:
+def _init_sentry(framework: str, dsn: str) -> None:
+    if framework == "flask":
+        from sentry_sdk.integrations.flask import FlaskIntegration
+
+        init_sentry_sdk(FlaskIntegration(), dsn, transport_queue_size=QUEUE_SIZE)
+    else:
+        from sentry_sdk.integrations.django import DjangoIntegration
+
+        init_sentry_sdk(DjangoIntegration(), dsn, transport_queue_size=QUEUE_SIZE)
+
+
+def flask_app(setup: str, dsn: str) -> WSGIApp:
     from flask import Flask
 
     app = Flask("bench")
@@ -50,10 +92,10 @@ def flask_app(dsn: str | None) -> Callable[..., Iterable[bytes]]:
     def boom() -> str:
         raise ValueError("boom")
 
-    if dsn is not None:
+    if setup == "errlink":
         from errlink.integrations.flask import Errlink
 
-        Errlink(app, dsn=dsn, queue_size=100_000)
+        Errlink(app, dsn=dsn, queue_size=QUEUE_SIZE)
     return app
 
 
@@ -67,28 +109,29 @@ def _django_boom(request: Any) -> Any:
     raise ValueError("boom")
 
 
-def django_app(dsn: str | None) -> Callable[..., Iterable[bytes]]:
+def django_app(setup: str, dsn: str) -> WSGIApp:
     import django
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
 
-    apps = ["errlink.integrations.django"] if dsn is not None else []
+    errlink = setup == "errlink"
     settings.configure(
         DEBUG=False,
         SECRET_KEY="bench",
         ALLOWED_HOSTS=["127.0.0.1", "localhost"],
-        INSTALLED_APPS=apps,
+        INSTALLED_APPS=["errlink.integrations.django"] if errlink else [],
         MIDDLEWARE=[
             "django.middleware.security.SecurityMiddleware",
             "django.middleware.common.CommonMiddleware",
         ],
         ROOT_URLCONF=__name__,
         DATABASES={},
-        ERRLINK={"dsn": dsn, "queue_size": 100_000},
+        ERRLINK={"dsn": dsn, "queue_size": QUEUE_SIZE} if errlink else {},
         LOGGING_CONFIG=None,
     )
     django.setup()
-    return WSGIHandler()
+    handler: WSGIApp = WSGIHandler()
+    return handler
 
 
 def _urlpatterns() -> list[Any]:
@@ -104,13 +147,19 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+def build_app(framework: str, setup: str, dsn: str) -> WSGIApp:
+    if setup == "sentry-sdk":  # before the app exists, as sentry-sdk's docs show
+        _init_sentry(framework, dsn)
+    return flask_app(setup, dsn) if framework == "flask" else django_app(setup, dsn)
+
+
 # -- server process ---------------------------------------------------------------------------
 
 
-def serve(framework: str, dsn: str | None) -> None:
+def serve(framework: str, setup: str, dsn: str) -> None:
     from werkzeug.serving import WSGIRequestHandler, make_server
 
-    app = flask_app(dsn) if framework == "flask" else django_app(dsn)
+    app = build_app(framework, setup, dsn)
 
     class QuietHandler(WSGIRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -119,11 +168,11 @@ def serve(framework: str, dsn: str | None) -> None:
             pass
 
     server = make_server("127.0.0.1", 0, app, threaded=False, request_handler=QuietHandler)
-    print(server.port, flush=True)
+    announce_ready(server.port)
     server.serve_forever()
 
 
-# -- direct WSGI calls (one process, both variants interleaved) -------------------------------
+# -- direct WSGI calls ------------------------------------------------------------------------
 
 
 def _environ(path: str) -> dict[str, Any]:
@@ -147,7 +196,7 @@ def _environ(path: str) -> dict[str, Any]:
     }
 
 
-def _call_us(app: Callable[..., Iterable[bytes]], path: str, n: int) -> float:
+def _call_us(app: WSGIApp, path: str, n: int) -> float:
     """µs per request calling the WSGI app in-process, response consumed."""
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -167,147 +216,329 @@ def _call_us(app: Callable[..., Iterable[bytes]], path: str, n: int) -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
+Caller = Callable[[str, int], float]  # (route, calls) -> µs per call
+
+
+def _fastest(variants: dict[str, Caller], route: str, rounds: int, n: int) -> dict[str, float]:
+    """Fastest round of each variant, the variants alternating round by round after a warm-up."""
+    for call in variants.values():
+        call(route, n)
+    best = {name: float("inf") for name in variants}
+    for _ in range(rounds):
+        for name, call in variants.items():
+            best[name] = min(best[name], call(route, n))
+    return best
+
+
+def _calls(route: str, n: int) -> int:
+    return n if route == "/hello" else max(n // 10, 20)  # the error route is ~10x slower
+
+
+def _nothing() -> None:
+    pass
+
+
+def _in_process(app: WSGIApp, switch: Callable[[], None] = _nothing) -> Caller:
+    def call(route: str, n: int) -> float:
+        switch()
+        return _call_us(app, route, n)
+
+    return call
+
+
 def direct(framework: str, dsn: str, rounds: int, n: int) -> None:
-    """Prints {route: {mode: µs}}: the fastest of `rounds` alternating rounds of n calls each."""
+    """bare and errlink alternating in this process; prints {route: {variant: µs}}."""
     import logging
 
+    import errlink
+
     logging.disable(logging.CRITICAL)  # both variants log the error route; keep that out
-    switch: dict[str, Callable[[], None]] = {mode: lambda: None for mode in MODES}
-    if framework == "flask":
-        variants = {"off": flask_app(None), "on": flask_app(dsn)}
-    else:
-        from django.conf import settings
-        from django.core.handlers.wsgi import WSGIHandler
-        from django.test.utils import override_settings
-
-        from errlink._scope import current_client, set_default_client
-
-        # One Django per process: "off" is the same project without errlink's middleware and
-        # with no client (so its signal receiver does nothing), switched per round.
-        on = django_app(dsn)
-        core = current_client()
-        without = [m for m in settings.MIDDLEWARE if not m.startswith("errlink.")]
-        with override_settings(MIDDLEWARE=without):
-            off = WSGIHandler()
-        variants = {"off": off, "on": on}
-        switch = {"off": lambda: set_default_client(None), "on": lambda: set_default_client(core)}
-    result: dict[str, dict[str, float]] = {}
-    for route, calls in (("/hello", n), ("/boom", max(n // 10, 20))):
-        best = {mode: float("inf") for mode in MODES}
-        for mode in MODES:
-            switch[mode]()
-            _call_us(variants[mode], route, calls)  # warm up
-        for _ in range(rounds):
-            for mode in MODES:
-                switch[mode]()
-                best[mode] = min(best[mode], _call_us(variants[mode], route, calls))
-        result[route] = best
+    variants = _errlink_and_bare(framework, dsn)
+    result = {route: _fastest(variants, route, rounds, _calls(route, n)) for route in ROUTES}
     print(json.dumps(result), flush=True)
-    if framework == "django":
-        import errlink
-
-        errlink.close(timeout=0)  # events of the error route: not worth waiting for
+    errlink.close(timeout=0)  # events of the error route: not worth waiting for
 
 
-# -- client -----------------------------------------------------------------------------------
+def _django_handler() -> WSGIApp:
+    from django.core.handlers.wsgi import WSGIHandler
+
+    handler: WSGIApp = WSGIHandler()
+    return handler
 
 
-def _round(port: int, n: int) -> float:
-    """requests/s over one keep-alive connection, n sequential GET /hello."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+def _errlink_and_bare(framework: str, dsn: str) -> dict[str, Caller]:
+    if framework == "flask":
+        return {
+            "bare": _in_process(flask_app("bare", dsn)),
+            "errlink": _in_process(flask_app("errlink", dsn)),
+        }
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    from errlink._scope import current_client, set_default_client
+
+    # One Django per process: "bare" is the same project without errlink's middleware and with
+    # no client (so its signal receiver does nothing), switched per round.
+    on = django_app("errlink", dsn)
+    core = current_client()
+    without = [m for m in settings.MIDDLEWARE if not m.startswith("errlink.")]
+    with override_settings(MIDDLEWARE=without):
+        off = _django_handler()
+    return {
+        "bare": _in_process(off, lambda: set_default_client(None)),
+        "errlink": _in_process(on, lambda: set_default_client(core)),
+    }
+
+
+def _direct_errlink(framework: str, dsn: str, rounds: int, n: int) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.bench_sync_web", "--direct", framework]
+    command += ["--dsn", dsn, "--direct-rounds", str(rounds), "--n", str(n)]
     try:
+        output = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out"}
+    lines = output.stdout.strip().splitlines()
+    if output.returncode != 0 or not lines:
+        tail = output.stderr.strip().splitlines()[-1:] or [f"exit status {output.returncode}"]
+        return {"error": tail[0]}
+    measured: dict[str, Any] = json.loads(lines[-1])
+    return measured
+
+
+def direct_worker(framework: str, setup: str, dsn: str) -> None:
+    """One variant's app in this process, timed on demand: for each `ROUTE CALLS` line read
+    from stdin, prints the µs per call of that many calls."""
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    app = build_app(framework, setup, dsn)
+    announce_ready(0)
+    for line in sys.stdin:
+        route, calls = line.split()
+        print(repr(_call_us(app, route, int(calls))), flush=True)
+    if setup == "sentry-sdk":
+        import sentry_sdk
+
+        sentry_sdk.get_client().close(timeout=0)  # queued error-route events: not worth waiting
+
+
+class _Worker:
+    """A direct_worker process, called like an in-process Caller."""
+
+    def __init__(self, framework: str, setup: str, dsn: str) -> None:
+        command = [sys.executable, "-m", "benchmarks.bench_sync_web", "--direct-worker", framework]
+        command += ["--setup", setup, "--dsn", dsn]
+        self._stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by close())
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
+        )
+
+    def wait_ready(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(READY):
+                return
+        raise ServerFailed(f"the direct-call worker did not start: {self._last_words()}")
+
+    def __call__(self, route: str, n: int) -> float:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write(f"{route} {n}\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise ServerFailed(f"the direct-call worker died: {self._last_words()}")
+        return float(answer)
+
+    def _last_words(self) -> str:
+        self._stderr.seek(0)
+        lines = [line.strip() for line in self._stderr.read().splitlines() if line.strip()]
+        return lines[-1] if lines else f"exit status {self.proc.poll()}"
+
+    def close(self) -> None:
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._stderr.close()
+
+
+def _direct_in_workers(framework: str, setup: str, dsn: str, rounds: int, n: int) -> dict[str, Any]:
+    """bare and `setup` each in a process of its own, their rounds alternating."""
+    with ExitStack() as stack:
+        workers = {}
+        for variant in ("bare", setup):
+            workers[variant] = _Worker(framework, variant, dsn)
+            stack.callback(workers[variant].close)
+        try:
+            for worker in workers.values():
+                worker.wait_ready()
+            callers: dict[str, Caller] = dict(workers)
+            return {route: _fastest(callers, route, rounds, _calls(route, n)) for route in ROUTES}
+        except (OSError, ServerFailed) as error:
+            return {"error": str(error)}
+
+
+# -- the client -------------------------------------------------------------------------------
+
+
+def _round(server: Server, n: int) -> Sample:
+    """requests/s and server CPU µs/request, n sequential GET /hello on one connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        cpu_before = server.cpu_seconds()
         start = time.perf_counter()
         for _ in range(n):
             connection.request("GET", "/hello")
             response = connection.getresponse()
-            if response.read() != b"hello":
-                raise RuntimeError("unexpected response")
-        return n / (time.perf_counter() - start)
+            if response.status != 200 or response.read() != b"hello":
+                raise ServerFailed(f"unexpected response: {response.status}")
+        elapsed = time.perf_counter() - start
+        cpu_after = server.cpu_seconds()
     finally:
         connection.close()
+    cpu = None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) / n * 1e6
+    return n / elapsed, cpu
 
 
-def _start_server(framework: str, dsn: str | None) -> tuple[subprocess.Popen[str], int]:
-    command = [sys.executable, "-m", "benchmarks.bench_sync_web", "--serve", framework]
-    if dsn is not None:
-        command += ["--dsn", dsn]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line:
-        process.wait(10)
-        raise RuntimeError(f"the {framework} server did not start")
-    return process, int(line)
+def _measure(
+    servers: dict[str, Server], rounds: int, n: int, failures: dict[str, str]
+) -> dict[str, list[Sample]]:
+    def attempt(label: str, count: int) -> Sample | None:
+        try:
+            return _round(servers[label], count)
+        except (OSError, http.client.HTTPException, ServerFailed) as error:
+            failures[label] = f"{error!r}; server: {servers[label].last_words()}"
+            return None
+
+    for label in servers:
+        attempt(label, max(n // 4, 1))  # warm up
+    samples: dict[str, list[Sample]] = {label: [] for label in servers}
+    labels = list(servers)
+    for index in range(rounds):  # in turn, so drift on the machine hits every variant alike
+        shift = index % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            if label not in failures:
+                sample = attempt(label, n)
+                if sample is not None:
+                    samples[label].append(sample)
+    return samples
 
 
-def _direct(framework: str, dsn: str, rounds: int, n: int) -> dict[str, dict[str, float]]:
-    command = [sys.executable, "-m", "benchmarks.bench_sync_web", "--direct", framework]
-    command += ["--dsn", dsn, "--rounds", str(rounds), "--n", str(n)]
-    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=1800)
-    measured: dict[str, dict[str, float]] = json.loads(output.stdout.strip().splitlines()[-1])
-    return measured
+def bench(framework: str, sink: CollectorProcess, args: argparse.Namespace) -> list[dict[str, Any]]:
+    failures: dict[str, str] = {}
+    live: dict[str, int] = {}
+    with ExitStack() as stack:
+        setups = {variant: variant for variant in args.variants}
+        servers = start_servers(
+            setups, framework, sink.dsn, stack, failures, "benchmarks.bench_sync_web"
+        )
+        samples = _measure(servers, args.rounds, args.requests, failures)
+        for variant, server in servers.items():
+            if variant != "bare" and variant not in failures:
+                live[variant] = check_live(server.port, sink)
+    direct_runs = {}
+    if "errlink" in args.variants:
+        direct_runs["errlink"] = _direct_errlink(framework, sink.dsn, args.direct_rounds, args.n)
+    if "sentry-sdk" in args.variants:
+        direct_runs["sentry-sdk"] = _direct_in_workers(
+            framework, "sentry-sdk", sink.dsn, args.direct_rounds, args.n
+        )
+    rows = variant_rows(framework, args.variants, servers, samples, failures, live)
+    for row in rows:
+        if row["variant"] in direct_runs:
+            row["direct"] = direct_runs[row["variant"]]
+    return rows
+
+
+def _print_direct(rows: list[dict[str, Any]]) -> None:
+    print(
+        "| framework | variant | hello µs/call bare | with | added "
+        "| error route µs/call bare | with | added |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        measured = row.get("direct")
+        if measured is None:
+            continue
+        if "error" in measured:
+            print(f"| {row['framework']} | {row['variant']} | FAILED: {measured['error']} ||||||")
+            continue
+        cells = [row["framework"], row["variant"]]
+        for route in ROUTES:
+            bare, with_sdk = measured[route]["bare"], measured[route][row["variant"]]
+            digits = 1 if route == "/hello" else 0
+            cells += [
+                f"{bare:.{digits}f}",
+                f"{with_sdk:.{digits}f}",
+                f"{with_sdk - bare:+.{digits}f}",
+            ]
+        print("| " + " | ".join(cells) + " |")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few requests (smoke test)")
+    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="bare is always included")
+    parser.add_argument("--rounds", type=int, default=None, help="server rounds per variant")
+    parser.add_argument("--requests", type=int, default=None, help="GETs per server round")
+    parser.add_argument("--direct-rounds", type=int, default=None, help="direct-call rounds")
+    parser.add_argument("--n", type=int, default=None, help="direct calls per round")
+    parser.add_argument("--json", help="also write the rows to this file, as JSON")
     parser.add_argument("--serve", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     parser.add_argument("--direct", choices=FRAMEWORKS, help=argparse.SUPPRESS)
-    parser.add_argument("--dsn", help=argparse.SUPPRESS)
-    parser.add_argument("--rounds", type=int, default=9, help=argparse.SUPPRESS)
-    parser.add_argument("--n", type=int, default=2000, help=argparse.SUPPRESS)
+    parser.add_argument("--direct-worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
+    parser.add_argument("--setup", choices=VARIANTS, default="bare", help=argparse.SUPPRESS)
+    parser.add_argument("--dsn", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.direct_rounds = args.direct_rounds or (5 if args.quick else 60)
+    args.n = args.n or (100 if args.quick else 500)
     if args.serve:
-        serve(args.serve, args.dsn)
+        serve(args.serve, args.setup, args.dsn)
         return
     if args.direct:
-        direct(args.direct, args.dsn, args.rounds, args.n)
+        direct(args.direct, args.dsn, args.direct_rounds, args.n)
         return
-    rounds, per_round = (3, 200) if args.quick else (15, 2000)
-    direct_rounds, direct_n = (5, 100) if args.quick else (60, 500)
-    rows = []
-    with CollectorProcess() as sink:
-        for framework in FRAMEWORKS:
-            servers = {
-                mode: _start_server(framework, sink.dsn if mode == "on" else None) for mode in MODES
-            }
-            try:
-                rates: dict[str, list[float]] = {mode: [] for mode in MODES}
-                for mode in MODES:
-                    _round(servers[mode][1], per_round // 4)  # warm up
-                for _ in range(rounds):  # alternate, so drift on the machine hits both alike
-                    for mode in MODES:
-                        rates[mode].append(_round(servers[mode][1], per_round))
-            finally:
-                for process, _ in servers.values():
-                    process.terminate()
-                    process.wait(10)
-            direct_us = _direct(framework, sink.dsn, direct_rounds, direct_n)
-            rows.append((framework, rates, direct_us))
-
-    print(f"Python {sys.version.split()[0]}; werkzeug server on 127.0.0.1, 1 keep-alive client")
-    print(
-        f"server: {rounds} alternating rounds x {per_round} requests (req/s of the best round, "
-        f"ratio also from medians); direct WSGI calls: fastest of {direct_rounds} alternating "
-        f"rounds x {direct_n}\n"
-    )
-    print(
-        "| framework | req/s without | req/s with errlink | ratio | ratio of medians "
-        "| µs/req without | µs/req with | errlink µs/req "
-        "| error route µs without | error route µs with |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for framework, rates, d in rows:
-        # The best round is the one least disturbed by the rest of the machine.
-        best_off, best_on = (max(rates[mode]) for mode in MODES)
-        median_off, median_on = (statistics.median(rates[mode]) for mode in MODES)
-        hello, boom = d["/hello"], d["/boom"]
-        print(
-            f"| {framework} | {best_off:.0f} | {best_on:.0f} | {best_on / best_off:.3f} "
-            f"| {median_on / median_off:.3f} "
-            f"| {hello['off']:.1f} | {hello['on']:.1f} | {hello['on'] - hello['off']:.1f} "
-            f"| {boom['off']:.0f} | {boom['on']:.0f} |"
+    if args.direct_worker:
+        direct_worker(args.direct_worker, args.setup, args.dsn)
+        return
+    args.rounds = args.rounds or (3 if args.quick else 15)
+    args.requests = args.requests or (200 if args.quick else 2000)
+    frameworks = [name.strip() for name in args.frameworks.split(",") if name.strip()]
+    if set(frameworks) - set(FRAMEWORKS):
+        parser.error(
+            f"unknown framework(s): {', '.join(sorted(set(frameworks) - set(FRAMEWORKS)))}"
         )
+    chosen = {name.strip() for name in args.variants.split(",") if name.strip()}
+    if chosen - set(VARIANTS):
+        parser.error(f"unknown variant(s): {', '.join(sorted(chosen - set(VARIANTS)))}")
+    args.variants = ["bare", *(v for v in VARIANTS if v in chosen and v != "bare")]
+
+    rows: list[dict[str, Any]] = []
+    with CollectorProcess() as sink:
+        for framework in frameworks:
+            rows += bench(framework, sink, args)
+    with_ratios(rows)
+    print(
+        f"\nPython {sys.version.split()[0]}; werkzeug server on 127.0.0.1, 1 keep-alive client; "
+        f"{args.rounds} rounds x {args.requests} requests per variant, taken in turn (best "
+        "round; ratio also from medians)\n"
+    )
+    print_table(rows)
+    print(
+        f"\nDirect WSGI calls, fastest of {args.direct_rounds} rounds x {args.n} (error route: "
+        f"x {_calls('/boom', args.n)}); errlink alternates with bare in one process, sentry-sdk "
+        "with bare in another process\n"
+    )
+    _print_direct(rows)
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(rows, out)
 
 
 if __name__ == "__main__":

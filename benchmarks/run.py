@@ -42,6 +42,15 @@ class Settings:
         self.down_n = 300 if quick else 10_000
         self.floor_n = 50 if quick else 2000
         self.floor_posts = 200 if quick else 5000
+        # per_request: the issue's four frameworks (aiohttp.web: run bench_async_web alone).
+        self.async_web_args = ["--frameworks", "sanic,tornado"] + (
+            ["--quick", "--requests", "1000"] if quick else ["--requests", "6000", "--rounds", "5"]
+        )
+        self.sync_web_args = (
+            ["--quick"]
+            if quick
+            else ["--rounds", "7", "--requests", "1200", "--direct-rounds", "20"]
+        )
 
 
 def run_child(scenario: str, params: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
@@ -228,6 +237,68 @@ def bench_floor(sink: Sink, s: Settings) -> list[list[str]]:
     ]
 
 
+def bench_per_request(sink: Sink, s: Settings) -> list[list[str]]:
+    """Hello-world route, no error: bare app vs errlink vs sentry-sdk per framework, each variant
+    a real server in its own process (bench_async_web and bench_sync_web, which bring their own
+    collector: their live check counts what it stored)."""
+    rows = []
+    for module, args in (
+        ("benchmarks.bench_async_web", s.async_web_args),
+        ("benchmarks.bench_sync_web", s.sync_web_args),
+    ):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "rows.json"
+            proc = subprocess.run(
+                [sys.executable, "-m", module, *args, "--json", str(out)],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
+            if proc.returncode != 0 or not out.exists():
+                raise RuntimeError(f"{module} failed:\n{proc.stderr[-2000:]}")
+            measured: list[dict[str, Any]] = json.loads(out.read_text())
+        rows += [_per_request_row(row) for row in measured]
+    return rows
+
+
+def _per_request_row(row: dict[str, Any]) -> list[str]:
+    scenario = f"per-request overhead, {row['framework']} hello-world"
+    variant = row["variant"]
+    info = row.get("sdk_info")
+    if info:
+        tracing = "tracing ON" if info.get("tracing") else "tracing off"
+        sessions = "sessions on" if info.get("sessions") else "sessions off"
+        variant += f" ({row['framework']} integration + defaults, {tracing}, {sessions})"
+    if "error" in row:
+        return [scenario, variant, "FAILED", str(row["error"]).replace("|", "/")[:200]]
+    rate = f"{row['rps_best']:,.0f} req/s (best round)"
+    if row["variant"] == "bare":
+        cpu = row.get("cpu_best")
+        return [
+            scenario,
+            variant,
+            rate,
+            "baseline",
+            "" if cpu is None else f"server CPU {cpu:.1f} µs/req",
+        ]
+    if "ratio_best" in row:
+        ratio = f"{row['ratio_best']:.3f}x bare (medians {row['ratio_median']:.3f}x)"
+    else:
+        ratio = "n/a (the bare app failed)"
+    added = []
+    if "cpu_added" in row:
+        added.append(f"{row['cpu_added']:+.1f} µs/req server CPU")
+    direct = row.get("direct")
+    if direct and "error" not in direct:
+        hello = direct["/hello"]
+        added.append(f"{hello[row['variant']] - hello['bare']:+.1f} µs/req direct WSGI")
+    events = row.get("live_events")
+    added.append("live check " + ("ok" if events == 1 else f"FAILED ({events} events)"))
+    return [scenario, variant, rate, ratio, "; ".join(added)]
+
+
 def _ratios(figures: dict[str, float], sdk: str) -> list[str]:
     if not sdk.startswith("errlink"):
         return [""]
@@ -242,6 +313,7 @@ SCENARIOS: dict[str, Callable[[Sink, Settings], list[list[str]]]] = {
     "server_down": bench_server_down,
     "startup": bench_startup,
     "floor": bench_floor,
+    "per_request": bench_per_request,
 }
 
 

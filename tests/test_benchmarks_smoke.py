@@ -41,6 +41,31 @@ def test_quick_suite_produces_a_row_of_numbers_for_every_benchmark(tmp_path: Pat
         "server down",
         "import + init",
         "the floor",
+        "per-request overhead",
     }
     sdks = {row.split("|")[2].strip().split(" (")[0] for row in rows}
     assert {"errlink", "errlink-async", "sentry-sdk", "raven"} <= sdks
+    _check_per_request_rows(by_scenario["per-request overhead"])
+
+
+def _check_per_request_rows(rows: list[str]) -> None:
+    """Every framework of the issue, each as bare app, with errlink and with sentry-sdk: a rate,
+    and for the SDKs a ratio to the bare app, the µs added, and a live check that passed."""
+    seen = set()
+    for row in rows:
+        scenario, variant, rate, ratio, added = (cell.strip() for cell in row.strip("|").split("|"))
+        framework = scenario.split(", ")[1].split()[0]
+        variant = variant.split(" (")[0]
+        seen.add((framework, variant))
+        assert rate.endswith("req/s (best round)"), row
+        if variant == "bare":
+            assert ratio == "baseline", row
+        else:
+            assert re.fullmatch(r"\d+\.\d{3}x bare \(medians \d+\.\d{3}x\)", ratio), row
+            assert re.search(r"[+-]\d+\.\d µs/req server CPU", added), row
+            assert "live check ok" in added, row
+    assert seen == {
+        (framework, variant)
+        for framework in ("sanic", "tornado", "flask", "django")
+        for variant in ("bare", "errlink", "sentry-sdk")
+    }
