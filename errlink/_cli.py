@@ -161,24 +161,25 @@ def _run_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, got {port}")
-    return port
-
-
-def _non_negative_int(text: str) -> int:
+def _int_option(text: str, *, what: str, low: int, high: int | None, allowed: str) -> int:
+    """An integer option in [low, high]; argparse shows the message as a usage error."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"{allowed}, got {value}")
     return value
+
+
+def _port(text: str) -> int:
+    return _int_option(
+        text, what="a port number", low=0, high=65535, allowed="port must be between 0 and 65535"
+    )
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_option(text, what="a whole number", low=0, high=None, allowed="must be 0 or more")
 
 
 def _non_negative_float(text: str) -> float:
@@ -199,13 +200,13 @@ def _fraction(text: str) -> float:
 
 
 def _error_status(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an HTTP status: {text!r}") from None
-    if not 400 <= value <= 599:
-        raise argparse.ArgumentTypeError(f"must be an error status (400-599), got {value}")
-    return value
+    return _int_option(
+        text,
+        what="an HTTP status",
+        low=400,
+        high=599,
+        allowed="must be an error status (400-599)",
+    )
 
 
 def _log_received_events() -> None:

@@ -132,9 +132,8 @@ async def test_explicitly_and_implicitly_chained_exceptions() -> None:
         assert values[1]["mechanism"]["handled"] is True
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="ExceptionGroup is built in from 3.11")
 async def test_exception_group_with_nested_groups() -> None:
-    if sys.version_info < (3, 11):
-        pytest.skip("ExceptionGroup needs Python 3.11")
     inner = ExceptionGroup("inner", [KeyError("k"), ValueError("v")])  # noqa: F821
     outer = _raise(ExceptionGroup("outer", [TypeError("t"), inner]))  # noqa: F821
     event = await _capture(outer)

@@ -100,23 +100,20 @@ def _collapse_recursion(identities: list[list[str]]) -> list[list[str]]:
 
 def message_template(event: dict[str, Any]) -> str | None:
     """The message before formatting when the event says so, else the formatted message."""
-    for key in ("logentry", "message"):
-        value = event.get(key)
-        if isinstance(value, dict):
-            for field in ("message", "formatted"):
-                text = value.get(field)
-                if isinstance(text, str) and text:
-                    return text
-        elif isinstance(value, str) and value:
-            return value
-    return None
+    return _message_text(event, ("message", "formatted"))
 
 
 def formatted_message(event: dict[str, Any]) -> str | None:
+    """The formatted message when the event has one, else the template."""
+    return _message_text(event, ("formatted", "message"))
+
+
+def _message_text(event: dict[str, Any], preference: tuple[str, str]) -> str | None:
+    # `logentry` is the protocol's name; older SDKs send `message` (a string or the same dict).
     for key in ("logentry", "message"):
         value = event.get(key)
         if isinstance(value, dict):
-            for field in ("formatted", "message"):
+            for field in preference:
                 text = value.get(field)
                 if isinstance(text, str) and text:
                     return text
