@@ -66,7 +66,9 @@ class AsyncClient:
             return None
         if exc is None:
             exc = sys.exc_info()[1]
-        return self._core.capture_exception(exc, **event_fields)
+        event_id = self._core.capture_exception(exc, **event_fields)
+        await self._pace()
+        return event_id
 
     def capture_exception_now(
         self, exc: BaseException | None = None, **event_fields: Any
@@ -91,18 +93,22 @@ class AsyncClient:
                     f"level must be one of fatal, error, warning, info, debug, not {level!r}"
                 )
             return None
-        return self._core.capture_message(
+        event_id = self._core.capture_message(
             message,
             level,
             stack_from=sys._getframe(1) if self.options.attach_stacktrace else None,
             **event_fields,
         )
+        await self._pace()
+        return event_id
 
     async def capture_event(self, event: Mapping[str, Any], hint: Hint | None = None) -> str | None:
         """Report a hand-made event dict (completed with ids, scope and defaults)."""
         if not self._ready():
             return None
-        return self._core.capture_event(event, hint)
+        event_id = self._core.capture_event(event, hint)
+        await self._pace()
+        return event_id
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything captured before this call is delivered or dropped.
@@ -170,6 +176,12 @@ class AsyncClient:
         self._core.stats.record_captured()
         self._core.stats.record_drop("internal_sdk_error")
         return False
+
+    async def _pace(self) -> None:
+        # Lets the senders run when a capture storm that never suspends fills the queue.
+        pipeline = self._core.pipeline
+        if pipeline is not None:
+            await pipeline.pace()
 
     def _on_pipeline_loop(self) -> bool:
         pipeline = self._core.pipeline

@@ -8,12 +8,12 @@ from __future__ import annotations
 import platform
 import sys
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import Any
 
 from ._exceptions import exception_values
+from ._ids import new_event_id
 from ._options import Event, Options
 from ._scope import Scope
 from ._scrub import Scrubber
@@ -170,7 +170,7 @@ class EventBuilder:
 
     def _new_event(self, level: str) -> Event:
         event: Event = {
-            "event_id": uuid.uuid4().hex,
+            "event_id": new_event_id(),
             "timestamp": time.time(),
             "level": level,
             "sdk": self.sdk,

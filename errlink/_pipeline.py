@@ -31,7 +31,7 @@ import enum
 import logging
 import random
 import threading
-import uuid
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
@@ -39,11 +39,13 @@ from typing import Any
 
 from ._dsn import Dsn
 from ._envelope import Envelope, Item
+from ._ids import new_event_id
 from ._json import dumps
 from ._limits import fit_event
 from ._outbox import Outbox, SpillTicket
 from ._outbox_drain import OutboxDrainer, SendResult
 from ._outbox_store import Removal, SpillRecord, StoredEvent
+from ._pacing import SHARE_SECONDS, Pacer
 from ._ratelimit import RateLimits, category_for_item
 from ._stats import Stats
 from ._transport import Transport, TransportError
@@ -166,6 +168,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self._buffer: deque[_Job] = deque()
         self._held = 0  # buffered + being sent or waiting to retry
+        self._progress = 0  # events the senders delivered, ever: see _pacing
         self._next_seq = 0
         self._in_flight: set[int] = set()
         self._idle = False  # a sender is waiting for work: the next submit must wake it
@@ -189,6 +192,7 @@ class Pipeline:
         self._last_failure = ""
         self._outage_logged = False
         self._logged_refusals: set[object] = set()
+        self._pacer = Pacer(queue_size)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -219,7 +223,8 @@ class Pipeline:
         try:
             job = _Job(-1, event, size_hint)
             with self._lock:
-                accepted = not self._closed and self._held < self._queue_size
+                held = self._held
+                accepted = not self._closed and held < self._queue_size
                 if accepted:
                     job.seq = self._next_seq
                     self._next_seq += 1
@@ -234,17 +239,42 @@ class Pipeline:
                     )
                     if spill:
                         self._spill_requested = True
-            if not accepted:
+            if accepted:
+                if wake:
+                    self._wake(self._wakeup)
+                if spill:
+                    self._wake(self._spill_wakeup)
+            else:
                 self._stats.record_drop("queue_overflow", job.category)
-                return False
-            if wake:
-                self._wake(self._wakeup)
-            if spill:
-                self._wake(self._spill_wakeup)
-            return True
+            if self._pacer.due(held) and self._senders_elsewhere():
+                self._share_cpu()
+            return accepted
         except Exception:
             logger.warning("errlink: could not queue an event", exc_info=True, extra=LOG_EXTRA)
             return False
+
+    def _senders_elsewhere(self) -> bool:
+        return self._loop is not None and self._loop_thread not in (None, threading.get_ident())
+
+    def _share_cpu(self) -> None:
+        """Sleep briefly so the starved loop thread can send (see `_pacing`)."""
+        before = self._progress
+        start = time.monotonic()
+        time.sleep(SHARE_SECONDS)
+        self._pacer.yielded(self._progress != before, time.monotonic() - start)
+
+    async def pace(self) -> None:
+        """For a coroutine that captured on the pipeline's loop: give the senders a share.
+
+        Returns at once unless the queue is half full; then waits `SHARE_SECONDS` so the
+        senders can run, which a tight capture loop that never suspends would not allow.
+        """
+        if not self._pacer.due(self._held) or self._closed or not self._senders:
+            return
+        before = self._progress
+        start = time.monotonic()
+        await asyncio.sleep(SHARE_SECONDS)
+        self._pacer.yielded(self._progress != before, time.monotonic() - start)
 
     def _wake(self, wakeup: asyncio.Event | None) -> None:
         loop = self._loop
@@ -470,6 +500,7 @@ class Pipeline:
                 future.set_result(None)
 
     def _settle_sent(self, job: _Job) -> None:
+        self._progress += 1
         if not job.settled:
             job.settled = True
             self._stats.record_sent()
@@ -593,7 +624,7 @@ class Pipeline:
         event = job.event
         event_id = event.get("event_id")
         if not event_id:
-            event_id = event["event_id"] = uuid.uuid4().hex
+            event_id = event["event_id"] = new_event_id()
         try:
             payload = await self._encode(event, job.size_hint)
         except Exception:

@@ -4,6 +4,8 @@
 port) with a private SQLite file in `tmp_path`. Point a client at their `.dsn`, then check what
 arrived with `.events()` / `.wait_for_events(n)`, `.client_reports()`, `.discarded_totals()`
 and `.request_statuses`. Every event a collector answered 200 is already in `.events()`.
+`collector_process` is `errlink serve` in a subprocess (`.dsn`, `.stats()`), for tests where an
+in-process server would compete with the client for the GIL.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from errlink.collector import Collector, CollectorThread
+from tests._collector_process import CollectorProcess
 
 
 @pytest.fixture
@@ -27,4 +30,11 @@ async def collector(tmp_path: Path) -> AsyncIterator[Collector]:
 def collector_thread(tmp_path: Path) -> Iterator[CollectorThread]:
     """A started `CollectorThread` (its own loop in a daemon thread), for sync tests."""
     with CollectorThread(db_path=tmp_path / "collector-thread.db") as started:
+        yield started
+
+
+@pytest.fixture
+def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
+    """`errlink serve` in a subprocess, for tests where the server must not share our GIL."""
+    with CollectorProcess(tmp_path) as started:
         yield started
