@@ -128,6 +128,9 @@ def loop_lag(p: dict[str, Any]) -> dict[str, Any]:
         await asyncio.gather(*(capture_one() for _ in range(p["burst"])))
         await asyncio.sleep(0.05)
         burst_max = max(lags) if lags else 0.0
+        if sdk is not None:
+            await sdk.flush_async(60)  # the paced part starts with nothing left to send
+        await asyncio.sleep(0.05)
         lags.clear()
         for _ in range(p["paced"]):
             await capture_one()
@@ -144,6 +147,16 @@ def loop_lag(p: dict[str, Any]) -> dict[str, Any]:
             "paced_max_ms": paced[-1] * 1000,
         }
 
+    if p.get("selector") == "select":
+        # select() waits with microsecond precision; epoll (asyncio's default on Linux) rounds
+        # every wait up to a whole millisecond.
+        import selectors
+
+        loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
+        try:
+            return loop.run_until_complete(run())
+        finally:
+            loop.close()
     return asyncio.run(run())
 
 
