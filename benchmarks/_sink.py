@@ -55,4 +55,6 @@ class CollectorProcess:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(10)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
         self._tmp.cleanup()

@@ -26,6 +26,7 @@ an HTTP or breadcrumb integration can ignore the requests errlink makes itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import enum
 import logging
@@ -185,6 +186,10 @@ class Pipeline:
         self._spilling = 0  # handed to the outbox writer, not yet written; guarded by _lock
         self._interrupted: list[_Job] = []  # encoded jobs whose sender was cancelled at close
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # Set when aclose begins. An asyncio.Event binds to a loop only when first awaited, so
+        # it can be made here, before the pipeline knows its loop.
+        self._closing = asyncio.Event()
+        self._gave_up_at_close = False
         self._close_task: asyncio.Task[bool] | None = None
         self._rate_limits = RateLimits()
         self._consecutive_failures = 0
@@ -367,6 +372,9 @@ class Pipeline:
         buffered, being sent or waiting to retry when the deadline passes are counted as dropped
         with reason "network_error", so `pending()` is 0 afterwards; with an outbox they are
         written to it instead (the last part of `timeout`, at most 0.5 s, is kept for that).
+        Close cuts retry backoffs short, and once a send fails while closing nothing more is
+        tried: those events are dropped (or spilled) at once, so a server that is down does not
+        hold up the process's exit for all of `timeout`.
         Returns True when everything was delivered, dropped or written to the outbox in time.
         Idempotent: later calls wait for the first and return its result. Must run on the
         pipeline's loop.
@@ -383,6 +391,7 @@ class Pipeline:
         deadline = loop.time() + timeout
         with self._lock:
             self._closed = True
+        self._closing.set()
         spilling = self._outbox_usable()
         send_until = deadline - (min(_SPILL_RESERVE, timeout / 2) if spilling else 0.0)
         settled = await self._wait_settled(send_until)
@@ -407,7 +416,9 @@ class Pipeline:
             await asyncio.wait_for(self._transport.aclose(), grace)
         except Exception as exc:
             logger.warning("errlink: closing the transport failed: %r", exc, extra=LOG_EXTRA)
-        return settled
+        # Events given up on because the server failed during close were not delivered in
+        # time, as if the deadline had passed (unless they went to the outbox).
+        return settled and not (self._gave_up_at_close and not spilling)
 
     async def _stop_senders(self) -> None:
         senders, self._senders = self._senders, []
@@ -656,7 +667,9 @@ class Pipeline:
         return encode_event(event, self._max_event_bytes)
 
     async def _deliver(self, job: _Job, event_id: str, item: Item) -> None:
-        for attempt in range(1, self._retry_attempts + 1):
+        attempts = 0
+        while attempts < self._retry_attempts and not self._gave_up_at_close:
+            attempts += 1
             if self._outbox_usable() and self._server_paused_for() > 0:
                 self._spill(job, "network_error")
                 return
@@ -675,16 +688,21 @@ class Pipeline:
             if outcome is _Outcome.REFUSED:
                 self._settle_dropped(job, "send_error")
                 return
-            if attempt < self._retry_attempts:
-                await asyncio.sleep(self._retry_delay(attempt))
+            if self._closing.is_set():
+                # The server failed while closing: what is left will not get through before
+                # the process ends either, so nothing more is tried (see `aclose`).
+                self._gave_up_at_close = True
+            elif attempts < self._retry_attempts:
+                await self._pause(self._retry_delay(attempts))
         spilled = self._spill_or_drop(job, "network_error")
         if not self._outage_logged:
             self._outage_logged = True
             logger.warning(
-                "errlink: %s events after %d failed attempts (%s); will keep trying",
+                "errlink: %s events after %d failed attempts (%s)%s",
                 "spilling to the outbox" if spilled else "dropping",
-                self._retry_attempts,
+                attempts,
                 self._last_failure,
+                " while closing" if self._gave_up_at_close else "; will keep trying",
                 extra=LOG_EXTRA,
             )
 
@@ -892,11 +910,18 @@ class Pipeline:
 
     async def _wait_while_server_down(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:  # the pause may grow while waiting: others keep failing
+        while not self._closing.is_set():  # the pause may grow while waiting: others keep failing
             pause = self._resume_at - loop.time()
             if pause <= 0:
                 return
-            await asyncio.sleep(pause)
+            await self._pause(pause)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or until close begins: close cuts every backoff short."""
+        if self._closing.is_set():
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
 
 
 def encode_event(event: dict[str, Any], max_bytes: int) -> bytes:

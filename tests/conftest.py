@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks._sink import CollectorProcess
 from errlink.collector import Collector, CollectorThread
-from tests._collector_process import CollectorProcess
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def collector_thread(tmp_path: Path) -> Iterator[CollectorThread]:
 
 
 @pytest.fixture
-def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
+def collector_process() -> Iterator[CollectorProcess]:
     """`errlink serve` in a subprocess, for tests where the server must not share our GIL."""
-    with CollectorProcess(tmp_path) as started:
+    with CollectorProcess() as started:
         yield started

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from benchmarks._sink import CollectorProcess
 from errlink import AsyncClient
 from errlink._pacing import MISSES_TO_PAUSE, PAUSE_SECONDS
 from errlink.sync import Client
-from tests._collector_process import CollectorProcess
 
 QUEUE = 100
 STORM = 10_000

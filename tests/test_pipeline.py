@@ -456,7 +456,10 @@ async def test_outage_keeps_submit_fast_and_memory_bounded_and_reports_the_drops
         snapshot = stats.snapshot()
         assert snapshot.pending == 0
         assert_accounted(stats, pipeline, 1000)
-        assert len(recovered.events()) == snapshot.sent
+        # With a 0.2 s timeout on a busy machine, the server may store an event whose answer
+        # comes too late: counted as network_error by the client, yet received.
+        received = len(recovered.events())
+        assert snapshot.sent <= received <= snapshot.sent + snapshot.dropped["network_error"]
         assert recovered.discarded() == snapshot.dropped_by_category
         assert set(snapshot.dropped) == {"queue_overflow", "network_error"}
     finally:
@@ -826,3 +829,35 @@ async def test_events_over_the_size_cap_are_trimmed_to_fit(make: Make) -> None:
     assert len(envelope.items[0].payload) <= 10_000
     assert envelope.items[0].json()["message"] == "event 0"
     assert stats.snapshot().sent == 1
+
+
+async def test_aclose_does_not_wait_out_a_retry_backoff(make: Make, server: ScriptedServer) -> None:
+    server.script.append(Answer(503))
+    pipeline, stats = make(server.port, retry_base_delay=20.0, retry_max_delay=20.0)
+    pipeline.start()
+    pipeline.submit(new_event(1))
+    await eventually(lambda: len(server.received) == 1)  # answered 503: a retry up to 20 s away
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await pipeline.aclose(30.0)
+    assert loop.time() - started < 30 / 4  # against its own budget: the retry went out at once
+    assert [event["message"] for event in server.events()] == ["event 1"]
+    assert stats.snapshot().sent == 1
+
+
+async def test_aclose_gives_up_once_a_send_fails_while_closing(make: Make) -> None:
+    refused_port = free_port()
+    pipeline, stats = make(refused_port, retry_base_delay=20.0, retry_max_delay=20.0)
+    pipeline.start()
+    for i in range(50):
+        pipeline.submit(new_event(i))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert not await pipeline.aclose(30.0)  # nothing was delivered
+    assert loop.time() - started < 30 / 4
+    snapshot = stats.snapshot()
+    assert (snapshot.sent, snapshot.pending, dict(snapshot.dropped)) == (
+        0,
+        0,
+        {"network_error": 50},
+    )

@@ -306,3 +306,16 @@ def test_the_first_send_imports_nothing_lazily(collector_thread: Any) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
     assert collector_thread.wait_for_events(1, timeout=5)
+
+
+def test_close_with_the_server_down_gives_up_after_a_failed_send_not_after_the_timeout() -> None:
+    refused_port = _free_port()  # nothing listens: every connection is refused at once
+    client = Client(f"http://key@127.0.0.1:{refused_port}/1", shutdown_timeout=30)
+    for i in range(20):
+        client.capture_message(f"message {i}")
+    started = time.monotonic()
+    assert client.close() is False  # nothing was delivered
+    # Against its own 30 s budget: it gave up after the failures instead of waiting it out.
+    assert time.monotonic() - started < 30 / 4
+    stats = client.stats
+    assert (stats.sent, stats.pending, dict(stats.dropped)) == (0, 0, {"network_error": 20})
