@@ -20,7 +20,9 @@ never waits for the network.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 
 SHARE_SECONDS = 0.001
 PAUSE_SECONDS = 0.1
@@ -28,11 +30,15 @@ MISSES_TO_PAUSE = 3
 
 
 class Pacer:
-    """Decides when a capture yields to the senders; shared by all capturing threads."""
+    """Decides when a capture yields to the senders, and yields; shared by all capturing threads.
 
-    __slots__ = ("_mark", "_misses", "_next_due", "yields")
+    `delivered` counts the events the senders have delivered so far: their progress.
+    """
 
-    def __init__(self, queue_size: int) -> None:
+    __slots__ = ("_delivered", "_mark", "_misses", "_next_due", "yields")
+
+    def __init__(self, queue_size: int, delivered: Callable[[], int]) -> None:
+        self._delivered = delivered
         self._mark = max(1, queue_size // 2)
         self._next_due = 0.0
         self._misses = 0
@@ -42,18 +48,27 @@ class Pacer:
         """Whether a capture that finds `held` events queued should yield now."""
         return held >= self._mark and time.monotonic() >= self._next_due
 
-    def yielded(self, progressed: bool, took: float) -> None:
-        """Record a yield that lasted `took` seconds.
+    def share_thread(self) -> None:
+        """Yield from a capturing thread: sleep, so the loop thread can take the GIL."""
+        before, start = self._delivered(), time.monotonic()
+        time.sleep(SHARE_SECONDS)
+        self._yielded(before, start)
 
-        `progressed`: the senders delivered events meanwhile.
-        """
+    async def share_loop(self) -> None:
+        """Yield from a coroutine capturing on the senders' own loop."""
+        before, start = self._delivered(), time.monotonic()
+        await asyncio.sleep(SHARE_SECONDS)
+        self._yielded(before, start)
+
+    def _yielded(self, delivered_before: int, started: float) -> None:
         self.yields += 1
-        pause = took
-        if progressed:
+        now = time.monotonic()
+        pause = now - started  # the sleep and the wait to get the GIL back
+        if self._delivered() != delivered_before:
             self._misses = 0
         else:
             self._misses += 1
             if self._misses >= MISSES_TO_PAUSE:
                 self._misses = 0
                 pause = PAUSE_SECONDS
-        self._next_due = time.monotonic() + pause
+        self._next_due = now + pause

@@ -32,7 +32,6 @@ import enum
 import logging
 import random
 import threading
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
@@ -46,7 +45,7 @@ from ._limits import fit_event
 from ._outbox import Outbox, SpillTicket
 from ._outbox_drain import OutboxDrainer, SendResult
 from ._outbox_store import Removal, SpillRecord, StoredEvent
-from ._pacing import SHARE_SECONDS, Pacer
+from ._pacing import Pacer
 from ._ratelimit import RateLimits, category_for_item
 from ._stats import Stats
 from ._transport import Transport, TransportError
@@ -169,7 +168,6 @@ class Pipeline:
         self._lock = threading.Lock()
         self._buffer: deque[_Job] = deque()
         self._held = 0  # buffered + being sent or waiting to retry
-        self._progress = 0  # events the senders delivered, ever: see _pacing
         self._next_seq = 0
         self._in_flight: set[int] = set()
         self._idle = False  # a sender is waiting for work: the next submit must wake it
@@ -197,7 +195,7 @@ class Pipeline:
         self._last_failure = ""
         self._outage_logged = False
         self._logged_refusals: set[object] = set()
-        self._pacer = Pacer(queue_size)
+        self._pacer = Pacer(queue_size, stats.live_sent)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -252,7 +250,7 @@ class Pipeline:
             else:
                 self._stats.record_drop("queue_overflow", job.category)
             if self._pacer.due(held) and self._senders_elsewhere():
-                self._share_cpu()
+                self._pacer.share_thread()
             return accepted
         except Exception:
             logger.warning("errlink: could not queue an event", exc_info=True, extra=LOG_EXTRA)
@@ -261,25 +259,14 @@ class Pipeline:
     def _senders_elsewhere(self) -> bool:
         return self._loop is not None and self._loop_thread not in (None, threading.get_ident())
 
-    def _share_cpu(self) -> None:
-        """Sleep briefly so the starved loop thread can send (see `_pacing`)."""
-        before = self._progress
-        start = time.monotonic()
-        time.sleep(SHARE_SECONDS)
-        self._pacer.yielded(self._progress != before, time.monotonic() - start)
-
     async def pace(self) -> None:
         """For a coroutine that captured on the pipeline's loop: give the senders a share.
 
-        Returns at once unless the queue is half full; then waits `SHARE_SECONDS` so the
+        Returns at once unless the queue is half full; then waits a millisecond so the
         senders can run, which a tight capture loop that never suspends would not allow.
         """
-        if not self._pacer.due(self._held) or self._closed or not self._senders:
-            return
-        before = self._progress
-        start = time.monotonic()
-        await asyncio.sleep(SHARE_SECONDS)
-        self._pacer.yielded(self._progress != before, time.monotonic() - start)
+        if self._pacer.due(self._held) and not self._closed and self._senders:
+            await self._pacer.share_loop()
 
     def _wake(self, wakeup: asyncio.Event | None) -> None:
         loop = self._loop
@@ -511,7 +498,6 @@ class Pipeline:
                 future.set_result(None)
 
     def _settle_sent(self, job: _Job) -> None:
-        self._progress += 1
         if not job.settled:
             job.settled = True
             self._stats.record_sent()

@@ -70,6 +70,10 @@ class Stats:
         with self._lock:
             self._queued += 1
 
+    def live_sent(self) -> int:
+        """Events the pipeline delivered itself so far (lock-free read: only a progress check)."""
+        return self._sent
+
     def record_sent(self, n: int = 1) -> None:
         with self._lock:
             self._sent += n

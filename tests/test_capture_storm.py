@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from typing import Any
 
@@ -90,46 +89,29 @@ async def test_a_coroutine_capturing_without_suspending_still_gets_events_delive
 
 
 def test_with_the_server_not_answering_captures_yield_only_a_few_times_per_pause() -> None:
-    # A server that accepts connections and never answers: the queue fills, the senders wait
-    # on the network, and yielding to them would only slow the application down.
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.listen(100)
-    accepted: list[Any] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    acceptor = threading.Thread(target=accept, daemon=True)
-    acceptor.start()
-    port = listener.getsockname()[1]
-    client = Client(f"http://public@127.0.0.1:{port}/1", queue_size=QUEUE, http_timeout=30)
-    try:
-        exceptions = [_exception() for _ in range(STORM)]
-        started = time.monotonic()
-        for exc in exceptions:
-            client.capture_exception(exc)
-        elapsed = time.monotonic() - started
-        pipeline = client.core.pipeline
-        assert pipeline is not None
-        # MISSES_TO_PAUSE fruitless yields, then a pause: bounded by the storm's length.
-        allowed = MISSES_TO_PAUSE * (elapsed / PAUSE_SECONDS + 1)
-        assert 0 < pipeline._pacer.yields <= allowed
-        stats = client.stats
-        assert stats.sent == 0
-        assert stats.dropped["queue_overflow"] == STORM - stats.pending
-    finally:
-        client.close(timeout=0.2)
-        stop.set()
-        acceptor.join()
-        for connection in accepted:
-            connection.close()
-        listener.close()
+    # A listening socket that never accepts: requests hang, the queue fills, the senders wait on
+    # the network, and yielding to them would only slow the application down.
+    with socket.socket() as black_hole:
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(0)
+        port = black_hole.getsockname()[1]
+        client = Client(f"http://public@127.0.0.1:{port}/1", queue_size=QUEUE, http_timeout=30)
+        try:
+            exceptions = [_exception() for _ in range(STORM)]
+            started = time.monotonic()
+            for exc in exceptions:
+                client.capture_exception(exc)
+            elapsed = time.monotonic() - started
+            pipeline = client.core.pipeline
+            assert pipeline is not None
+            # MISSES_TO_PAUSE fruitless yields, then a pause: bounded by the storm's length.
+            allowed = MISSES_TO_PAUSE * (elapsed / PAUSE_SECONDS + 1)
+            assert 0 < pipeline._pacer.yields <= allowed
+            stats = client.stats
+            assert stats.sent == 0
+            assert stats.dropped["queue_overflow"] == STORM - stats.pending
+        finally:
+            client.close(timeout=0.2)
 
 
 @pytest.mark.parametrize("kind", ["thread", "coroutine"])
