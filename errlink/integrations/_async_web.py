@@ -2,9 +2,9 @@
 
 Each of them runs an `AsyncClient` on the server's own loop and gives every request a fresh scope
 bound to that client (`errlink._scope.request_scope`). A request pays for this with two context
-variable writes and one small `LazyRequest`: the protocol's `request` dict is only built if an
-event is captured while the request runs. On the unhandled-error path the integration builds it
-eagerly instead (it may add what only that path can read, such as an aiohttp body), and passes
+variable writes and one small `LazyRequest` (`_lazy`): the protocol's `request` dict is only built
+if an event is captured while the request runs. On the unhandled-error path the integration builds
+it eagerly instead (it may add what only that path can read, such as an aiohttp body), and passes
 the route as `transaction`.
 
 Which exceptions are reported is decided the same way everywhere, by `capture_status_codes`
@@ -14,11 +14,10 @@ Which exceptions are reported is decided the same way everywhere, by `capture_st
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._client import AsyncClient
-from .._core import INTERNAL
 from .._options import build_options
 from ._http_errors import capture_status_codes_option
 
@@ -28,52 +27,6 @@ if TYPE_CHECKING:
     from .._options import ClientOptions, Options
 
 logger = logging.getLogger("errlink")
-
-# (framework request, body size limit in bytes or None) -> the protocol's `request` dict
-RequestBuilder = Callable[[Any, "int | None"], dict[str, Any]]
-
-
-def build_request(builder: RequestBuilder, source: object, max_bytes: int | None) -> dict[str, Any]:
-    """`builder(source, max_bytes)`, or an empty dict (logged) if reading the request failed."""
-    try:
-        return builder(source, max_bytes)
-    except Exception:
-        # An event without request data beats no event.
-        logger.warning(
-            "errlink: could not read the request's context", exc_info=True, extra=INTERNAL
-        )
-        return {}
-
-
-class LazyRequest(Mapping[str, Any]):
-    """A request's protocol dict, built from the framework's request on first use and kept."""
-
-    __slots__ = ("_builder", "_data", "_max_bytes", "_source")
-
-    def __init__(self, source: object, builder: RequestBuilder, max_bytes: int | None) -> None:
-        self._source: object = source
-        self._builder = builder
-        self._max_bytes = max_bytes
-        self._data: dict[str, Any] | None = None
-
-    @property
-    def source(self) -> object:
-        return self._source
-
-    def _resolved(self) -> dict[str, Any]:
-        data = self._data
-        if data is None:
-            data = self._data = build_request(self._builder, self._source, self._max_bytes)
-        return data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._resolved()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._resolved())
-
-    def __len__(self) -> int:
-        return len(self._resolved())
 
 
 def qualified_name(obj: object) -> str | None:

@@ -1,10 +1,11 @@
-"""What the sync web integrations (Flask, Django) share: lazy request context and settings errors.
+"""What the sync web integrations (Flask, Django) share: reading the environ, settings errors.
 
-A request pays for errlink with a `request_scope` and a `LazyMapping`: the protocol's `request`
-dict (and the user) is only built when an event is captured. The helpers read a WSGI environ, or
-Django's `request.META`, which carries the same CGI-style keys under WSGI and ASGI alike. Environ
-values are "WSGI strings" (the raw bytes decoded as latin-1); they are re-decoded as UTF-8, with
-replacement characters for invalid bytes, so non-ASCII paths, query strings and headers read right.
+A request pays for errlink with a `request_scope` and a `LazyRequest` (`_lazy`): the protocol's
+`request` dict (and the user) is only built when an event is captured. The helpers read a WSGI
+environ, or Django's `request.META`, which carries the same CGI-style keys under WSGI and ASGI
+alike. Environ values are "WSGI strings" (the raw bytes decoded as latin-1); they are re-decoded as
+UTF-8, with replacement characters for invalid bytes, so non-ASCII paths, query strings and headers
+read right.
 
 Both integrations are configured from the framework's settings; a bad value must fail at start-up
 with a message naming the setting the user wrote, which `invalid_setting` works out.
@@ -12,58 +13,16 @@ with a message naming the setting the user wrote, which `invalid_setting` works 
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._core import INTERNAL
 from .._options import build_options
 from ._request import to_text
 from .logging import level_number
 
-logger = logging.getLogger("errlink")
-
 _HEADER_KEYS_WITHOUT_PREFIX = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
 _ENV_KEYS = ("REMOTE_ADDR", "SERVER_NAME", "SERVER_PORT")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
-
-
-class LazyMapping(Mapping[str, Any]):
-    """A read-only mapping computed by `factory` on first use, then kept.
-
-    The factory runs on the capture path, so a fault in it is logged on the `errlink` logger
-    and yields an empty mapping: an event without request data beats a lost event.
-    """
-
-    __slots__ = ("_data", "_factory")
-
-    def __init__(self, factory: Callable[[], Mapping[str, Any]]) -> None:
-        self._factory: Callable[[], Mapping[str, Any]] | None = factory
-        self._data: dict[str, Any] | None = None
-
-    def _resolved(self) -> dict[str, Any]:
-        data = self._data
-        if data is None:
-            factory = self._factory
-            try:
-                data = dict(factory()) if factory is not None else {}
-            except Exception:
-                logger.warning(
-                    "errlink: could not read the request's context", exc_info=True, extra=INTERNAL
-                )
-                data = {}
-            self._data = data
-            self._factory = None  # let go of the framework's request object
-        return data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._resolved()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._resolved())
-
-    def __len__(self) -> int:
-        return len(self._resolved())
 
 
 def wsgi_text(value: object) -> str:

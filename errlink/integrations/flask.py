@@ -32,10 +32,10 @@ from .._scope import current_scope, request_scope, set_transaction
 from ..sync import Client, default_client, init
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, capture_status_codes_option
+from ._lazy import LazyMapping, LazyRequest
 from ._request import body_data, request_interface, to_text
 from ._wsgi import (
     INIT_SETTINGS,
-    LazyMapping,
     check_init_settings,
     content_length,
     environ_env,
@@ -211,7 +211,7 @@ class _AppState:
         return self.core.options.send_default_pii and "login_manager" in self.app.__dict__
 
     def name_transaction(self, endpoint: str | None, values: Any) -> None:
-        if not isinstance(current_scope().request, _EnvironRequest):
+        if not isinstance(current_scope().request, LazyRequest):
             return  # not inside our middleware (a test_request_context, say)
         try:
             if self.transaction_style == "url":
@@ -262,18 +262,10 @@ class _ScopeMiddleware:
         if not core.enabled:
             return self.wsgi_app(environ, start_response)
         max_bytes = core.options.max_request_body_bytes
-        request = _EnvironRequest(environ, max_bytes)
+        request = LazyRequest(environ, _request_from_environ, max_bytes)
         user = LazyMapping(_flask_login_user) if state.user_from_flask_login else None
         with request_scope(core, request=request, user=user):
             return self.wsgi_app(environ, start_response)
-
-
-class _EnvironRequest(LazyMapping):
-    __slots__ = ("environ",)
-
-    def __init__(self, environ: WSGIEnvironment, max_bytes: int | None) -> None:
-        super().__init__(lambda: _request_from_environ(environ, max_bytes))
-        self.environ = environ
 
 
 def _request_from_environ(environ: WSGIEnvironment, max_bytes: int | None) -> dict[str, Any]:

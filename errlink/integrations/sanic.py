@@ -31,10 +31,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._core import INTERNAL
-from .._scope import current_scope, isolated_scope, request_scope
-from ._async_web import AsyncWebIntegration, LazyRequest, build_request, content_length, logger
+from .._scope import isolated_scope, request_scope
+from ._async_web import AsyncWebIntegration, content_length, logger
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
+from ._lazy import LazyRequest, build_request, scope_is_for
 from ._request import body_data, request_interface
 
 require("sanic", distribution="sanic", extra="sanic", minimum=(23, 6))
@@ -149,7 +150,7 @@ class Errlink(AsyncWebIntegration):
             data = build_request(_request_data, request, self.max_request_body_bytes)
             route = request.route
             transaction = route.name if route is not None else None
-            if _scope_belongs_to(request):
+            if scope_is_for(request):
                 await self.capture_unhandled(exception, data, transaction)
                 return
             # It failed before our middleware ran (routing, say): the context may still hold
@@ -174,11 +175,6 @@ def _catching_function(exception: BaseException) -> str | None:
         return None
     name: str = frame.f_code.co_name
     return name
-
-
-def _scope_belongs_to(request: Request) -> bool:
-    scope_request = current_scope().request
-    return isinstance(scope_request, LazyRequest) and scope_request.source is request
 
 
 def _request_data(request: Request, max_bytes: int | None) -> dict[str, Any]:

@@ -37,15 +37,10 @@ from typing import TYPE_CHECKING, Any
 
 from .._core import INTERNAL
 from .._scope import request_scope
-from ._async_web import (
-    AsyncWebIntegration,
-    LazyRequest,
-    build_request,
-    content_length,
-    qualified_name,
-)
+from ._async_web import AsyncWebIntegration, content_length, qualified_name
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
+from ._lazy import LazyRequest, build_request
 from ._request import body_data, request_interface
 
 require("tornado", distribution="tornado", extra="tornado", minimum=(6, 2))

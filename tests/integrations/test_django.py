@@ -27,7 +27,7 @@ from django.test.utils import override_settings  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 import errlink  # noqa: E402
-from errlink.integrations.django import _context  # noqa: E402
+from errlink.integrations.django import _middleware  # noqa: E402
 from errlink.integrations.logging import EventHandler  # noqa: E402
 
 FLUSH_TIMEOUT = 30.0
@@ -239,13 +239,13 @@ def test_request_context_is_built_only_for_an_event(
     sink: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     builds: list[object] = []
-    original = _context.request_context
+    original = _middleware.request_context
 
     def counting(request: Any, max_bytes: int | None) -> dict[str, Any]:
         builds.append(request)
         return original(request, max_bytes)
 
-    monkeypatch.setattr(_context, "request_context", counting)
+    monkeypatch.setattr(_middleware, "request_context", counting)
     with errlink_configured(dsn=sink.dsn) as client:
         browser = _client()
         for _ in range(5):

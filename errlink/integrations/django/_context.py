@@ -13,7 +13,6 @@ from django.utils.functional import LazyObject, empty  # type: ignore[import-unt
 
 from .._request import body_data, request_interface, to_text
 from .._wsgi import (
-    LazyMapping,
     content_length,
     environ_env,
     environ_headers,
@@ -23,16 +22,6 @@ from .._wsgi import (
     wsgi_text,
 )
 from ._config import IntegrationSettings
-
-
-class DjangoRequest(LazyMapping):
-    """The protocol `request` for one Django request, built on first use."""
-
-    __slots__ = ("django_request",)
-
-    def __init__(self, request: Any, max_bytes: int | None) -> None:
-        super().__init__(lambda: request_context(request, max_bytes))
-        self.django_request = request
 
 
 def request_context(request: Any, max_bytes: int | None) -> dict[str, Any]:

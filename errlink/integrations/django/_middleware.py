@@ -11,10 +11,10 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from ..._core import INTERNAL
 from ..._options import Options
-from ..._scope import current_client, current_scope, request_scope, set_transaction
-from .._wsgi import LazyMapping
+from ..._scope import current_client, request_scope, set_transaction
+from .._lazy import LazyMapping, LazyRequest, scope_is_for
 from . import _config
-from ._context import DjangoRequest, transaction_name, user_context
+from ._context import request_context, transaction_name, user_context
 
 logger = logging.getLogger("errlink")
 
@@ -66,14 +66,14 @@ class ErrlinkMiddleware:
         _name_transaction(request, view)
 
 
-def _lazy_context(request: Any, options: Options) -> tuple[DjangoRequest, LazyMapping | None]:
-    lazy_request = DjangoRequest(request, options.max_request_body_bytes)
+def _lazy_context(request: Any, options: Options) -> tuple[LazyRequest, LazyMapping | None]:
+    lazy_request = LazyRequest(request, request_context, options.max_request_body_bytes)
     user = LazyMapping(lambda: user_context(request)) if options.send_default_pii else None
     return lazy_request, user
 
 
 def _name_transaction(request: Any, view: Any) -> None:
-    if getattr(current_scope().request, "django_request", None) is not request:
+    if not scope_is_for(request):
         return  # outside our scope (middleware listed after a short-circuiting one, say)
     try:
         name = transaction_name(_config.current, request, view)
@@ -91,9 +91,7 @@ def on_request_exception(sender: Any, request: Any = None, **_: Any) -> None:
     if exc is None or core is None:
         return
     fields: dict[str, Any] = {}
-    if request is not None and getattr(current_scope().request, "django_request", None) is not (
-        request
-    ):
+    if request is not None and not scope_is_for(request):
         try:
             fields = _fields_without_middleware(request, core.options)
         except Exception:

@@ -1,0 +1,85 @@
+"""Request context built only when an event needs it.
+
+Every web integration gives each request a scope whose `request` (and, with send_default_pii,
+`user`) is one of these: a request pays for a small object, and the protocol's dict is built
+from the framework's request only if an event is captured while it runs. Building runs on the
+capture path, so a fault in it is logged on the `errlink` logger and yields an empty mapping:
+an event without request data beats a lost event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from .._core import INTERNAL
+from .._scope import current_scope
+
+logger = logging.getLogger("errlink")
+
+# (framework request, body size limit in bytes or None) -> the protocol's `request` dict
+RequestBuilder = Callable[[Any, "int | None"], Mapping[str, Any]]
+
+
+class LazyMapping(Mapping[str, Any]):
+    """A read-only mapping computed by `factory` on first use, then kept."""
+
+    __slots__ = ("_data", "_factory")
+
+    def __init__(self, factory: Callable[[], Mapping[str, Any]] | None = None) -> None:
+        self._factory = factory
+        self._data: dict[str, Any] | None = None
+
+    def _compute(self) -> Mapping[str, Any]:
+        factory, self._factory = self._factory, None  # let go of what the factory holds
+        return factory() if factory is not None else {}
+
+    def _resolved(self) -> dict[str, Any]:
+        data = self._data
+        if data is None:
+            try:
+                computed = self._compute()
+                data = computed if type(computed) is dict else dict(computed)
+            except Exception:
+                logger.warning(
+                    "errlink: could not read the request's context", exc_info=True, extra=INTERNAL
+                )
+                data = {}
+            self._data = data
+        return data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._resolved()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resolved())
+
+    def __len__(self) -> int:
+        return len(self._resolved())
+
+
+class LazyRequest(LazyMapping):
+    """The protocol `request` of the framework request `source`: `builder(source, max_bytes)`."""
+
+    __slots__ = ("_builder", "_max_bytes", "source")
+
+    def __init__(self, source: object, builder: RequestBuilder, max_bytes: int | None) -> None:
+        super().__init__()
+        self.source = source
+        self._builder = builder
+        self._max_bytes = max_bytes
+
+    def _compute(self) -> Mapping[str, Any]:
+        return self._builder(self.source, self._max_bytes)
+
+
+def scope_is_for(source: object) -> bool:
+    """Whether the current scope is the one an integration opened for framework request `source`."""
+    request = current_scope().request
+    return isinstance(request, LazyRequest) and request.source is source
+
+
+def build_request(builder: RequestBuilder, source: object, max_bytes: int | None) -> dict[str, Any]:
+    """`builder(source, max_bytes)` right away, or `{}` (logged) if reading the request failed."""
+    return LazyRequest(source, builder, max_bytes)._resolved()
