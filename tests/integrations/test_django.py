@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from werkzeug.serving import make_server  # noqa: E402
 import errlink  # noqa: E402
 from errlink.integrations.django import _middleware  # noqa: E402
 from errlink.integrations.logging import EventHandler  # noqa: E402
+from tests.integrations._raw_http import raw_request  # noqa: E402
 
 FLUSH_TIMEOUT = 30.0
 PASSWORD = "hunter2-correct-horse"
@@ -319,41 +319,6 @@ def _serve(handler: WSGIHandler) -> tuple[Any, threading.Thread]:
     return server, thread
 
 
-def _raw_request(port: int, request: tuple[str, bytes, bytes, list[bytes]]) -> tuple[int, bytes]:
-    """One HTTP/1.0 request written byte for byte (invalid UTF-8 included): (status, body)."""
-    method, target, body, headers = request
-    head = [method.encode() + b" " + target + b" HTTP/1.0"]
-    if not any(header.lower().startswith(b"host:") for header in headers):
-        head.append(b"Host: 127.0.0.1:%d" % port)
-    head += [*headers, b"Content-Length: %d" % len(body), b"", b""]
-    with socket.create_connection(("127.0.0.1", port), timeout=FLUSH_TIMEOUT) as conn:
-        conn.sendall(b"\r\n".join(head) + body)
-        received = b""
-        while b"\r\n\r\n" not in received:
-            received += _recv(conn)
-        header_block, _, response_body = received.partition(b"\r\n\r\n")
-        lines = header_block.split(b"\r\n")
-        lengths = [
-            int(line.split(b":", 1)[1])
-            for line in lines
-            if line.lower().startswith(b"content-length:")
-        ]
-        if lengths:
-            while len(response_body) < lengths[0]:
-                response_body += _recv(conn)
-        else:  # HTTP/1.0 without a length: the body ends when the server closes
-            while chunk := conn.recv(65536):
-                response_body += chunk
-    return int(lines[0].split()[1]), response_body
-
-
-def _recv(conn: socket.socket) -> bytes:
-    chunk = conn.recv(65536)
-    if not chunk:
-        raise ConnectionError("the server closed the connection before the full response")
-    return chunk
-
-
 AWKWARD_REQUESTS: list[tuple[str, bytes, bytes, list[bytes]]] = [
     ("GET", b"/hello/", b"", []),
     (
@@ -394,7 +359,9 @@ def test_real_server_responses_identical_and_events_complete(sink: Any) -> None:
         with context as client:
             server, thread = _serve(WSGIHandler())
             try:
-                results[errlink_on] = [_raw_request(server.port, r) for r in AWKWARD_REQUESTS]
+                results[errlink_on] = [
+                    raw_request(server.port, *r, timeout=FLUSH_TIMEOUT) for r in AWKWARD_REQUESTS
+                ]
             finally:
                 server.shutdown()
                 thread.join(FLUSH_TIMEOUT)

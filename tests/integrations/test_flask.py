@@ -4,7 +4,6 @@ delivering to errlink's collector."""
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +17,7 @@ import errlink
 from errlink.integrations import flask as errlink_flask
 from errlink.integrations.flask import Errlink
 from errlink.sync import Client
+from tests.integrations._raw_http import raw_request
 
 FLUSH_TIMEOUT = 30.0
 # A card-free secret long enough to be noticed if it leaked.
@@ -331,42 +331,6 @@ def _serve(app: Flask) -> tuple[Any, threading.Thread]:
     return server, thread
 
 
-def _raw_request(
-    port: int, method: str, target: bytes, body: bytes = b"", headers: list[bytes] = ()
-) -> tuple[int, bytes]:
-    """One HTTP/1.0 request written byte for byte (invalid UTF-8 included): (status, body)."""
-    head = [method.encode() + b" " + target + b" HTTP/1.0", b"Host: 127.0.0.1:%d" % port]
-    head += [*headers, b"Content-Length: %d" % len(body), b"", b""]
-    with socket.create_connection(("127.0.0.1", port), timeout=FLUSH_TIMEOUT) as conn:
-        conn.sendall(b"\r\n".join(head) + body)
-        # Read by Content-Length: a server may keep the socket open while it drains an unread
-        # request body.
-        received = b""
-        while b"\r\n\r\n" not in received:
-            received += _recv(conn)
-        header_block, _, response_body = received.partition(b"\r\n\r\n")
-        lines = header_block.split(b"\r\n")
-        lengths = [
-            int(line.split(b":", 1)[1])
-            for line in lines
-            if line.lower().startswith(b"content-length:")
-        ]
-        if lengths:
-            while len(response_body) < lengths[0]:
-                response_body += _recv(conn)
-        else:  # HTTP/1.0 without a length: the body ends when the server closes
-            while chunk := conn.recv(65536):
-                response_body += chunk
-    return int(lines[0].split()[1]), response_body
-
-
-def _recv(conn: socket.socket) -> bytes:
-    chunk = conn.recv(65536)
-    if not chunk:
-        raise ConnectionError("the server closed the connection before the full response")
-    return chunk
-
-
 AWKWARD_REQUESTS: list[tuple[str, bytes, bytes, list[bytes]]] = [
     ("GET", b"/hello", b"", []),
     (
@@ -404,7 +368,7 @@ def test_real_server_responses_identical_and_events_complete(sink: Any) -> None:
         server, thread = _serve(app)
         try:
             results[errlink_on] = [
-                _raw_request(server.port, method, target, body, headers)
+                raw_request(server.port, method, target, body, headers, timeout=FLUSH_TIMEOUT)
                 for method, target, body, headers in AWKWARD_REQUESTS
             ]
         finally:
@@ -436,7 +400,7 @@ def test_pii_settings_through_a_real_server(sink: Any) -> None:
     app = create_app({"dsn": sink.dsn, "send_default_pii": True})
     server, thread = _serve(app)
     try:
-        status, _ = _raw_request(server.port, *AWKWARD_REQUESTS[1])
+        status, _ = raw_request(server.port, *AWKWARD_REQUESTS[1], timeout=FLUSH_TIMEOUT)
     finally:
         server.shutdown()
         thread.join(FLUSH_TIMEOUT)
