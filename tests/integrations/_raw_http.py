@@ -1,9 +1,22 @@
-"""One HTTP/1.0 request written byte for byte, for requests no HTTP client library would send."""
+"""A real WSGI server in a thread, and HTTP/1.0 requests written byte for byte: for requests no
+HTTP client library would send (invalid UTF-8, a forged Host, binary bodies)."""
 
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Sequence
+from typing import Any
+
+from werkzeug.serving import make_server
+
+
+def serve_wsgi(app: Any) -> tuple[Any, threading.Thread]:
+    """`app` served on 127.0.0.1 (a free port: `server.port`); `server.shutdown()` stops it."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="wsgi-test-server", daemon=True)
+    thread.start()
+    return server, thread
 
 
 def raw_request(

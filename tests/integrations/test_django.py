@@ -7,7 +7,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,11 @@ from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.test import Client as DjangoClient  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
 
 import errlink  # noqa: E402
 from errlink.integrations.django import _middleware  # noqa: E402
 from errlink.integrations.logging import EventHandler  # noqa: E402
-from tests.integrations._raw_http import raw_request  # noqa: E402
+from tests.integrations._raw_http import raw_request, serve_wsgi  # noqa: E402
 
 FLUSH_TIMEOUT = 30.0
 PASSWORD = "hunter2-correct-horse"
@@ -312,13 +310,6 @@ def test_misconfiguration_fails_at_start_up_naming_the_setting(
 # -- a real WSGI server ---------------------------------------------------------------------
 
 
-def _serve(handler: WSGIHandler) -> tuple[Any, threading.Thread]:
-    server = make_server("127.0.0.1", 0, handler, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="django-test-server", daemon=True)
-    thread.start()
-    return server, thread
-
-
 AWKWARD_REQUESTS: list[tuple[str, bytes, bytes, list[bytes]]] = [
     ("GET", b"/hello/", b"", []),
     (
@@ -357,7 +348,7 @@ def test_real_server_responses_identical_and_events_complete(sink: Any) -> None:
         else:
             context = errlink_off()
         with context as client:
-            server, thread = _serve(WSGIHandler())
+            server, thread = serve_wsgi(WSGIHandler())
             try:
                 results[errlink_on] = [
                     raw_request(server.port, *r, timeout=FLUSH_TIMEOUT) for r in AWKWARD_REQUESTS

@@ -4,20 +4,18 @@ delivering to errlink's collector."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask, abort, g, request
 from flask_login import LoginManager, UserMixin, current_user, login_user
-from werkzeug.serving import make_server
 
 import errlink
 from errlink.integrations import flask as errlink_flask
 from errlink.integrations.flask import Errlink
 from errlink.sync import Client
-from tests.integrations._raw_http import raw_request
+from tests.integrations._raw_http import raw_request, serve_wsgi
 
 FLUSH_TIMEOUT = 30.0
 # A card-free secret long enough to be noticed if it leaked.
@@ -324,13 +322,6 @@ def test_requests_do_not_share_scope(sink: Any) -> None:
     assert crumbs == ["creating order 2"]
 
 
-def _serve(app: Flask) -> tuple[Any, threading.Thread]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="werkzeug-test", daemon=True)
-    thread.start()
-    return server, thread
-
-
 AWKWARD_REQUESTS: list[tuple[str, bytes, bytes, list[bytes]]] = [
     ("GET", b"/hello", b"", []),
     (
@@ -365,7 +356,7 @@ def test_real_server_responses_identical_and_events_complete(sink: Any) -> None:
     results: dict[bool, list[tuple[int, bytes]]] = {}
     for errlink_on in (False, True):
         app = create_app({"dsn": sink.dsn} if errlink_on else None)
-        server, thread = _serve(app)
+        server, thread = serve_wsgi(app)
         try:
             results[errlink_on] = [
                 raw_request(server.port, method, target, body, headers, timeout=FLUSH_TIMEOUT)
@@ -398,7 +389,7 @@ def test_real_server_responses_identical_and_events_complete(sink: Any) -> None:
 
 def test_pii_settings_through_a_real_server(sink: Any) -> None:
     app = create_app({"dsn": sink.dsn, "send_default_pii": True})
-    server, thread = _serve(app)
+    server, thread = serve_wsgi(app)
     try:
         status, _ = raw_request(server.port, *AWKWARD_REQUESTS[1], timeout=FLUSH_TIMEOUT)
     finally:
