@@ -99,3 +99,22 @@ def assert_no_leakage(events: list[dict[str, Any]], count: int) -> None:
 async def meet(barrier: asyncio.Barrier) -> None:
     """Wait until every concurrent request reached this point (or fail loudly)."""
     await asyncio.wait_for(barrier.wait(), EVENT_TIMEOUT)
+
+
+def assert_boom_request(event: dict[str, Any], base: str) -> None:
+    """The request of `GET {base}/boom?why=disk+full&page=2` sent with SENSITIVE_HEADERS."""
+    request = event["request"]
+    assert request["url"] == f"{base}/boom"
+    assert request["method"] == "GET"
+    assert request["query_string"] == "why=disk+full&page=2"
+    assert_headers_scrubbed(event)
+
+
+def assert_personal_data_sent(event: dict[str, Any]) -> None:
+    """With send_default_pii: cookies and client addresses kept, secrets still filtered."""
+    request = event["request"]
+    assert "theme=dark" in request["cookies"]
+    assert "sessionid=[Filtered]" in request["cookies"]
+    assert request["env"]["REMOTE_ADDR"] == "127.0.0.1"
+    assert header(event, "X-Forwarded-For") == "203.0.113.9"
+    assert header(event, "Authorization") == "[Filtered]"
