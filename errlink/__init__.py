@@ -7,10 +7,10 @@ request, an `async with AsyncClient(...)` block) or else the process default fro
 
 import logging as _logging
 
-from ._client import AsyncClient
-from ._dsn import Dsn
-from ._scope import (
-    add_breadcrumb,
+from ._api import capture_event, capture_exception, capture_message
+from ._async_client import AsyncClient
+from ._capture.breadcrumbs import add_breadcrumb
+from ._capture.scope import (
     clear_breadcrumbs,
     new_scope,
     remove_tag,
@@ -23,18 +23,11 @@ from ._scope import (
     set_transaction,
     set_user,
 )
-from ._stats import StatsSnapshot
-from ._transport import Transport, TransportError, TransportResponse
+from ._delivery.stats import StatsSnapshot
 from ._version import __version__
-from .sync import (
-    Client,
-    capture_event,
-    capture_exception,
-    capture_message,
-    close,
-    flush,
-    init,
-)
+from ._wire.dsn import Dsn
+from ._wire.transport import Transport, TransportError, TransportResponse
+from .sync import Client, close, flush, init
 
 # A library leaves output to the application: without logging configured (or debug=True),
 # errlink's warnings go nowhere rather than to Python's last-resort stderr handler.

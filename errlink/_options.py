@@ -5,6 +5,7 @@ Bad input fails here, at construction, with a message naming the option and what
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import socket
@@ -12,10 +13,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from ._dsn import Dsn
+from ._wire.dsn import Dsn
 
 if TYPE_CHECKING:
-    from ._transport import Transport
+    from ._wire.transport import Transport
 
 Event = dict[str, Any]
 Hint = dict[str, Any]
@@ -107,6 +108,10 @@ class Options:
     @property
     def enabled(self) -> bool:
         return self.dsn is not None or self.transport is not None
+
+    @property
+    def before_send_is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.before_send)
 
     @property
     def max_request_body_bytes(self) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 
-from .._dsn import Dsn
+from .._wire.dsn import Dsn
 from ._errors import Rejected
 
 _SENTRY_SCHEME = "sentry "

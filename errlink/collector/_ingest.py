@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .._envelope import Envelope, EnvelopeError, Item, parse_envelope
-from .._json import loads
+from .._wire.codec import loads
+from .._wire.envelope import Envelope, EnvelopeError, Item, parse_envelope
 from ._auth import check_key, key_from_envelope_dsn, key_from_request
 from ._decode import decode_content, decode_raven_body, read_body
 from ._errors import Rejected

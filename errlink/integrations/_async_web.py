@@ -1,7 +1,7 @@
 """What the async web integrations (Sanic, Tornado, aiohttp.web) share.
 
 Each of them runs an `AsyncClient` on the server's own loop and gives every request a fresh scope
-bound to that client (`errlink._scope.request_scope`). A request pays for this with two context
+bound to that client (`request_scope`). A request pays for this with two context
 variable writes and one small `LazyRequest` (`_lazy`): the protocol's `request` dict is only built
 if an event is captured while the request runs. On the unhandled-error path the integration builds
 it eagerly instead (it may add what only that path can read, such as an aiohttp body), and passes
@@ -13,20 +13,11 @@ Which exceptions are reported is decided the same way everywhere, by `capture_st
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from .._client import AsyncClient
-from .._options import build_options
 from ._http_errors import capture_status_codes_option
-
-if TYPE_CHECKING:
-    from .._core import ClientCore
-    from .._dsn import Dsn
-    from .._options import ClientOptions, Options
-
-logger = logging.getLogger("errlink")
+from ._sdk import AsyncClient, ClientCore, ClientOptions, Dsn, Options, build_options
 
 
 def qualified_name(obj: object) -> str | None:

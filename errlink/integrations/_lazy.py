@@ -9,14 +9,10 @@ an event without request data beats a lost event.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .._core import INTERNAL
-from .._scope import current_scope
-
-logger = logging.getLogger("errlink")
+from ._sdk import INTERNAL, current_scope, logger
 
 # (framework request, body size limit in bytes or None) -> the protocol's `request` dict
 RequestBuilder = Callable[[Any, "int | None"], Mapping[str, Any]]

@@ -28,17 +28,15 @@ status is in `capture_status_codes` (default 500-599).
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .._core import INTERNAL
-from .._scope import request_scope
 from ._async_web import AsyncWebIntegration, qualified_name
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
 from ._lazy import LazyRequest, build_request
 from ._request import body_data, request_interface
+from ._sdk import INTERNAL, ClientOptions, Dsn, logger, request_scope
 
 require("aiohttp", distribution="aiohttp", extra="aiohttp", minimum=(3, 9))
 
@@ -48,12 +46,8 @@ from aiohttp.typedefs import Handler, Middleware  # noqa: E402
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .._dsn import Dsn
-    from .._options import ClientOptions
 
 __all__ = ["Errlink"]
-
-logger = logging.getLogger("errlink")
 
 
 class Errlink(AsyncWebIntegration):

@@ -17,20 +17,26 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._core import INTERNAL
-from .._options import build_options
-from .._scope import current_client, isolated_scope, set_context, set_tag, set_transaction
-from ..sync import default_client, init
 from ._framework import require
+from ._sdk import (
+    INTERNAL,
+    ClientOptions,
+    Dsn,
+    build_options,
+    current_client,
+    default_client,
+    ensure_default_client,
+    isolated_scope,
+    logger,
+    set_context,
+    set_tag,
+    set_transaction,
+)
 from .logging import EventHandler, level_number
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .._dsn import Dsn
-    from .._options import ClientOptions
-
-logger = logging.getLogger("errlink")
 
 INTEGRATION = "celery"
 TASK_LOGGER = "celery.task"  # Celery's task loggers hang below it and do not propagate to root
@@ -173,13 +179,16 @@ class CeleryIntegration:
         if self._client_started:  # also true in forked pool children: the client came along
             return
         self._client_started = True
-        if self._client_args is not None or default_client() is None:
-            dsn, options = self._client_args or (None, {})
+        dsn, options = self._client_args or (None, {})
+        ensure_default_client(
+            INTEGRATION,
+            dsn,
+            replace=self._client_args is not None,
             # Logging is hooked by this integration, which also reaches Celery's task loggers.
-            init(dsn, logging_event_level=None, logging_breadcrumb_level=None, **options)
-        client = default_client()
-        if client is not None and client.enabled:
-            client.core.add_integration(INTEGRATION)
+            logging_event_level=None,
+            logging_breadcrumb_level=None,
+            **options,
+        )
         self._attach_logging_everywhere()
 
     def _attach_logging_everywhere(self) -> None:

@@ -22,18 +22,27 @@ process default (as `errlink.init` would make it) when there is none yet.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._core import INTERNAL
-from .._options import OPTION_NAMES, ClientOptions
-from .._scope import current_scope, request_scope, set_transaction
-from ..sync import Client, default_client, init
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, capture_status_codes_option
 from ._lazy import LazyMapping, LazyRequest
 from ._request import body_data, request_interface, to_text
+from ._sdk import (
+    INTERNAL,
+    OPTION_NAMES,
+    Client,
+    ClientCore,
+    ClientOptions,
+    Dsn,
+    current_scope,
+    default_client,
+    ensure_default_client,
+    logger,
+    request_scope,
+    set_transaction,
+)
 from ._wsgi import (
     INIT_SETTINGS,
     check_init_settings,
@@ -60,9 +69,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from typing_extensions import Unpack
 
-    from .._core import ClientCore
-    from .._dsn import Dsn
-
 
 class ErrlinkSettings(ClientOptions, total=False):
     """Keyword arguments of `Errlink`: the client options plus the integration's own."""
@@ -77,7 +83,6 @@ class ErrlinkSettings(ClientOptions, total=False):
 
 __all__ = ["Errlink"]
 
-logger = logging.getLogger("errlink")
 _INTEGRATION_SETTINGS = ("capture_status_codes", "transaction_style", *INIT_SETTINGS)
 _SETTINGS = ("dsn", *sorted(OPTION_NAMES), *_INTEGRATION_SETTINGS)
 _EXTENSION_KEY = "errlink"
@@ -177,20 +182,19 @@ class Errlink:
 def _make_client(
     values: dict[str, Any], integration: Mapping[str, Any], where: Callable[[str], str]
 ) -> Client:
+    own_dsn = "dsn" in values
     existing = default_client()
-    if "dsn" not in values and existing is not None:
-        if values:
-            raise ValueError(
-                f"errlink: {where(next(iter(values)))} needs a DSN for the extension's own "
-                "client (errlink.init() already made the process default: set options there)"
-            )
-        return existing
+    if existing is not None and values and not own_dsn:
+        raise ValueError(
+            f"errlink: {where(next(iter(values)))} needs a DSN for the extension's own "
+            "client (errlink.init() already made the process default: set options there)"
+        )
     dsn = values.pop("dsn", None)
     try:
-        if existing is None:
-            init_args = {name: integration[name] for name in INIT_SETTINGS if name in integration}
-            return init(dsn, **init_args, **values)
-        return Client(dsn, **values)
+        if existing is not None and own_dsn:
+            return Client(dsn, **values)  # the extension's own client; the default stays
+        init_args = {name: integration[name] for name in INIT_SETTINGS if name in integration}
+        return ensure_default_client("flask", dsn, replace=False, **init_args, **values)
     except (TypeError, ValueError) as exc:
         raise invalid_setting(exc, {"dsn": dsn, **values}, where) from exc
 

@@ -15,10 +15,11 @@ Use it from `errlink.init()` (on by default) or add it yourself, for instance in
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import Any
 
-from .._scope import add_breadcrumb_dict, current_client
+from ._sdk import add_breadcrumb_dict, current_client
 
 _LEVELS = {
     logging.CRITICAL: "fatal",
@@ -109,7 +110,9 @@ class EventHandler(logging.Handler):
             fields["logentry"] = {**logentry, "formatted": message}
             core.capture_exception(exc, mechanism="logging", handled=True, **fields)
         else:
-            core.capture_message(message, fields.pop("level"), logentry=logentry, **fields)
+            stack_from = sys._getframe() if core.options.attach_stacktrace else None
+            level = fields.pop("level")
+            core.capture_message(message, level, stack_from=stack_from, logentry=logentry, **fields)
 
 
 def breadcrumb_from_record(record: logging.LogRecord) -> dict[str, Any]:

@@ -30,13 +30,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .._core import INTERNAL
-from .._scope import isolated_scope, request_scope
-from ._async_web import AsyncWebIntegration, content_length, logger
+from ._async_web import AsyncWebIntegration, content_length
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
 from ._lazy import LazyRequest, build_request, scope_is_for
 from ._request import body_data, request_interface
+from ._sdk import INTERNAL, ClientOptions, Dsn, isolated_scope, logger, request_scope
 
 require("sanic", distribution="sanic", extra="sanic", minimum=(23, 6))
 
@@ -46,8 +45,6 @@ from sanic.exceptions import SanicException  # noqa: E402
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .._dsn import Dsn
-    from .._options import ClientOptions
 
 __all__ = ["Errlink"]
 

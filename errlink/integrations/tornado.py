@@ -29,19 +29,17 @@ parts, both set up by `Errlink(app)`:
 from __future__ import annotations
 
 import functools
-import logging
 import weakref
 from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .._core import INTERNAL
-from .._scope import request_scope
 from ._async_web import AsyncWebIntegration, content_length, qualified_name
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
 from ._lazy import LazyRequest, build_request
 from ._request import body_data, request_interface
+from ._sdk import INTERNAL, ClientOptions, Dsn, logger, request_scope
 
 require("tornado", distribution="tornado", extra="tornado", minimum=(6, 2))
 
@@ -51,12 +49,9 @@ from tornado.web import Application, HTTPError, OutputTransform, RequestHandler 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .._dsn import Dsn
-    from .._options import ClientOptions
 
 __all__ = ["Errlink", "ErrlinkMixin"]
 
-logger = logging.getLogger("errlink")
 _extensions: weakref.WeakKeyDictionary[Application, Errlink] = weakref.WeakKeyDictionary()
 _HOOK_MARK = "__errlink_hook__"
 

@@ -6,20 +6,18 @@ import atexit
 import logging
 import sys
 import threading
-from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .._options import Hint
-from .._scope import current_client, set_default_client
+from .._capture.binding import current_client, set_default_client
 from ._bridge import stop_loop_thread
 from ._client import Client, close_all
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .._dsn import Dsn
     from .._options import ClientOptions
+    from .._wire.dsn import Dsn
 
 _default: Client | None = None
 _installed_handler: logging.Handler | None = None
@@ -68,31 +66,6 @@ def init(
 
 def default_client() -> Client | None:
     return _default
-
-
-def capture_exception(exc: BaseException | None = None, **event_fields: Any) -> str | None:
-    """Report `exc` (default: the exception being handled) through the current client."""
-    core = current_client()
-    if core is None:
-        return None
-    if exc is None:
-        exc = sys.exc_info()[1]
-    return core.capture_exception(exc, **event_fields)
-
-
-def capture_message(message: str, level: str = "info", **event_fields: Any) -> str | None:
-    """Report a message through the current client."""
-    core = current_client()
-    if core is None:
-        return None
-    stack_from = sys._getframe(1) if core.options.attach_stacktrace else None
-    return core.capture_message(message, level, stack_from=stack_from, **event_fields)
-
-
-def capture_event(event: Mapping[str, Any], hint: Hint | None = None) -> str | None:
-    """Report a hand-made event dict through the current client."""
-    core = current_client()
-    return None if core is None else core.capture_event(event, hint)
 
 
 def flush(timeout: float | None = None) -> bool:

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-logger = logging.getLogger("errlink")
 T = TypeVar("T")
 THREAD_NAME = "errlink-loop"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import os
 import sys
 import threading
@@ -13,19 +12,20 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .._core import INTERNAL, ClientCore
+from .._assembly import assemble_core, reset_core_after_fork
+from .._capture.core import ClientCore
+from .._delivery.pipeline import Pipeline
+from .._delivery.stats import StatsSnapshot
+from .._log import INTERNAL, logger
 from .._options import Hint, Options, build_options
-from .._pipeline import Pipeline
-from .._stats import StatsSnapshot
 from ._bridge import loop_thread, running_loop_thread
 
 if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
 
-    from .._dsn import Dsn
     from .._options import ClientOptions
+    from .._wire.dsn import Dsn
 
-logger = logging.getLogger("errlink")
 _live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
@@ -38,10 +38,9 @@ class Client:
     """
 
     def __init__(self, dsn: str | Dsn | None = None, **options: Unpack[ClientOptions]) -> None:
-        self._core = ClientCore(build_options(dsn, options))
-        self._core.start_pipeline = self._start_pipeline
         self._started: Pipeline | None = None
         self._start_lock = threading.Lock()
+        self._core = assemble_core(build_options(dsn, options), start=self._start_pipeline)
         self._closed = False
         _live_clients.add(self)
         pipeline = self._core.pipeline
@@ -148,7 +147,7 @@ class Client:
     def _after_fork_in_child(self) -> None:
         self._start_lock = threading.Lock()
         self._started = None
-        self._core.reset_after_fork()
+        reset_core_after_fork(self._core)
 
 
 def close_all(timeout: float | None = None) -> None:

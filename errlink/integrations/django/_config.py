@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..._options import OPTION_NAMES
-from ...sync import Client, default_client, init
+from .._sdk import OPTION_NAMES, Client, ensure_default_client
 from .._wsgi import INIT_SETTINGS, check_init_settings, invalid_setting
 
 TransactionStyle = Literal["url_name", "route", "function"]
@@ -43,12 +42,9 @@ def configure(setting: object, *, logging_configured: bool) -> tuple[Client, Int
     records to an errlink handler, so `init` must not add a second one to the root logger.
     """
     global current
+    replace = setting is not None  # unset: keep the default client errlink.init() made, if any
     if setting is None:
         setting = {}
-        existing = default_client()
-        if existing is not None:
-            current = IntegrationSettings()
-            return existing, current
     if not isinstance(setting, Mapping):
         raise SettingsError(
             f"settings.ERRLINK must be a dict such as {{'dsn': '...'}}, "
@@ -76,7 +72,7 @@ def configure(setting: object, *, logging_configured: bool) -> tuple[Client, Int
             values["ignore_errors"] = (*ignored, DISALLOWED_HOST)
     dsn = values.pop("dsn", None)
     try:
-        client = init(dsn, **init_args, **values)
+        client = ensure_default_client("django", dsn, replace=replace, **init_args, **values)
     except (TypeError, ValueError) as exc:
         raise SettingsError(str(invalid_setting(exc, {"dsn": dsn, **values}, where))) from exc
     current = integration

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ..._scope import set_tag
+from .._sdk import set_tag
 
 _LAUNCHERS = frozenset({"manage.py", "django-admin", "django-admin.py"})
 

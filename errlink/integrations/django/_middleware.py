@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
-from ..._core import INTERNAL
-from ..._options import Options
-from ..._scope import current_client, request_scope, set_transaction
 from .._lazy import LazyMapping, LazyRequest, scope_is_for
+from .._sdk import INTERNAL, Options, current_client, logger, request_scope, set_transaction
 from . import _config
 from ._context import request_context, transaction_name, user_context
-
-logger = logging.getLogger("errlink")
 
 
 class ErrlinkMiddleware:

@@ -8,16 +8,12 @@ they are the user's data, while the SQL text holds only placeholders.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ..._core import INTERNAL
-from ..._scope import add_breadcrumb_dict, current_client
+from .._sdk import INTERNAL, add_breadcrumb_dict, current_client, logger
 from . import _config
-
-logger = logging.getLogger("errlink")
 
 
 def record_query(

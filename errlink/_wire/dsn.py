@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ._version import __version__
+from .._version import __version__
 
 SDK_NAME = "errlink"
 _ALLOWED_SCHEMES = ("http", "https")

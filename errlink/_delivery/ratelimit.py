@@ -18,13 +18,6 @@ from email.utils import parsedate_to_datetime
 ALL_CATEGORIES = ""
 DEFAULT_RETRY_AFTER = 60.0
 
-_ITEM_CATEGORIES = {"event": "error", "transaction": "transaction", "client_report": "internal"}
-
-
-def category_for_item(item_type: str) -> str:
-    """The rate-limit (and client-report) category of an envelope item type."""
-    return _ITEM_CATEGORIES.get(item_type, item_type)
-
 
 class RateLimits:
     """Deadlines per category on the monotonic clock. Used from the sender loop only."""

@@ -12,14 +12,14 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import Any
 
-from ._exceptions import exception_values
-from ._ids import new_event_id
-from ._options import Event, Options
-from ._scope import Scope
-from ._scrub import Scrubber
-from ._serialize import Meta, Serializer
-from ._stacktrace import FrameExtractor
-from ._version import __version__
+from .._options import Event, Options
+from .._version import __version__
+from .._wire.ids import new_event_id
+from .exceptions import exception_values
+from .scope import Scope
+from .scrub import Scrubber
+from .serialize import Meta, Serializer
+from .stacktrace import FrameExtractor
 
 SDK_NAME = "errlink"
 

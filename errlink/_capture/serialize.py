@@ -29,10 +29,10 @@ from collections.abc import Callable, Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from ._scrub import FILTERED
+from .scrub import FILTERED
 
 if TYPE_CHECKING:
-    from ._scrub import Scrubber
+    from .scrub import Scrubber
 
 Meta = dict[str, Any]
 # Where a value sits in the meta tree: the caller's node itself, or (parent position, key) built

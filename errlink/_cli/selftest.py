@@ -6,8 +6,8 @@ import asyncio
 import logging
 from typing import TextIO
 
-from ._client import AsyncClient
-from ._dsn import Dsn
+from .._async_client import AsyncClient
+from .._wire.dsn import Dsn
 
 
 async def send_test_event(dsn: str, *, timeout: float, out: TextIO, err: TextIO) -> int:

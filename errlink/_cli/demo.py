@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._client import AsyncClient
-from .collector import Collector
-from .sync import Client
+from .._async_client import AsyncClient
+from ..collector import Collector
+from ..sync import Client
 
 # The sample application lives in this module: report its frames as the application's own.
 _IN_APP = [__name__]
@@ -46,8 +46,9 @@ def _sync_app(client: Client) -> None:
     except CheckoutError:
         client.capture_exception(tags={"feature": "checkout"})
 
-    from ._scope import bind_client, new_scope
-    from .integrations.logging import EventHandler
+    from .._capture.binding import bind_client
+    from .._capture.scope import new_scope
+    from ..integrations.logging import EventHandler
 
     handler = EventHandler()
     log.addHandler(handler)
@@ -61,7 +62,7 @@ def _sync_app(client: Client) -> None:
 
 
 async def _async_app(dsn: str) -> None:
-    from ._scope import new_scope, set_request, set_user
+    from .._capture.scope import new_scope, set_request, set_user
 
     async with AsyncClient(dsn, environment="demo", in_app_include=_IN_APP) as client:
 
@@ -134,7 +135,7 @@ async def run_demo(*, serve: bool = False, port: int = 0, out: TextIO | None = N
 
 
 async def _serve_until_stopped(collector: Collector, out: TextIO) -> None:
-    from .collector._serve import stop_on_signals
+    from ..collector._serve import stop_on_signals
 
     with stop_on_signals() as stop_requested:
         print(f"web UI: {collector.ui_url}  (open it in a browser; Ctrl-C to stop)", file=out)

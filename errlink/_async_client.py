@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._core import INTERNAL, ClientCore
+from ._assembly import assemble_core
+from ._capture.binding import enter_client, leave_client
+from ._capture.core import ClientCore
+from ._delivery.pipeline import Pipeline
+from ._delivery.stats import StatsSnapshot
+from ._log import INTERNAL, logger
 from ._options import Hint, Options, build_options
-from ._scope import _client
-from ._stats import StatsSnapshot
 
 if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
 
-    from ._dsn import Dsn
     from ._options import ClientOptions
-
-logger = logging.getLogger("errlink")
+    from ._wire.dsn import Dsn
 
 
 class AsyncClient:
@@ -33,7 +33,7 @@ class AsyncClient:
     """
 
     def __init__(self, dsn: str | Dsn | None = None, **options: Unpack[ClientOptions]) -> None:
-        self._core = ClientCore(build_options(dsn, options))
+        self._core = assemble_core(build_options(dsn, options), start=_start_on_running_loop)
         self._closed = False
         self._wrong_loop_logged = False
         self._token: Any = None
@@ -141,7 +141,7 @@ class AsyncClient:
 
     async def __aenter__(self) -> Self:
         # Module-level functions (errlink.capture_exception, ...) reach this client in this context.
-        self._token = _client.set(self._core)
+        self._token = enter_client(self._core)
         pipeline = self._core.pipeline
         if pipeline is not None and pipeline.loop is None and self.options.outbox is not None:
             pipeline.start()  # drain what an earlier run left in the outbox right away
@@ -155,7 +155,7 @@ class AsyncClient:
     ) -> None:
         if self._token is not None:
             try:
-                _client.reset(self._token)
+                leave_client(self._token)
             except ValueError:  # exited in another context than it entered: nothing to undo here
                 pass
             self._token = None
@@ -201,3 +201,12 @@ class AsyncClient:
                 extra=INTERNAL,
             )
         return False
+
+
+def _start_on_running_loop(pipeline: Pipeline) -> None:
+    """On the loop running in this thread, if any; else stay buffered until then."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    pipeline.start(loop)

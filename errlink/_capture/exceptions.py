@@ -9,14 +9,12 @@ root comes last and a chain reads oldest first, as the protocol wants.
 from __future__ import annotations
 
 import builtins
-import logging
 from typing import Any, NamedTuple
 
-from errlink._stacktrace import LOG_EXTRA, FrameExtractor, Meta
+from .._log import INTERNAL, logger
+from .stacktrace import FrameExtractor, Meta
 
 __all__ = ["exception_summary_type", "exception_values"]
-
-logger = logging.getLogger("errlink")
 
 
 _BaseExceptionGroup: type[BaseException] | None = getattr(builtins, "BaseExceptionGroup", None)
@@ -57,7 +55,7 @@ def exception_values(
         values.reverse()
         return values
     except Exception:
-        logger.debug("errlink: could not describe an exception", exc_info=True, extra=LOG_EXTRA)
+        logger.debug("errlink: could not describe an exception", exc_info=True, extra=INTERNAL)
         return [
             {
                 "type": _type_name(type(exc)),

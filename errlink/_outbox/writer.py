@@ -13,7 +13,6 @@ still queued must be spilled.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import queue
 import random
@@ -22,7 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._outbox_store import (
+from .._log import INTERNAL, logger
+from .store import (
     Claim,
     OutboxStore,
     OutboxUnavailable,
@@ -31,8 +31,6 @@ from ._outbox_store import (
     is_busy,
 )
 
-logger = logging.getLogger("errlink")
-LOG_EXTRA = {"errlink_internal": True}
 THREAD_NAME = "errlink-outbox"
 # How long one operation keeps retrying while other processes hold the database lock.
 _BUSY_PATIENCE = 10.0
@@ -96,12 +94,15 @@ _Op = SpillTicket | _Call | _Stop
 class Outbox:
     """A disk outbox for one client: events that cannot be sent now wait here, across restarts.
 
-    `on_removals` (set by the pipeline) hears, on the loop, about rows deleted without delivery.
+    `on_removals` hears, on the loop, about rows deleted without delivery. `rows_added` is set
+    on the loop whenever spilled rows were committed (the drainer waits on it).
     """
 
-    def __init__(self, store: OutboxStore) -> None:
+    def __init__(self, store: OutboxStore, *, on_removals: RemovalListener | None = None) -> None:
         self.store = store
-        self.on_removals: RemovalListener | None = None
+        self.on_removals = on_removals
+        # An asyncio.Event binds to a loop only when first awaited, so it can be made here.
+        self.rows_added = asyncio.Event()
         self._queue: queue.SimpleQueue[_Op] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -216,7 +217,7 @@ class Outbox:
                     len(records),
                     self.store.path,
                     exc,
-                    extra=LOG_EXTRA,
+                    extra=INTERNAL,
                 )
         for ticket in started:
             ticket._finish()
@@ -228,6 +229,8 @@ class Outbox:
     ) -> None:
         for on_done, committed in results:
             on_done(committed)
+        if any(committed for _, committed in results):
+            self.rows_added.set()
         self._report_removals(removals)
 
     def _report_removals(self, removals: list[Removal]) -> None:
@@ -251,7 +254,7 @@ class Outbox:
         try:
             self._guarded(self.store.close)
         except Exception as exc:
-            logger.debug("errlink: closing the outbox: %r", exc, extra=LOG_EXTRA)
+            logger.debug("errlink: closing the outbox: %r", exc, extra=INTERNAL)
         # Whatever was queued behind the stop is refused.
         while True:
             try:
@@ -282,7 +285,7 @@ class Outbox:
         logger.warning(
             "errlink: the outbox is disabled: %s; undeliverable events are dropped instead",
             exc,
-            extra=LOG_EXTRA,
+            extra=INTERNAL,
         )
 
     def _to_loop(self, callback: Callable[..., None], *args: Any) -> None:

@@ -1,8 +1,4 @@
-"""Transports: what carries an envelope to the server.
-
-`Transport` is the interface a user can implement (the `transport=` option) to send envelopes
-somewhere else: an in-memory sink for tests, a queue, another protocol. `HttpTransport` is the
-default: HTTP POST with keep-alive over aiohttp.
+"""`HttpTransport`, the default transport: HTTP POST with keep-alive over aiohttp.
 
 `HttpTransport` is the one place where aiohttp's exceptions are known: every network fault
 becomes a `TransportError`; every HTTP answer, whatever its status, is a `TransportResponse`.
@@ -13,54 +9,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures.thread  # noqa: F401 - see below: the resolver's executor
 import encodings.idna  # noqa: F401 - see below
-import logging
 import ssl
 import zlib
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 import aiohttp
 
-from ._dsn import SDK_NAME, Dsn
-from ._envelope import CONTENT_TYPE, Envelope
-from ._version import __version__
-
-logger = logging.getLogger("errlink")
+from .._log import INTERNAL, logger
+from .._version import __version__
+from .._wire.dsn import SDK_NAME, Dsn
+from .._wire.envelope import CONTENT_TYPE, Envelope
+from .._wire.transport import TransportError, TransportResponse
 
 # Everything the send path needs is imported here, never lazily on the loop or resolver thread
 # (`socket.getaddrinfo` would import the idna codec on first use): a process forked while a
 # background thread is half-way through an import inherits a module it can never finish.
-
-
-@dataclass(frozen=True)
-class TransportResponse:
-    """The server's answer: its status and headers (`Retry-After`, `X-Sentry-Rate-Limits`)."""
-
-    status: int
-    headers: Mapping[str, str]
-
-
-class TransportError(Exception):
-    """A transient network fault (refused, DNS, timeout, connection reset): worth retrying.
-
-    Its message never contains the DSN's secret key.
-    """
-
-
-@runtime_checkable
-class Transport(Protocol):
-    """Carries envelopes. Implement it to send envelopes anywhere (the `transport=` option).
-
-    `send` returns the server's answer (use status 200 for "accepted" when there is no server);
-    raise `TransportError` for a transient fault, which the pipeline retries with backoff. Any
-    other exception drops the event as "send_error". `aclose` releases resources; it is called
-    once, when the client closes.
-    """
-
-    async def send(self, envelope: Envelope) -> TransportResponse: ...
-
-    async def aclose(self) -> None: ...
 
 
 class HttpTransport:
@@ -109,7 +71,7 @@ class HttpTransport:
                 "errlink: TLS certificate verification is OFF (verify_tls=False) for %s: anyone "
                 "on the network path can read or alter the events sent there",
                 dsn.netloc,
-                extra={"errlink_internal": True},
+                extra=INTERNAL,
             )
         self._ssl = _ssl_context(ca_certs, verify_tls) if dsn.scheme == "https" else None
         self._gzip_threshold = gzip_threshold

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import linecache
-import logging
 import os
 import sys
 import sysconfig
@@ -22,11 +21,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import CodeType, FrameType, TracebackType
 from typing import Any, NamedTuple
 
-__all__ = ["FrameExtractor", "Meta", "SourceCache", "VarsNormalizer"]
+from .._log import INTERNAL, logger
 
-logger = logging.getLogger("errlink")
-# Same marker as errlink._core.INTERNAL (not imported: _core depends on this module).
-LOG_EXTRA = {"errlink_internal": True}
+__all__ = ["FrameExtractor", "Meta", "SourceCache", "VarsNormalizer"]
 
 Meta = dict[str, Any]
 VarsNormalizer = Callable[[Mapping[str, object], Meta], dict[str, Any]]
@@ -81,7 +78,7 @@ class SourceCache:
                 source = self._load(abs_path, module_globals, cached)
             except Exception:
                 logger.debug(
-                    "errlink: could not read source of %r", abs_path, exc_info=True, extra=LOG_EXTRA
+                    "errlink: could not read source of %r", abs_path, exc_info=True, extra=INTERNAL
                 )
                 return [], None, []
         if source is None or not 0 < lineno <= len(source):
@@ -160,7 +157,7 @@ class SourceCache:
                 "errlink: loader could not provide source of %r",
                 abs_path,
                 exc_info=True,
-                extra=LOG_EXTRA,
+                extra=INTERNAL,
             )
             return None
         return self._split(text) if isinstance(text, str) else None
@@ -292,7 +289,7 @@ class FrameExtractor:
             return self._stacktrace(self._cut(_walk_traceback(tb)), meta)
         except Exception:
             logger.debug(
-                "errlink: could not extract frames from a traceback", exc_info=True, extra=LOG_EXTRA
+                "errlink: could not extract frames from a traceback", exc_info=True, extra=INTERNAL
             )
             return {"frames": []}
 
@@ -311,7 +308,7 @@ class FrameExtractor:
             return self._stacktrace(self._cut(reversed(newest_first)), {} if meta is None else meta)
         except Exception:
             logger.debug(
-                "errlink: could not extract frames from the stack", exc_info=True, extra=LOG_EXTRA
+                "errlink: could not extract frames from the stack", exc_info=True, extra=INTERNAL
             )
             return {"frames": []}
 
@@ -388,7 +385,7 @@ class FrameExtractor:
                 logger.debug(
                     "errlink: could not normalize the locals of a frame",
                     exc_info=True,
-                    extra=LOG_EXTRA,
+                    extra=INTERNAL,
                 )
         return result
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._json import Encoder, dumps, loads
+from .codec import Encoder, dumps, loads
 
 CONTENT_TYPE = "application/x-sentry-envelope"
 

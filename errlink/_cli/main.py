@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ._version import __version__
+from .._version import __version__
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -63,7 +63,7 @@ DEFAULT_MAX_EVENTS = 10_000
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    from .collector import DEFAULT_HOST, DEFAULT_PROJECT_ID, DEFAULT_PUBLIC_KEY
+    from ..collector import DEFAULT_HOST, DEFAULT_PROJECT_ID, DEFAULT_PUBLIC_KEY
 
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)"
@@ -129,8 +129,8 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from .collector import Collector, StoreError
-    from .collector._serve import serve_until_signalled
+    from ..collector import Collector, StoreError
+    from ..collector._serve import serve_until_signalled
 
     try:
         collector = Collector(
@@ -234,7 +234,7 @@ def _add_test_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_test(args: argparse.Namespace) -> int:
     import os
 
-    from ._selftest import run_selftest
+    from .selftest import run_selftest
 
     dsn = args.dsn or os.environ.get("ERRLINK_DSN") or os.environ.get("SENTRY_DSN")
     if not dsn:
@@ -261,7 +261,7 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo
+    from .demo import run_demo
 
     try:
         return asyncio.run(run_demo(serve=args.serve, port=args.port))

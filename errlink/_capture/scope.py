@@ -1,4 +1,4 @@
-"""Per-context scope data: tags, user, contexts, extra, breadcrumbs, and the bound client.
+"""Per-context scope data: tags, user, contexts, extra, breadcrumbs. Data only.
 
 A `Scope` is immutable; every setter installs a modified copy in a ContextVar. Because asyncio
 tasks and `contextvars.copy_context()` copy the variable's *value* (the reference), copy-on-write
@@ -9,20 +9,12 @@ is O(1) no matter how many are kept.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from functools import lru_cache
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
-from ._options import LEVELS
-from ._scrub import Scrubber
-from ._serialize import Serializer
-
-if TYPE_CHECKING:
-    from ._core import ClientCore
+from .._options import LEVELS
 
 _EMPTY: Mapping[str, Any] = {}
 _new_object = object.__new__
@@ -100,7 +92,6 @@ class Scope:
 
 # Scopes are never mutated in place (setters install copies), so one shared default is safe.
 _scope: ContextVar[Scope] = ContextVar("errlink.scope", default=Scope())  # noqa: B039
-_client: ContextVar[ClientCore | None] = ContextVar("errlink.client", default=None)
 
 
 def current_scope() -> Scope:
@@ -180,49 +171,6 @@ def set_request(request: Mapping[str, Any] | None) -> None:
     _update(request=request)
 
 
-def add_breadcrumb(
-    message: str | None = None,
-    *,
-    category: str | None = None,
-    level: str = "info",
-    type: str | None = None,
-    data: Mapping[str, Any] | None = None,
-    timestamp: float | None = None,
-    hint: Mapping[str, Any] | None = None,
-) -> None:
-    """Record a breadcrumb on the current scope; it is sent with the next event."""
-    crumb: dict[str, Any] = {"timestamp": time.time() if timestamp is None else timestamp}
-    if message is not None:
-        crumb["message"] = message
-    if category is not None:
-        crumb["category"] = category
-    if type is not None:
-        crumb["type"] = type
-    crumb["level"] = level
-    if data:
-        crumb["data"] = dict(data)
-    add_breadcrumb_dict(crumb, dict(hint) if hint else {})
-
-
-def add_breadcrumb_dict(crumb: dict[str, Any], hint: dict[str, Any] | None = None) -> None:
-    """Add a breadcrumb, normalized and scrubbed now (once) rather than at every capture."""
-    client = current_client()
-    if client is not None:
-        processed = client.process_breadcrumb(crumb, hint or {})
-        limit = client.options.max_breadcrumbs
-    else:
-        processed = _default_breadcrumb_normalizer()(crumb)
-        limit = 100
-    if processed is not None and limit:
-        _scope.set(_scope.get().with_breadcrumb(processed, limit))
-
-
-@lru_cache(maxsize=1)
-def _default_breadcrumb_normalizer() -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """Default limits and scrubbing for breadcrumbs recorded before any client exists."""
-    return Serializer(scrubber=Scrubber()).normalize_mapping
-
-
 def clear_breadcrumbs() -> None:
     _scope.set(_scope.get().without_breadcrumbs())
 
@@ -247,67 +195,22 @@ def isolated_scope() -> Iterator[Scope]:
         _scope.reset(token)
 
 
-def current_client() -> ClientCore | None:
-    """The client bound to this context, else the process default set by `errlink.init()`."""
-    client = _client.get()
-    if client is not None:
-        return client
-    return _default_client
+def push_breadcrumb(crumb: dict[str, Any], limit: int) -> None:
+    """Add an already processed breadcrumb to the current scope, keeping the newest `limit`."""
+    if limit:
+        _scope.set(_scope.get().with_breadcrumb(crumb, limit))
 
 
-_default_client: ClientCore | None = None
-
-
-def set_default_client(client: ClientCore | None) -> None:
-    global _default_client
-    _default_client = client
-
-
-@contextmanager
-def bind_client(client: ClientCore | None) -> Iterator[None]:
-    """Make `client` the one module-level capture calls reach inside the block."""
-    token = _client.set(client)
-    try:
-        yield
-    finally:
-        _client.reset(token)
-
-
-def bind_client_here(client: ClientCore | None) -> None:
-    """Bind without a block (for a task or request that ends with its context)."""
-    _client.set(client)
-
-
-def request_scope(
-    client: ClientCore | None,
-    /,
-    *,
-    request: Mapping[str, Any] | None = None,
-    user: Mapping[str, Any] | None = None,
-    transaction: str | None = None,
-    tags: Mapping[str, str] = _EMPTY,
-    contexts: Mapping[str, Any] = _EMPTY,
-    extra: Mapping[str, Any] = _EMPTY,
-) -> _RequestScope:
-    """A fresh scope, filled in and bound to `client`, for one request or task.
-
-    ::
-
-        with request_scope(client.core, request=lazy_request, transaction="orders.show"):
-            ...  # captures here reach `client` and carry the request
-
-    What `isolated_scope()`, `bind_client(client)` and the setters do together, in one step
-    cheap enough to run on every request. The fields are stored as given, not copied: a lazy
-    Mapping passed as `request` or `user` is read only if an event is captured. Setters used
-    inside the block change this scope only (copy-on-write, as anywhere), and leaving the block
-    restores the previous scope and client, exception or not. Enter it once.
-
-    ``request_scope(...).enter_here()`` installs the scope and binds the client without a
-    block, for a context that ends with the request (a task per request), or one that serves
-    requests in turn, each starting with its own `request_scope`.
-    """
-    # Filled slot by slot rather than through Scope(), as this runs on every request (a test
-    # checks that no slot is left out).
+def new_request_scope(
+    request: Mapping[str, Any] | None,
+    user: Mapping[str, Any] | None,
+    transaction: str | None,
+    tags: Mapping[str, str],
+    contexts: Mapping[str, Any],
+    extra: Mapping[str, Any],
+) -> Scope:
+    """A scope holding exactly these fields, built without a copy (it runs on every request)."""
+    # Filled slot by slot rather than through Scope() (a test checks that no slot is left out).
     scope = _new_object(Scope)
     scope.tags = tags
     scope.user = user
@@ -318,37 +221,12 @@ def request_scope(
     scope.transaction = transaction
     scope.request = request
     scope._breadcrumbs = None
-    handle = _new_object(_RequestScope)
-    handle._client = client
-    handle._scope = scope
-    return handle
+    return scope
 
 
-class _RequestScope:
-    """What `request_scope()` returns: a context manager, or `enter_here()` without a block."""
+def install_scope(scope: Scope) -> Token[Scope]:
+    return _scope.set(scope)
 
-    __slots__ = ("_client", "_client_token", "_scope", "_scope_token")
-    _client: ClientCore | None
-    _scope: Scope
-    _scope_token: Token[Scope]
-    _client_token: Token[ClientCore | None]
 
-    def __enter__(self) -> Scope:
-        self._scope_token = _scope.set(self._scope)
-        self._client_token = _client.set(self._client)
-        return self._scope
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        _client.reset(self._client_token)
-        _scope.reset(self._scope_token)
-
-    def enter_here(self) -> Scope:
-        """Install the scope and bind the client in the current context, with nothing to undo."""
-        _scope.set(self._scope)
-        _client.set(self._client)
-        return self._scope
+def restore_scope(token: Token[Scope]) -> None:
+    _scope.reset(token)

@@ -13,21 +13,16 @@ growing backoff while the server is down).
 from __future__ import annotations
 
 import asyncio
-import logging
-import random
-from collections.abc import Awaitable, Callable
-from typing import Literal
 
-from ._outbox import Outbox
-from ._outbox_store import OutboxUnavailable, StoredEvent
-from ._ratelimit import RateLimits
-from ._stats import Stats
+from .._log import INTERNAL, logger
+from .._outbox.store import OutboxUnavailable, StoredEvent
+from .._outbox.writer import Outbox
+from .._wire.envelope import Item
+from .health import ServerHealth
+from .ratelimit import RateLimits
+from .sender import Sender, Verdict
+from .stats import Stats
 
-logger = logging.getLogger("errlink")
-LOG_EXTRA = {"errlink_internal": True}
-
-SendResult = Literal["delivered", "rate_limited", "refused", "transient"]
-SendStored = Callable[[StoredEvent], Awaitable[SendResult]]
 # While rows are leased by another live process, look again this often (it may die).
 _RECHECK_LEASED_SECONDS = 5.0
 
@@ -37,47 +32,35 @@ class OutboxDrainer:
         self,
         outbox: Outbox,
         *,
-        send: SendStored,
+        sender: Sender,
+        health: ServerHealth,
         stats: Stats,
         rate_limits: RateLimits,
-        server_paused_for: Callable[[], float],
         rate: float,
         lease_seconds: float,
         batch_size: int,
-        retry_base_delay: float,
-        retry_max_delay: float,
     ) -> None:
         self._outbox = outbox
-        self._send = send
+        self._sender = sender
+        self._health = health
         self._stats = stats
         self._rate_limits = rate_limits
-        self._server_paused_for = server_paused_for
         self._interval = 1.0 / rate
         self._lease_seconds = lease_seconds
         self._batch_size = batch_size
-        self._retry_base_delay = retry_base_delay
-        self._retry_max_delay = retry_max_delay
-        self._rows_added = asyncio.Event()
-        self._server_up = asyncio.Event()
         self._next_send_at = 0.0
         self._failures = 0
 
-    def rows_added(self) -> None:
-        self._rows_added.set()
-
-    def server_up(self) -> None:
-        self._server_up.set()
-
     async def run(self) -> None:
         while True:
-            self._rows_added.clear()
+            self._outbox.rows_added.clear()
             try:
                 claim = await self._outbox.claim(self._batch_size, self._lease_seconds)
             except OutboxUnavailable:
                 return
             except Exception as exc:
-                logger.warning("errlink: could not read the outbox: %r", exc, extra=LOG_EXTRA)
-                await self._wait(self._server_up, self._backoff(1))
+                logger.warning("errlink: could not read the outbox: %r", exc, extra=INTERNAL)
+                await self._health.wait_for_up(self._health.backoff(1))
                 continue
             if not claim.events:
                 await self._wait_for_rows(claim.leased_elsewhere > 0)
@@ -87,35 +70,40 @@ class OutboxDrainer:
             except OutboxUnavailable:
                 return
             except Exception as exc:  # rows stay leased until the lease runs out
-                logger.warning("errlink: could not update the outbox: %r", exc, extra=LOG_EXTRA)
-                await self._wait(self._server_up, self._backoff(1))
+                logger.warning("errlink: could not update the outbox: %r", exc, extra=INTERNAL)
+                await self._health.wait_for_up(self._health.backoff(1))
 
     async def _send_batch(self, events: list[StoredEvent]) -> None:
         loop = asyncio.get_running_loop()
         for index, event in enumerate(events):
-            paused = self._server_paused_for()
+            paused = self._health.paused_for()
             limited = self._rate_limits.retry_after(event.category)
             if paused > 0 or limited > 0:
                 await self._outbox.release([e.row_id for e in events[index:]])
-                await self._wait(self._server_up, max(paused, limited))
+                await self._health.wait_for_up(max(paused, limited))
                 return
             now = loop.time()
             if self._next_send_at > now:
                 await asyncio.sleep(self._next_send_at - now)
             self._next_send_at = max(now, self._next_send_at) + self._interval
-            result = await self._send(event)
-            if result in ("delivered", "refused"):
+            verdict = await self._send(event)
+            if verdict in (Verdict.DELIVERED, Verdict.REFUSED):
                 self._failures = 0
-                await self._remove(event, None if result == "delivered" else "send_error")
+                await self._remove(event, None if verdict is Verdict.DELIVERED else "send_error")
                 continue
             await self._outbox.release([e.row_id for e in events[index:]])
-            if result == "rate_limited":
-                await self._wait(self._server_up, self._rate_limits.retry_after(event.category))
+            if verdict is Verdict.RATE_LIMITED:
+                await self._health.wait_for_up(self._rate_limits.retry_after(event.category))
             else:
                 self._failures += 1
-                delay = max(self._backoff(self._failures), self._server_paused_for())
-                await self._wait(self._server_up, delay)
+                delay = max(self._health.backoff(self._failures), self._health.paused_for())
+                await self._health.wait_for_up(delay)
             return
+
+    async def _send(self, stored: StoredEvent) -> Verdict:
+        item = Item(stored.item_type, stored.payload, {"content_type": "application/json"})
+        envelope = self._sender.envelope(stored.event_id, [item])
+        return await self._sender.send(envelope, carries_event=True)
 
     async def _remove(self, event: StoredEvent, drop_reason: str | None) -> None:
         """Delete a settled row, then count it; a close arriving meanwhile does not undo that."""
@@ -136,20 +124,6 @@ class OutboxDrainer:
         # Cleared before the claim (in run), so a spill reported meanwhile is not missed.
         timeout = _RECHECK_LEASED_SECONDS if leased_elsewhere else None
         try:
-            await asyncio.wait_for(self._rows_added.wait(), timeout)
+            await asyncio.wait_for(self._outbox.rows_added.wait(), timeout)
         except asyncio.TimeoutError:
             pass
-
-    async def _wait(self, event: asyncio.Event, timeout: float) -> None:
-        """Sleep `timeout` seconds, or until `event` is set (from now on)."""
-        if timeout <= 0:
-            return
-        event.clear()
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
-
-    def _backoff(self, failures: int) -> float:
-        ceiling: float = self._retry_base_delay * 2 ** min(failures - 1, 32)
-        return min(self._retry_max_delay, ceiling) * random.uniform(0.5, 1.0)

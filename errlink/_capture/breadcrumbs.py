@@ -1,0 +1,58 @@
+"""Recording breadcrumbs: the client's `before_breadcrumb` and limits, then the scope."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from .binding import current_client
+from .scope import push_breadcrumb
+from .scrub import Scrubber
+from .serialize import Serializer
+
+_DEFAULT_LIMIT = 100
+
+
+def add_breadcrumb(
+    message: str | None = None,
+    *,
+    category: str | None = None,
+    level: str = "info",
+    type: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    timestamp: float | None = None,
+    hint: Mapping[str, Any] | None = None,
+) -> None:
+    """Record a breadcrumb on the current scope; it is sent with the next event."""
+    crumb: dict[str, Any] = {"timestamp": time.time() if timestamp is None else timestamp}
+    if message is not None:
+        crumb["message"] = message
+    if category is not None:
+        crumb["category"] = category
+    if type is not None:
+        crumb["type"] = type
+    crumb["level"] = level
+    if data:
+        crumb["data"] = dict(data)
+    add_breadcrumb_dict(crumb, dict(hint) if hint else {})
+
+
+def add_breadcrumb_dict(crumb: dict[str, Any], hint: dict[str, Any] | None = None) -> None:
+    """Add a breadcrumb, normalized and scrubbed now (once) rather than at every capture."""
+    client = current_client()
+    if client is not None:
+        processed = client.process_breadcrumb(crumb, hint or {})
+        limit = client.options.max_breadcrumbs
+    else:
+        processed = _default_breadcrumb_normalizer()(crumb)
+        limit = _DEFAULT_LIMIT
+    if processed is not None:
+        push_breadcrumb(processed, limit)
+
+
+@lru_cache(maxsize=1)
+def _default_breadcrumb_normalizer() -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """Default limits and scrubbing for breadcrumbs recorded before any client exists."""
+    return Serializer(scrubber=Scrubber()).normalize_mapping

@@ -1,0 +1,5 @@
+"""The `errlink` command: serve, demo and test."""
+
+from .main import main
+
+__all__ = ["main"]

@@ -1,0 +1,79 @@
+"""`build_pipeline`: the transport, outbox and pipeline that a client's options describe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._options import Event, Options
+from .._outbox.store import OutboxStore, Removal, outbox_target
+from .._outbox.writer import Outbox
+from .._wire.transport import Transport
+from .http import HttpTransport
+from .pipeline import DRAIN_BATCH, Pipeline
+from .prepare import BeforeSendAsync
+from .stats import Stats
+
+_OUTBOX_LEASE_MARGIN = 30.0
+
+
+def build_pipeline(options: Options, *, stats: Stats, sdk_info: dict[str, Any]) -> Pipeline:
+    """A pipeline for an enabled client: it has a DSN or a transport of its own."""
+    transport: Transport = options.transport or HttpTransport(
+        options.dsn,  # type: ignore[arg-type]  # enabled without transport implies a dsn
+        http_timeout=options.http_timeout,
+        http_proxy=options.http_proxy,
+        ca_certs=options.ca_certs,
+        verify_tls=options.verify_tls,
+        max_connections=options.max_in_flight,
+    )
+    return Pipeline(
+        transport=transport,
+        stats=stats,
+        sdk_info=sdk_info,
+        dsn=options.dsn,
+        queue_size=options.queue_size,
+        max_in_flight=options.max_in_flight,
+        max_event_bytes=options.max_event_bytes,
+        before_send_async=_async_before_send(options),
+        outbox=_outbox(options, stats),
+        outbox_drain_rate=options.outbox_drain_rate,
+        outbox_lease_seconds=_outbox_lease_seconds(options),
+    )
+
+
+def _async_before_send(options: Options) -> BeforeSendAsync | None:
+    """A coroutine `before_send` runs on the pipeline's loop (a plain one runs at capture)."""
+    hook = options.before_send
+    if hook is None or not options.before_send_is_async:
+        return None
+
+    async def run(event: Event) -> Event | None:
+        result = await hook(event, {})
+        return result if result is None or isinstance(result, dict) else event
+
+    return run
+
+
+def _outbox(options: Options, stats: Stats) -> Outbox | None:
+    if options.outbox is None:
+        return None
+    store = OutboxStore(
+        options.outbox,
+        target=outbox_target(options.dsn, options.transport),
+        max_bytes=options.outbox_max_bytes,
+        max_age=options.outbox_max_age,
+    )
+
+    def count_removals(removals: list[Removal]) -> None:
+        for removal in removals:
+            stats.record_outbox_drop(
+                removal.reason, removal.category, removal.quantity, own=removal.own
+            )
+
+    return Outbox(store, on_removals=count_removals)
+
+
+def _outbox_lease_seconds(options: Options) -> float:
+    # Long enough for a whole claimed batch to be sent one by one, each within http_timeout.
+    per_event = options.http_timeout + 1.0 / options.outbox_drain_rate
+    return _OUTBOX_LEASE_MARGIN + DRAIN_BATCH * per_event

@@ -1,0 +1,451 @@
+"""The delivery pipeline: its lifecycle, and the sender loop that decides each job's fate.
+
+`Pipeline.submit` (events) and `Pipeline.submit_item` (any declared item kind) are the hand-over
+from capture code: O(1), thread-safe, never blocks or raises. Up to `max_in_flight` sender tasks
+prepare jobs (`prepare.py`), send them (`sender.py`), honour the server's rate limits, retry
+transient faults with exponential backoff and full jitter while sharing one view of the server's
+health (`health.py`), and, with an outbox, spill what cannot be sent now (`spill.py`) and drain it
+later (`drain.py`). Only this module settles a job after a send or spills it.
+
+Every submitted item is settled exactly once, as sent, as dropped with a reason, or as spilled
+to the disk outbox, so `submitted == sent + dropped + spilled + pending()` holds whenever the
+pipeline is quiescent.
+
+errlink never reports on itself. Every log record errlink writes carries the attribute
+``errlink_internal = True``, so a logging integration can skip it, and the `SENDING` context
+variable is true inside the sender tasks (and the threads they start), so an HTTP or breadcrumb
+integration can ignore the requests errlink makes itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from typing import Any
+
+from .._log import INTERNAL, logger
+from .._outbox.writer import Outbox
+from .._wire.dsn import Dsn
+from .._wire.envelope import Item
+from .._wire.transport import Transport
+from .drain import OutboxDrainer
+from .health import ServerHealth
+from .kinds import ItemKind, event_kind
+from .pacing import Pacer
+from .prepare import BeforeSendAsync, Preparer
+from .queue import HandOver, Job, Wakeup
+from .ratelimit import RateLimits
+from .sender import Sender, Verdict
+from .spill import CLOSE_GRACE, Spill
+from .stats import Stats
+
+SENDING: contextvars.ContextVar[bool] = contextvars.ContextVar("errlink_sending", default=False)
+
+# With an outbox, aclose keeps this share of its timeout (at most this many seconds) to write
+# what is still queued to disk.
+_SPILL_RESERVE = 0.5
+DRAIN_BATCH = 20
+
+
+class Pipeline:
+    """A bounded queue of items and the sender tasks that deliver them through a `Transport`.
+
+    Drop reasons it records: "queue_overflow" (the buffer was full, or the pipeline was closed:
+    `submit` returned False), "before_send" (`before_send_async` returned None),
+    "ratelimit_backoff" (the server limits the category), "send_error" (the server refused the
+    event: 413 and other 4xx; or an item over its kind's size limit), "network_error" (5xx or
+    network faults on every attempt, or still undelivered when `aclose` ran out of time),
+    "internal_sdk_error" (the event could not be encoded). With an `outbox`, "network_error",
+    "ratelimit_backoff" and close-time leftovers become spills, and the outbox adds
+    "cache_overflow" and "network_error" (expired).
+    """
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        stats: Stats,
+        sdk_info: dict[str, Any],
+        dsn: Dsn | None = None,
+        queue_size: int = 1000,
+        max_in_flight: int = 4,
+        max_event_bytes: int = 1_000_000,
+        retry_attempts: int = 3,
+        retry_base_delay: float = 0.5,
+        retry_max_delay: float = 8.0,
+        before_send_async: BeforeSendAsync | None = None,
+        outbox: Outbox | None = None,
+        outbox_drain_rate: float = 100.0,
+        outbox_lease_seconds: float = 300.0,
+    ) -> None:
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be at least 1, got {queue_size!r}")
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight!r}")
+        if retry_attempts < 1:
+            raise ValueError(f"retry_attempts must be at least 1, got {retry_attempts!r}")
+        if not 0 < retry_base_delay <= retry_max_delay:
+            raise ValueError(
+                "retry delays must satisfy 0 < retry_base_delay <= retry_max_delay, got "
+                f"{retry_base_delay!r} and {retry_max_delay!r}"
+            )
+        self._stats = stats
+        self._max_in_flight = max_in_flight
+        self._retry_attempts = retry_attempts
+        self._rate_limits = RateLimits()
+        self._handover = HandOver(queue_size, max_in_flight, stats)
+        self._health = ServerHealth(retry_base_delay, retry_max_delay)
+        self._sender = Sender(
+            transport,
+            stats=stats,
+            rate_limits=self._rate_limits,
+            health=self._health,
+            sdk_info=sdk_info,
+            dsn=dsn,
+        )
+        self._preparer = Preparer(before_send_async, max_event_bytes)
+        self._spill = Spill(outbox, self._handover, self._preparer) if outbox else None
+        self._outbox_drain_rate = outbox_drain_rate
+        self._outbox_lease_seconds = outbox_lease_seconds
+        self._pacer = Pacer(queue_size, stats.live_sent)
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self._interrupted: list[Job] = []  # encoded jobs whose sender was cancelled at close
+        self._gave_up_at_close = False
+        self._close_task: asyncio.Task[bool] | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        return self._rate_limits
+
+    @property
+    def outbox(self) -> Outbox | None:
+        return self._spill.outbox if self._spill is not None else None
+
+    def pending(self) -> int:
+        """Items submitted and not yet settled (buffered, being sent, or waiting to retry)."""
+        return self._handover.pending()
+
+    # -- hand-over (any thread) -------------------------------------------------------------------
+
+    def submit(self, event: dict[str, Any], size_hint: int = 0) -> bool:
+        """Queue `event` for delivery; False when it was dropped as "queue_overflow" instead.
+
+        Thread-safe and O(1); never blocks, awaits or raises. At most `queue_size` events are
+        held at once (buffered or being sent); beyond that, and after `aclose`, the new event is
+        dropped. Events submitted before `start` wait in the buffer.
+        """
+        return self._submit(event_kind(event), event, size_hint)
+
+    def submit_item(self, kind: ItemKind, payload: Any, size_hint: int = 0) -> bool:
+        """Queue an item of `kind` (a dict to encode as JSON, or bytes); like `submit`."""
+        return self._submit(kind, payload, size_hint)
+
+    def _submit(self, kind: ItemKind, payload: Any, size_hint: int) -> bool:
+        try:
+            job = Job(kind, payload, size_hint)
+            accepted, held = self._handover.offer(job)
+            if not accepted:
+                self._stats.record_drop("queue_overflow", kind.category)
+            if self._pacer.due(held) and self._senders_elsewhere():
+                self._pacer.share_thread()
+            return accepted
+        except Exception:
+            logger.warning("errlink: could not queue an event", exc_info=True, extra=INTERNAL)
+            return False
+
+    def _senders_elsewhere(self) -> bool:
+        return self._loop is not None and self._loop_thread not in (None, threading.get_ident())
+
+    async def pace(self) -> None:
+        """For a coroutine that captured on the pipeline's loop: give the senders a share.
+
+        Returns at once unless the queue is half full; then waits a millisecond so the
+        senders can run, which a tight capture loop that never suspends would not allow.
+        """
+        handover = self._handover
+        if self._pacer.due(handover.held) and not handover.closed and self._tasks:
+            await self._pacer.share_loop()
+
+    # -- lifecycle (the pipeline's loop) ------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Bind to `loop` (default: the running loop) and start the senders. Idempotent.
+
+        `loop` may run in another thread; the senders are then started there.
+        """
+        if loop is None:
+            loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._loop is not None:
+            raise RuntimeError("this pipeline already runs on another event loop")
+        self._loop = loop
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop or not loop.is_running():
+            self._start_tasks()
+        else:
+            loop.call_soon_threadsafe(self._start_tasks)
+
+    def _start_tasks(self) -> None:
+        if self._handover.closed or self._started:
+            return
+        self._started = True
+        loop = self._loop
+        assert loop is not None
+        senders_wakeup = Wakeup(loop, self._loop_thread)
+        # A fresh context: senders must not inherit the scope of whoever happened to start them.
+        context = contextvars.Context()
+        context.run(SENDING.set, True)
+
+        def launch(coroutine: Any, name: str) -> None:
+            self._tasks.append(context.run(loop.create_task, coroutine, name=name))
+
+        for index in range(self._max_in_flight):
+            launch(self._run_sender(senders_wakeup), f"errlink-sender-{index}")
+        self._handover.senders_wakeup = senders_wakeup
+        if self._spill is not None:
+            self._spill.outbox.start(loop)
+            spill_wakeup = Wakeup(loop, self._loop_thread)
+            launch(self._spill.run_spiller(spill_wakeup), "errlink-spiller")
+            self._handover.spill_wakeup = spill_wakeup
+            drainer = OutboxDrainer(
+                self._spill.outbox,
+                sender=self._sender,
+                health=self._health,
+                stats=self._stats,
+                rate_limits=self._rate_limits,
+                rate=self._outbox_drain_rate,
+                lease_seconds=self._outbox_lease_seconds,
+                batch_size=DRAIN_BATCH,
+            )
+            launch(drainer.run(), "errlink-outbox-drain")
+
+    async def flush(self, timeout: float | None) -> bool:
+        """Wait until every item submitted before this call is delivered or dropped.
+
+        Also sends a pending client report. Returns False when `timeout` (seconds; None waits as
+        long as it takes) ran out first; never waits past it. Must run on the pipeline's loop
+        (it starts the pipeline on the running loop when it was not started yet).
+        """
+        loop = self._bind_running_loop("flush")
+        if self._close_task is not None and self._close_task.done():
+            return self.pending() == 0
+        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        settled = await self._handover.wait_settled(deadline)
+        await self._send_report_alone(deadline)
+        return settled
+
+    async def aclose(self, timeout: float) -> bool:
+        """Flush, then stop the senders and close the transport, all within one `timeout`.
+
+        From the start of the call `submit` refuses new items ("queue_overflow"). Items still
+        buffered, being sent or waiting to retry when the deadline passes are counted as dropped
+        with reason "network_error", so `pending()` is 0 afterwards; with an outbox they are
+        written to it instead (the last part of `timeout`, at most 0.5 s, is kept for that).
+        Close cuts retry backoffs short, and once a send fails while closing nothing more is
+        tried: those items are dropped (or spilled) at once, so a server that is down does not
+        hold up the process's exit for all of `timeout`.
+        Returns True when everything was delivered, dropped or written to the outbox in time.
+        Idempotent: later calls wait for the first and return its result. Must run on the
+        pipeline's loop.
+        """
+        loop = self._bind_running_loop("aclose")
+        if self._close_task is None:
+            self._close_task = loop.create_task(self._close(timeout), name="errlink-close")
+        # Shielded: a caller cancelled mid-close must not leave the pipeline half closed.
+        return await asyncio.shield(self._close_task)
+
+    async def _close(self, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        timeout = max(0.0, timeout)
+        deadline = loop.time() + timeout
+        handover = self._handover
+        with handover.lock:
+            handover.closed = True
+        self._health.cut_waits_short()
+        spilling = self._spill_usable()
+        send_until = deadline - (min(_SPILL_RESERVE, timeout / 2) if spilling else 0.0)
+        settled = await handover.wait_settled(send_until)
+        await self._send_report_alone(send_until)
+        await self._stop_tasks()
+        leftovers = handover.take_leftovers() + self._interrupted
+        self._interrupted = []
+        if self._spill is not None and spilling and leftovers:
+            settled = await self._spill.spill_leftovers(leftovers, deadline)
+        for job in leftovers:
+            if not job.handed_off:  # a write still under way settles its job when it ends
+                handover.settle_dropped(job, "network_error")
+        handover.notify_flush_waiters()
+        if self._spill is not None:
+            await self._spill.close(deadline)
+        grace = max(deadline - loop.time(), CLOSE_GRACE)
+        try:
+            await asyncio.wait_for(self._sender.transport.aclose(), grace)
+        except Exception as exc:
+            logger.warning("errlink: closing the transport failed: %r", exc, extra=INTERNAL)
+        # Items given up on because the server failed during close were not delivered in
+        # time, as if the deadline had passed (unless they went to the outbox).
+        return settled and not (self._gave_up_at_close and not spilling)
+
+    async def _stop_tasks(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _send_report_alone(self, deadline: float | None) -> None:
+        """Send the pending client report in an envelope of its own, within `deadline`."""
+        if not self._stats.has_unreported_drops():
+            return
+        timeout = None if deadline is None else deadline - asyncio.get_running_loop().time()
+        if timeout is not None and timeout <= 0:
+            return
+        token = SENDING.set(True)  # the send runs in a task that copies this context
+        try:
+            await asyncio.wait_for(self._sender.send_report_when_up(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            SENDING.reset(token)
+
+    def _bind_running_loop(self, what: str) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self.start(loop)
+        elif self._loop is not loop:
+            raise RuntimeError(f"Pipeline.{what}() must run on the pipeline's event loop")
+        return loop
+
+    # -- the senders ----------------------------------------------------------------------------
+
+    async def _run_sender(self, wakeup: Wakeup) -> None:
+        self._loop_thread = threading.get_ident()
+        handover = self._handover
+        for bound in (wakeup, handover.spill_wakeup):
+            if bound is not None:
+                bound.bind_thread(self._loop_thread)
+        while True:
+            job = handover.take()
+            if job is None:
+                await wakeup.wait()
+                continue
+            try:
+                await self._process(job)
+            except asyncio.CancelledError:
+                if job.handed_off:
+                    pass
+                elif job.payload is not None and self._spill_usable():
+                    # Possibly already received by the server: spilling risks a copy, dropping
+                    # risks a loss; a copy is the lesser harm (servers dedupe by event_id).
+                    self._interrupted.append(job)
+                else:
+                    handover.settle_dropped(job, "network_error")
+                raise
+            except Exception:
+                logger.warning(
+                    "errlink: internal error while sending an event; it was dropped",
+                    exc_info=True,
+                    extra=INTERNAL,
+                )
+                if not job.handed_off:
+                    handover.settle_dropped(job, "internal_sdk_error")
+            finally:
+                if not job.handed_off:
+                    handover.release(job)
+
+    async def _process(self, job: Job) -> None:
+        handover = self._handover
+        reason = await self._preparer.run_hook(job)
+        limited = self._rate_limits.is_limited(job.category) and not self._spill_usable()
+        if reason is None and limited:
+            reason = "ratelimit_backoff"
+        reason = reason or await self._preparer.encode(job)
+        if reason is not None:
+            handover.settle_dropped(job, reason)
+            return
+        reason = self._spill_reason(job)
+        if reason is not None:
+            self._spill_job(job, reason)
+            return
+        await self._deliver(job)
+
+    async def _deliver(self, job: Job) -> None:
+        assert job.payload is not None
+        item = Item(job.kind.item_type, job.payload, {"content_type": "application/json"})
+        health = self._health
+        attempts = 0
+        while attempts < self._retry_attempts and not self._gave_up_at_close:
+            attempts += 1
+            if self._spill_usable() and health.paused_for() > 0:
+                self._spill_job(job, "network_error")
+                return
+            await health.wait_while_down()
+            if self._rate_limits.is_limited(job.category):
+                self._spill_or_drop(job, "ratelimit_backoff")
+                return
+            envelope = self._sender.envelope(job.event_id, [item])
+            verdict = await self._sender.send(envelope, carries_event=True)
+            if verdict is Verdict.DELIVERED:
+                self._handover.settle_sent(job)
+                return
+            if verdict is Verdict.RATE_LIMITED:
+                self._spill_or_drop(job, "ratelimit_backoff")
+                return
+            if verdict is Verdict.REFUSED:
+                self._handover.settle_dropped(job, "send_error")
+                return
+            if health.closing:
+                # The server failed while closing: what is left will not get through before
+                # the process ends either, so nothing more is tried (see `aclose`).
+                self._gave_up_at_close = True
+            elif attempts < self._retry_attempts:
+                await health.pause(health.retry_delay(attempts))
+        spilled = self._spill_or_drop(job, "network_error")
+        if not health.outage_logged:
+            health.outage_logged = True
+            logger.warning(
+                "errlink: %s events after %d failed attempts (%s)%s",
+                "spilling to the outbox" if spilled else "dropping",
+                attempts,
+                health.last_failure,
+                " while closing" if self._gave_up_at_close else "; will keep trying",
+                extra=INTERNAL,
+            )
+
+    # -- the outbox -----------------------------------------------------------------------------
+
+    def _spill_usable(self) -> bool:
+        return self._spill is not None and self._spill.usable
+
+    def _spill_reason(self, job: Job) -> str | None:
+        """Why `job` should go to the outbox instead of the network now (None: send it)."""
+        if not self._spill_usable():
+            return None
+        if self._rate_limits.is_limited(job.category):
+            return "ratelimit_backoff"
+        if self._health.paused_for() > 0:
+            return "network_error"
+        return None
+
+    def _spill_job(self, job: Job, reason: str) -> None:
+        assert self._spill is not None
+        self._spill.spill(job, reason)
+
+    def _spill_or_drop(self, job: Job, reason: str) -> bool:
+        if self._spill_usable():
+            self._spill_job(job, reason)
+            return True
+        self._handover.settle_dropped(job, reason)
+        return False

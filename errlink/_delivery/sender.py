@@ -1,0 +1,125 @@
+"""Sending one envelope: attach the pending client report, post it, read the answer.
+
+`Sender.send` returns a `Verdict` and settles nothing: what to do with the items it carried
+(count them sent, retry, spill, drop) is the pipeline's decision. It keeps the books of the
+client report (taken out before the send, put back when the report did not get through) and
+feeds the server's answers to the rate limits and to the server's health.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+from .._log import INTERNAL, logger
+from .._wire.dsn import Dsn
+from .._wire.envelope import Envelope, Item
+from .._wire.transport import Transport, TransportError
+from .health import ServerHealth
+from .kinds import CLIENT_REPORT
+from .ratelimit import RateLimits
+from .stats import Stats
+
+
+class Verdict(enum.Enum):
+    DELIVERED = enum.auto()
+    RATE_LIMITED = enum.auto()
+    REFUSED = enum.auto()
+    TRANSIENT = enum.auto()
+
+
+class Sender:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        stats: Stats,
+        rate_limits: RateLimits,
+        health: ServerHealth,
+        sdk_info: dict[str, Any],
+        dsn: Dsn | None,
+    ) -> None:
+        self.transport = transport
+        self._stats = stats
+        self._rate_limits = rate_limits
+        self._health = health
+        self._sdk_info = sdk_info
+        self._dsn_text = str(dsn) if dsn is not None else None
+        self._logged_refusals: set[object] = set()
+
+    def envelope(self, event_id: str | None, items: list[Item]) -> Envelope:
+        headers: dict[str, Any] = {}
+        if event_id:
+            headers["event_id"] = event_id
+        headers["sent_at"] = _rfc3339_now()
+        if self._dsn_text is not None:
+            headers["dsn"] = self._dsn_text
+        headers["sdk"] = self._sdk_info
+        return Envelope(headers, items)
+
+    async def send(self, envelope: Envelope, *, carries_event: bool = False) -> Verdict:
+        """Send `envelope` with the pending client report attached; classify the answer."""
+        report = None
+        if not self._rate_limits.is_limited(CLIENT_REPORT.category):
+            report = self._stats.take_client_report()
+        if report is not None:
+            envelope.add_json(CLIENT_REPORT.item_type, report)
+        elif not envelope.items:
+            return Verdict.DELIVERED
+        try:
+            response = await self.transport.send(envelope)
+        except TransportError as exc:
+            self._restore_report(report)
+            self._health.note_failure(str(exc))
+            return Verdict.TRANSIENT
+        except asyncio.CancelledError:
+            self._restore_report(report)
+            raise
+        except Exception as exc:
+            self._restore_report(report)
+            self._log_refusal_once(type(exc), "the transport raised %r", exc)
+            return Verdict.REFUSED
+        status = response.status
+        try:
+            self._rate_limits.update(status, response.headers)
+        except Exception as exc:  # headers from a custom transport may be anything
+            logger.debug("errlink: unreadable rate limit headers: %r", exc, extra=INTERNAL)
+        if status >= 500:
+            self._restore_report(report)
+            self._health.note_failure(f"HTTP {status}")
+            return Verdict.TRANSIENT
+        self._health.note_up()
+        if 200 <= status < 300:
+            return Verdict.DELIVERED
+        if status == 429:
+            self._restore_report(report)
+            return Verdict.RATE_LIMITED
+        if carries_event:  # the event was likely the problem: the report goes with the next one
+            self._restore_report(report)
+        self._log_refusal_once(status, "the server refused an envelope with HTTP %s", status)
+        return Verdict.REFUSED
+
+    async def send_report_when_up(self) -> None:
+        """Send the pending client report in an envelope of its own, once the server seems up."""
+        await self._health.wait_while_down()
+        await self.send(self.envelope(None, []))
+
+    def _restore_report(self, report: dict[str, Any] | None) -> None:
+        if report is not None:
+            self._stats.restore_client_report(report)
+
+    def _log_refusal_once(self, key: object, message: str, *args: object) -> None:
+        if key in self._logged_refusals:
+            return
+        self._logged_refusals.add(key)
+        logger.warning(
+            "errlink: " + message + "; events like it are dropped (logged once)",
+            *args,
+            extra=INTERNAL,
+        )
+
+
+def _rfc3339_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
