@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from ._assembly import assemble_core
 from ._capture.binding import enter_client, leave_client
-from ._capture.core import ClientCore
 from ._delivery.pipeline import Pipeline
-from ._delivery.stats import StatsSnapshot
+from ._face import ClientFace
 from ._log import INTERNAL, logger
-from ._options import Hint, Options, build_options
+from ._options import Hint, build_options
 
 if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
     from ._wire.dsn import Dsn
 
 
-class AsyncClient:
+class AsyncClient(ClientFace):
     """An error-reporting client for asyncio applications.
 
     The pipeline (bounded queue and background sender) starts on the running loop at the first
@@ -39,24 +38,6 @@ class AsyncClient:
         self._token: Any = None
 
     # -- public surface ---------------------------------------------------------------------------
-
-    @property
-    def options(self) -> Options:
-        return self._core.options
-
-    @property
-    def enabled(self) -> bool:
-        return self._core.enabled and not self._closed
-
-    @property
-    def stats(self) -> StatsSnapshot:
-        """Counters: captured, queued, sent, pending and dropped by reason."""
-        return self._core.snapshot()
-
-    @property
-    def core(self) -> ClientCore:
-        """The shared capture core (what integrations and scope binding use)."""
-        return self._core
 
     async def capture_exception(
         self, exc: BaseException | None = None, **event_fields: Any

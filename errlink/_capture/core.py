@@ -94,8 +94,7 @@ class ClientCore:
                 return None
             if self._is_ignored(exc) or not self._seen.first_sighting(exc):
                 return None
-            self.stats.record_captured()
-            if not self._sampled_in():
+            if not self._admitted():
                 return None
             event = self.builder.exception_event(
                 exc, current_scope(), fields, handled=handled, mechanism=mechanism
@@ -119,8 +118,7 @@ class ClientCore:
         if self.pipeline is None:
             return None
         try:
-            self.stats.record_captured()
-            if not self._sampled_in():
+            if not self._admitted():
                 return None
             event = self.builder.message_event(
                 str(message), level, current_scope(), fields, stack_from=stack_from
@@ -134,8 +132,7 @@ class ClientCore:
         if self.pipeline is None:
             return None
         try:
-            self.stats.record_captured()
-            if not self._sampled_in():
+            if not self._admitted():
                 return None
             built = self.builder.finish_custom_event(event, current_scope())
             return self._finish(built, dict(hint or {}))
@@ -179,7 +176,9 @@ class ClientCore:
                     return True
         return False
 
-    def _sampled_in(self) -> bool:
+    def _admitted(self) -> bool:
+        """Count a capture, then sample it in or out (counted as "sample_rate")."""
+        self.stats.record_captured()
         rate = self.options.sample_rate
         if rate >= 1.0 or random.random() < rate:
             return True

@@ -16,57 +16,19 @@ raising: this code runs on the host application's error path.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus, urlsplit, urlunsplit
 
-FILTERED = "[Filtered]"
+from .sensitive import (
+    FILTERED,
+    MIN_CARD_CHARS,
+    KeyVerdicts,
+    filter_card_numbers,
+    normalize_key,
+)
+
 _FILTERED_IN_URL = quote_plus(FILTERED)
-
-# Key names are compared after lower-casing and dropping these separators, so that
-# `X-Api-Key`, `x_api_key`, `API KEY` and `api.key` are all the same name: `xapikey`/`apikey`.
-_SEPARATORS = str.maketrans("", "", "-_ .")
-
-# Words that mean "secret" wherever they appear in a name (`db_password`, `refresh_token`).
-_SENSITIVE_PARTS = frozenset(
-    {
-        "password",
-        "passwd",
-        "passphrase",
-        "secret",
-        "token",
-        "apikey",
-        "accesskey",
-        "privatekey",
-        "credential",
-        "authorization",
-        "csrf",
-        "xsrf",
-        "session",
-        "creditcard",
-        "cardnumber",
-    }
-)
-# Short or ambiguous words, sensitive only as the whole name (`auth` yes, `author` no).
-_SENSITIVE_NAMES = frozenset(
-    {
-        "auth",
-        "authkey",
-        "pwd",
-        "pass",
-        "pin",
-        "jwt",
-        "bearer",
-        "cookie",
-        "setcookie",
-        "httpcookie",
-        "cvv",
-        "cvc",
-        "ssn",
-    }
-)
-DEFAULT_DENYLIST: frozenset[str] = _SENSITIVE_PARTS | _SENSITIVE_NAMES
 
 _COOKIE_HEADERS = frozenset({"cookie", "setcookie"})
 _AUTH_HEADERS = frozenset({"authorization", "proxyauthorization"})
@@ -79,40 +41,10 @@ _CLIENT_IP_ENV = frozenset(
 _USER_PII = ("ip_address", "email")
 _URL_KEYS = frozenset({"url", "query_string", "http.query"})
 
-_KEY_CACHE_SIZE = 4096
-_MAX_CACHED_KEY_LEN = 256
 # Bodies longer than this are not parsed on the capture path; they are withheld instead, since
 # what they hold cannot be checked cheaply.
 _MAX_BODY_CHARS = 100_000
 _MAX_NESTING = 64
-
-# Card numbers: 13 to 19 digits, single spaces or dashes allowed between them. The first digit is
-# restricted to the ranges card networks use (2-6), which keeps millisecond timestamps and
-# zero-padded ids (which start with 1 or 0) from being taken for cards one time in ten.
-_MIN_CARD_CHARS = 13
-_CARD_CANDIDATE = re.compile(r"[2-6](?:[ -]?[0-9]){12,18}(?![0-9])")
-# A necessary condition for a candidate, cheap to search for because it starts with a plain
-# character set (a lookbehind, or the optional separator, makes the regex engine much slower).
-_CARD_HINT = re.compile(r"[2-6][0-9 -]{12}")
-_NOT_BEFORE_CARD = frozenset("0123456789.")  # a card is not the tail of a number or a decimal
-
-
-def _luhn_valid(digits: str) -> bool:
-    total = 0
-    double = False
-    for char in reversed(digits):
-        digit = ord(char) - 48
-        if double:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-        double = not double
-    return total % 10 == 0
-
-
-def _normalize_key(key: str) -> str:
-    return key.lower().translate(_SEPARATORS)
 
 
 def _as_text(value: object) -> str:
@@ -135,8 +67,7 @@ class Scrubber:
     def __init__(self, *, extra_keys: Iterable[str] = (), send_default_pii: bool = False) -> None:
         self.send_default_pii = send_default_pii
         # Keys a user adds must match the whole (normalized) name: predictable, no surprises.
-        names = _SENSITIVE_NAMES | {_normalize_key(str(key)) for key in extra_keys}
-        self._verdicts = _KeyVerdicts(names, re.compile("|".join(sorted(_SENSITIVE_PARTS))))
+        self._verdicts = KeyVerdicts(extra_keys)
         # `is_sensitive_key` for keys already known to be exact `str`: a plain dict lookup, for
         # the serializer's inner loop.
         self.sensitive_str_key: Callable[[str], bool] = self._verdicts.__getitem__
@@ -158,41 +89,14 @@ class Scrubber:
     def scrub_text(self, text: str) -> str:
         """``text`` with every Luhn-valid card number replaced by ``[Filtered]``; anything that is
         not a str comes back as it is."""
-        if type(text) is not str or len(text) < _MIN_CARD_CHARS:
+        if type(text) is not str or len(text) < MIN_CARD_CHARS:
             return text
         return self.scrub_text_spans(text)[0]
 
     def scrub_text_spans(self, text: str) -> tuple[str, list[tuple[int, int]]]:
         """Like `scrub_text`, also returning the ``(start, end)`` of each ``[Filtered]`` it wrote,
         as positions in the returned text (the serializer records them in ``_meta``)."""
-        if type(text) is not str or len(text) < _MIN_CARD_CHARS:
-            return text, []
-        hint = _CARD_HINT.search(text)
-        if hint is None:
-            return text, []
-        match = _CARD_CANDIDATE.search(text, hint.start())
-        if match is None:
-            return text, []
-        pieces: list[str] = []
-        spans: list[tuple[int, int]] = []
-        written = 0
-        consumed = 0
-        while match is not None:
-            start, end = match.span()
-            digits = match.group().replace(" ", "").replace("-", "")
-            if (start == 0 or text[start - 1] not in _NOT_BEFORE_CARD) and _luhn_valid(digits):
-                kept = text[consumed:start]
-                pieces.append(kept)
-                written += len(kept)
-                pieces.append(FILTERED)
-                spans.append((written, written + len(FILTERED)))
-                written += len(FILTERED)
-                consumed = end
-            match = _CARD_CANDIDATE.search(text, end)
-        if not spans:
-            return text, []
-        pieces.append(text[consumed:])
-        return "".join(pieces), spans
+        return filter_card_numbers(text)
 
     # -- query strings and forms ----------------------------------------------------------------
 
@@ -216,7 +120,7 @@ class Scrubber:
             return part
         if self.is_sensitive_key(unquote_plus(name)):
             return f"{name}={_FILTERED_IN_URL}"
-        if len(value) >= _MIN_CARD_CHARS:
+        if len(value) >= MIN_CARD_CHARS:
             decoded = unquote_plus(value)
             scrubbed = self.scrub_text(decoded)
             if scrubbed is not decoded:
@@ -242,7 +146,7 @@ class Scrubber:
 
     def _scrub_header(self, name: str, value: str) -> str | None:
         """The value to keep for one header, or None to drop the header."""
-        key = _normalize_key(name)
+        key = normalize_key(name)
         pii = self.send_default_pii
         if key in _COOKIE_HEADERS:
             if not pii:
@@ -380,7 +284,7 @@ class Scrubber:
             return env
         result: dict[str, Any] = {}
         for name, value in env.items():
-            if not self.send_default_pii and _normalize_key(_as_text(name)) in _CLIENT_IP_ENV:
+            if not self.send_default_pii and normalize_key(_as_text(name)) in _CLIENT_IP_ENV:
                 continue
             if self.is_sensitive_key(name):
                 result[name] = FILTERED
@@ -430,26 +334,6 @@ class Scrubber:
             # Breadcrumbs of HTTP calls carry secrets in their URLs' query strings.
             return self._scrub_url(value) if key == "url" else self.scrub_query_string(value)
         return self._scrub_deep(value, depth)
-
-
-class _KeyVerdicts(dict[str, bool]):
-    """Key name -> sensitive or not, computed on first sight and then looked up at C speed."""
-
-    __slots__ = ("_names", "_parts")
-
-    def __init__(self, names: frozenset[str], parts: re.Pattern[str]) -> None:
-        super().__init__()
-        self._names = names
-        self._parts = parts
-
-    def __missing__(self, key: str) -> bool:
-        normalized = _normalize_key(key)
-        sensitive = normalized in self._names or self._parts.search(normalized) is not None
-        if len(key) <= _MAX_CACHED_KEY_LEN:
-            if len(self) >= _KEY_CACHE_SIZE:
-                self.clear()  # bounded: odd workloads with endless distinct keys
-            self[key] = sensitive
-        return sensitive
 
 
 class _Drop:

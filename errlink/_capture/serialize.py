@@ -23,13 +23,19 @@ Bytes are decoded as UTF-8 (invalid sequences become U+FFFD) after slicing to
 from __future__ import annotations
 
 import enum
-import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from .scrub import FILTERED
+from .reprs import (
+    MAX_INT_TEXT_BITS,
+    SEQUENCE_TYPES,
+    BoundedRepr,
+    try_repr,
+    without_surrogates,
+)
+from .sensitive import FILTERED, MIN_CARD_CHARS
 
 if TYPE_CHECKING:
     from .scrub import Scrubber
@@ -41,25 +47,12 @@ _Where = Any
 
 # Integers from -2**63 to 2**64 - 1 (written as literals below, for speed) are the widest that
 # JSON parsers (orjson, serde_json) take exactly; bigger ones are sent as text.
-_MAX_INT_TEXT_BITS = 4000  # ~1200 digits; int -> str is quadratic and capped by Python beyond that
 _CYCLIC = "<cyclic>"
-_ELLIPSIS = "..."
-_MIN_CARD_CHARS = 13  # shorter text cannot hold a card number: no need to call the scrubber
 # A card number straddling the cut must be filtered whole, not left as a tell-tale prefix: the
 # scrubber sees this much text beyond the cut (19 digits with separators need 37 characters).
 _CARD_MARGIN = 40
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _LIMIT_REMARK = ["!limit", "s"]
 _FILTERED_REMARK = ["!config", "s"]
-
-_SEQUENCE_TYPES = (list, tuple, set, frozenset, deque)
-_BRACKETS: dict[type, tuple[str, str]] = {
-    list: ("[", "]"),
-    tuple: ("(", ")"),
-    set: ("{", "}"),
-    frozenset: ("frozenset({", "})"),
-    deque: ("deque([", "])"),
-}
 
 
 def _meta_node(where: _Where) -> Meta:
@@ -90,29 +83,6 @@ def _add_remarks(where: _Where, remarks: list[list[Any]]) -> None:
         existing.extend(remarks)
 
 
-def _without_surrogates(text: str) -> str:
-    """``text`` safe for UTF-8 encoders: surrogate pairs joined, lone surrogates -> U+FFFD."""
-    if _SURROGATE.search(text) is None:
-        return text
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-
-
-def _type_name(value: object) -> str:
-    try:
-        name = type(value).__qualname__
-    except Exception:
-        return "object"
-    return name if type(name) is str else "object"
-
-
-def _try_repr(value: object) -> str | None:
-    try:
-        text = repr(value)
-    except Exception:  # includes RecursionError from a self-referencing __repr__
-        return None
-    return text if type(text) is str else str.__str__(text)
-
-
 # How a type that is not handled inline is turned into data; decided once per type.
 _KIND_REPR = 0  # repr() of the object, scrubbed
 _KIND_DEFAULT_REPR = 1  # object.__repr__: "<module.Type object at 0x...>", nothing to scrub
@@ -138,7 +108,7 @@ def _kind_of(value_type: type) -> int:
         return _KIND_BINARY
     if issubclass(value_type, Mapping):
         return _KIND_MAPPING
-    if issubclass(value_type, _SEQUENCE_TYPES):
+    if issubclass(value_type, SEQUENCE_TYPES):
         return _KIND_SEQUENCE
     if value_type.__repr__ is object.__repr__:
         return _KIND_DEFAULT_REPR
@@ -162,6 +132,7 @@ class Serializer:
         "_is_sensitive",
         "_keep",
         "_kinds",
+        "_reprs",
         "_scrub_spans",
         "max_breadth",
         "max_depth",
@@ -192,8 +163,9 @@ class Serializer:
         self.max_breadth = max_breadth
         self.max_nodes = max_nodes
         self.scrubber = scrubber
-        self._keep = max(max_value_length - len(_ELLIPSIS), 0)
-        self._ellipsis = _ELLIPSIS[: max_value_length - self._keep]
+        self._reprs = BoundedRepr(max_value_length, max_breadth, scrubber)
+        self._keep = self._reprs.keep
+        self._ellipsis = self._reprs.ellipsis
         # Even the markers respect the limit (only ever matters for tiny limits).
         self._cyclic = self._cut(_CYCLIC)
         self._filtered = self._cut(FILTERED)
@@ -205,7 +177,7 @@ class Serializer:
         # ASCII strings up to this length are copied as they are (shorter than any card number
         # when scrubbing).
         self._fast_len = (
-            min(max_value_length, _MIN_CARD_CHARS - 1) if scrubber is not None else max_value_length
+            min(max_value_length, MIN_CARD_CHARS - 1) if scrubber is not None else max_value_length
         )
         self._kinds: dict[type, int] = {}
 
@@ -263,7 +235,7 @@ class Serializer:
                 if type(text) is not str:
                     text = str.__str__(text)
             except Exception:
-                text = _try_repr(value)
+                text = try_repr(value)
             if text is None:
                 return self._placeholder("unprintable", value)
             return self._text(text, None)
@@ -311,7 +283,7 @@ class Serializer:
                     return default_repr
                 return self._text(default_repr, where)
             if kind == _KIND_REPR:
-                text = _try_repr(value)
+                text = try_repr(value)
                 if text is None:
                     return self._placeholder("unrepresentable", value)
                 return self._text(text, where)
@@ -467,9 +439,9 @@ class Serializer:
         if cut:
             text = text[: self._window()]
         if not text.isascii():
-            text = _without_surrogates(text)
+            text = without_surrogates(text)
         cards: list[tuple[int, int]] = []
-        if self._scrub_spans is not None and len(text) >= _MIN_CARD_CHARS:
+        if self._scrub_spans is not None and len(text) >= MIN_CARD_CHARS:
             text, cards = self._scrub_spans(text)
         if not cut:
             if cards and where is not None:
@@ -499,7 +471,7 @@ class Serializer:
 
     def _big_int(self, value: int, where: _Where) -> str:
         bits = value.bit_length()
-        if bits > _MAX_INT_TEXT_BITS:
+        if bits > MAX_INT_TEXT_BITS:
             return self._cut(f"<int of {bits} bits>")
         return self._text(str(value), where)
 
@@ -514,80 +486,10 @@ class Serializer:
             return self._placeholder("unrepresentable", container)
 
     def _bounded_repr(self, value: object) -> str:
-        """A repr no longer than about ``max_value_length`` for builtin strings, bytes and
-        containers (built from their first items only); plain repr() for anything else."""
-        value_type = type(value)
-        if isinstance(value, str):
-            return repr(str.__getitem__(value, slice(0, self.max_value_length)))
-        if value_type is bytes or value_type is bytearray:
-            return repr(value[: self.max_value_length])  # type: ignore[index]
-        if value_type is int and value.bit_length() > _MAX_INT_TEXT_BITS:  # type: ignore[attr-defined]
-            return f"<int of {value.bit_length()} bits>"  # type: ignore[attr-defined]
-        if isinstance(value, dict | Mapping | list | tuple | set | frozenset | deque):
-            return self._container_repr(value)
-        text = _try_repr(value)
-        return text if text is not None else self._placeholder("unrepresentable", value)
-
-    def _container_repr(self, container: Any) -> str:
-        limit = self.max_value_length
-        is_mapping = isinstance(container, dict | Mapping)
-        if is_mapping:
-            opening, closing = "{", "}"
-            items: Any = container.items()
-        else:
-            base = next(cls for cls in type(container).__mro__ if cls in _BRACKETS)
-            opening, closing = _BRACKETS[base]
-            items = container
-        parts: list[str] = []
-        size = 0
-        length = len(container)
-        scrubber = self.scrubber
-        for item in islice(items, self.max_breadth):
-            if is_mapping:
-                key, item_value = item
-                sensitive = scrubber is not None and scrubber.is_sensitive_key(key)
-                shown = FILTERED if sensitive else item_value
-                part = f"{self._short_repr(key)}: {self._short_repr(shown)}"
-            else:
-                part = self._short_repr(item)
-            parts.append(part)
-            size += len(part) + 2
-            if size >= limit:
-                break
-        if len(parts) < length:
-            parts.append(_ELLIPSIS)
-        if not parts and type(container) is set:
-            return "set()"
-        inner = ", ".join(parts)
-        if type(container) is tuple and length == 1:
-            inner += ","
-        text = f"{opening}{inner}{closing}"
-        if type(container) not in _BRACKETS and type(container) is not dict:
-            text = f"{_type_name(container)}({text})"
-        return text
-
-    def _short_repr(self, value: object) -> str:
-        """repr of one element inside a container repr: nested containers are not opened."""
-        value_type = type(value)
-        if value is None or value_type is bool or value_type is float:
-            return repr(value)
-        if value_type is int:
-            return repr(value) if value.bit_length() <= _MAX_INT_TEXT_BITS else "<int>"  # type: ignore[attr-defined]
-        if isinstance(value, dict | Mapping):
-            return "{...}" if len(value) else "{}"
-        if isinstance(value, _SEQUENCE_TYPES):
-            base = next(cls for cls in type(value).__mro__ if cls in _BRACKETS)
-            opening, closing = _BRACKETS[base]
-            return f"{opening}{'...' if len(value) else ''}{closing}"
-        text = self._bounded_repr(value)
-        return text[: self.max_value_length]
+        return self._reprs.bounded(value)
 
     def _placeholder(self, what: str, value: object) -> str:
-        return self._cut(_without_surrogates(f"<{what} {_type_name(value)} object>"))
+        return self._reprs.placeholder(what, value)
 
     def _cut(self, text: str) -> str:
-        """``text`` within ``max_value_length``, for texts we make ourselves (no meta, no
-        scrubbing needed)."""
-        if len(text) <= self.max_value_length:
-            return text
-        return text[: self._keep] + self._ellipsis
+        return self._reprs.cut(text)

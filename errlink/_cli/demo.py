@@ -47,8 +47,8 @@ def _sync_app(client: Client) -> None:
         client.capture_exception(tags={"feature": "checkout"})
 
     from .._capture.binding import bind_client
+    from .._capture.logs import EventHandler
     from .._capture.scope import new_scope
-    from ..integrations.logging import EventHandler
 
     handler = EventHandler()
     log.addHandler(handler)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .._options import Event, Options
-from .._outbox.store import OutboxStore, Removal, outbox_target
+from .._outbox.records import Removal, outbox_target
+from .._outbox.store import OutboxStore
 from .._outbox.writer import Outbox
 from .._wire.transport import Transport
 from .http import HttpTransport

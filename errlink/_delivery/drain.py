@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 
 from .._log import INTERNAL, logger
-from .._outbox.store import OutboxUnavailable, StoredEvent
+from .._outbox.records import OutboxUnavailable, StoredEvent
 from .._outbox.writer import Outbox
 from .._wire.envelope import Item
 from .health import ServerHealth

@@ -1,11 +1,11 @@
-"""The delivery pipeline: its lifecycle, and the sender loop that decides each job's fate.
+"""The delivery pipeline: the parts of delivery put together, and their lifecycle.
 
 `Pipeline.submit` (events) and `Pipeline.submit_item` (any declared item kind) are the hand-over
-from capture code: O(1), thread-safe, never blocks or raises. Up to `max_in_flight` sender tasks
-prepare jobs (`prepare.py`), send them (`sender.py`), honour the server's rate limits, retry
-transient faults with exponential backoff and full jitter while sharing one view of the server's
-health (`health.py`), and, with an outbox, spill what cannot be sent now (`spill.py`) and drain it
-later (`drain.py`). Only this module settles a job after a send or spills it.
+from capture code (`queue.py`): O(1), thread-safe, never blocks or raises. Up to `max_in_flight`
+sender tasks (`delivery.py`) prepare jobs (`prepare.py`), send them (`sender.py`), honour the
+server's rate limits, retry transient faults with exponential backoff and full jitter while
+sharing one view of the server's health (`health.py`), and, with an outbox, spill what cannot be
+sent now (`spill.py`) and drain it later (`drain.py`).
 
 Every submitted item is settled exactly once, as sent, as dropped with a reason, or as spilled
 to the disk outbox, so `submitted == sent + dropped + spilled + pending()` holds whenever the
@@ -27,8 +27,8 @@ from typing import Any
 from .._log import INTERNAL, logger
 from .._outbox.writer import Outbox
 from .._wire.dsn import Dsn
-from .._wire.envelope import Item
 from .._wire.transport import Transport
+from .delivery import Delivery
 from .drain import OutboxDrainer
 from .health import ServerHealth
 from .kinds import ItemKind, event_kind
@@ -36,7 +36,7 @@ from .pacing import Pacer
 from .prepare import BeforeSendAsync, Preparer
 from .queue import HandOver, Job, Wakeup
 from .ratelimit import RateLimits
-from .sender import Sender, Verdict
+from .sender import Sender
 from .spill import CLOSE_GRACE, Spill
 from .stats import Stats
 
@@ -92,7 +92,6 @@ class Pipeline:
             )
         self._stats = stats
         self._max_in_flight = max_in_flight
-        self._retry_attempts = retry_attempts
         self._rate_limits = RateLimits()
         self._handover = HandOver(queue_size, max_in_flight, stats)
         self._health = ServerHealth(retry_base_delay, retry_max_delay)
@@ -104,18 +103,24 @@ class Pipeline:
             sdk_info=sdk_info,
             dsn=dsn,
         )
-        self._preparer = Preparer(before_send_async, max_event_bytes)
-        self._spill = Spill(outbox, self._handover, self._preparer) if outbox else None
+        preparer = Preparer(before_send_async, max_event_bytes)
+        self._spill = Spill(outbox, self._handover, preparer) if outbox else None
+        self._delivery = Delivery(
+            handover=self._handover,
+            preparer=preparer,
+            sender=self._sender,
+            health=self._health,
+            rate_limits=self._rate_limits,
+            spill=self._spill,
+            retry_attempts=retry_attempts,
+        )
         self._outbox_drain_rate = outbox_drain_rate
         self._outbox_lease_seconds = outbox_lease_seconds
         self._pacer = Pacer(queue_size, stats.live_sent)
 
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
-        self._interrupted: list[Job] = []  # encoded jobs whose sender was cancelled at close
-        self._gave_up_at_close = False
         self._close_task: asyncio.Task[bool] | None = None
 
     @property
@@ -163,7 +168,8 @@ class Pipeline:
             return False
 
     def _senders_elsewhere(self) -> bool:
-        return self._loop is not None and self._loop_thread not in (None, threading.get_ident())
+        sender_thread = self._delivery.loop_thread
+        return self._loop is not None and sender_thread not in (None, threading.get_ident())
 
     async def pace(self) -> None:
         """For a coroutine that captured on the pipeline's loop: give the senders a share.
@@ -204,7 +210,7 @@ class Pipeline:
         self._started = True
         loop = self._loop
         assert loop is not None
-        senders_wakeup = Wakeup(loop, self._loop_thread)
+        senders_wakeup = Wakeup(loop, self._delivery.loop_thread)
         # A fresh context: senders must not inherit the scope of whoever happened to start them.
         context = contextvars.Context()
         context.run(SENDING.set, True)
@@ -213,11 +219,11 @@ class Pipeline:
             self._tasks.append(context.run(loop.create_task, coroutine, name=name))
 
         for index in range(self._max_in_flight):
-            launch(self._run_sender(senders_wakeup), f"errlink-sender-{index}")
+            launch(self._delivery.run_sender(senders_wakeup), f"errlink-sender-{index}")
         self._handover.senders_wakeup = senders_wakeup
         if self._spill is not None:
             self._spill.outbox.start(loop)
-            spill_wakeup = Wakeup(loop, self._loop_thread)
+            spill_wakeup = Wakeup(loop, self._delivery.loop_thread)
             launch(self._spill.run_spiller(spill_wakeup), "errlink-spiller")
             self._handover.spill_wakeup = spill_wakeup
             drainer = OutboxDrainer(
@@ -275,13 +281,14 @@ class Pipeline:
         with handover.lock:
             handover.closed = True
         self._health.cut_waits_short()
-        spilling = self._spill_usable()
+        delivery = self._delivery
+        spilling = delivery.spill_usable()
         send_until = deadline - (min(_SPILL_RESERVE, timeout / 2) if spilling else 0.0)
         settled = await handover.wait_settled(send_until)
         await self._send_report_alone(send_until)
         await self._stop_tasks()
-        leftovers = handover.take_leftovers() + self._interrupted
-        self._interrupted = []
+        leftovers = handover.take_leftovers() + delivery.interrupted
+        delivery.interrupted = []
         if self._spill is not None and spilling and leftovers:
             settled = await self._spill.spill_leftovers(leftovers, deadline)
         for job in leftovers:
@@ -297,7 +304,7 @@ class Pipeline:
             logger.warning("errlink: closing the transport failed: %r", exc, extra=INTERNAL)
         # Items given up on because the server failed during close were not delivered in
         # time, as if the deadline had passed (unless they went to the outbox).
-        return settled and not (self._gave_up_at_close and not spilling)
+        return settled and not (delivery.gave_up_at_close and not spilling)
 
     async def _stop_tasks(self) -> None:
         tasks, self._tasks = self._tasks, []
@@ -327,125 +334,3 @@ class Pipeline:
         elif self._loop is not loop:
             raise RuntimeError(f"Pipeline.{what}() must run on the pipeline's event loop")
         return loop
-
-    # -- the senders ----------------------------------------------------------------------------
-
-    async def _run_sender(self, wakeup: Wakeup) -> None:
-        self._loop_thread = threading.get_ident()
-        handover = self._handover
-        for bound in (wakeup, handover.spill_wakeup):
-            if bound is not None:
-                bound.bind_thread(self._loop_thread)
-        while True:
-            job = handover.take()
-            if job is None:
-                await wakeup.wait()
-                continue
-            try:
-                await self._process(job)
-            except asyncio.CancelledError:
-                if job.handed_off:
-                    pass
-                elif job.payload is not None and self._spill_usable():
-                    # Possibly already received by the server: spilling risks a copy, dropping
-                    # risks a loss; a copy is the lesser harm (servers dedupe by event_id).
-                    self._interrupted.append(job)
-                else:
-                    handover.settle_dropped(job, "network_error")
-                raise
-            except Exception:
-                logger.warning(
-                    "errlink: internal error while sending an event; it was dropped",
-                    exc_info=True,
-                    extra=INTERNAL,
-                )
-                if not job.handed_off:
-                    handover.settle_dropped(job, "internal_sdk_error")
-            finally:
-                if not job.handed_off:
-                    handover.release(job)
-
-    async def _process(self, job: Job) -> None:
-        handover = self._handover
-        reason = await self._preparer.run_hook(job)
-        limited = self._rate_limits.is_limited(job.category) and not self._spill_usable()
-        if reason is None and limited:
-            reason = "ratelimit_backoff"
-        reason = reason or await self._preparer.encode(job)
-        if reason is not None:
-            handover.settle_dropped(job, reason)
-            return
-        reason = self._spill_reason(job)
-        if reason is not None:
-            self._spill_job(job, reason)
-            return
-        await self._deliver(job)
-
-    async def _deliver(self, job: Job) -> None:
-        assert job.payload is not None
-        item = Item(job.kind.item_type, job.payload, {"content_type": "application/json"})
-        health = self._health
-        attempts = 0
-        while attempts < self._retry_attempts and not self._gave_up_at_close:
-            attempts += 1
-            if self._spill_usable() and health.paused_for() > 0:
-                self._spill_job(job, "network_error")
-                return
-            await health.wait_while_down()
-            if self._rate_limits.is_limited(job.category):
-                self._spill_or_drop(job, "ratelimit_backoff")
-                return
-            envelope = self._sender.envelope(job.event_id, [item])
-            verdict = await self._sender.send(envelope, carries_event=True)
-            if verdict is Verdict.DELIVERED:
-                self._handover.settle_sent(job)
-                return
-            if verdict is Verdict.RATE_LIMITED:
-                self._spill_or_drop(job, "ratelimit_backoff")
-                return
-            if verdict is Verdict.REFUSED:
-                self._handover.settle_dropped(job, "send_error")
-                return
-            if health.closing:
-                # The server failed while closing: what is left will not get through before
-                # the process ends either, so nothing more is tried (see `aclose`).
-                self._gave_up_at_close = True
-            elif attempts < self._retry_attempts:
-                await health.pause(health.retry_delay(attempts))
-        spilled = self._spill_or_drop(job, "network_error")
-        if not health.outage_logged:
-            health.outage_logged = True
-            logger.warning(
-                "errlink: %s events after %d failed attempts (%s)%s",
-                "spilling to the outbox" if spilled else "dropping",
-                attempts,
-                health.last_failure,
-                " while closing" if self._gave_up_at_close else "; will keep trying",
-                extra=INTERNAL,
-            )
-
-    # -- the outbox -----------------------------------------------------------------------------
-
-    def _spill_usable(self) -> bool:
-        return self._spill is not None and self._spill.usable
-
-    def _spill_reason(self, job: Job) -> str | None:
-        """Why `job` should go to the outbox instead of the network now (None: send it)."""
-        if not self._spill_usable():
-            return None
-        if self._rate_limits.is_limited(job.category):
-            return "ratelimit_backoff"
-        if self._health.paused_for() > 0:
-            return "network_error"
-        return None
-
-    def _spill_job(self, job: Job, reason: str) -> None:
-        assert self._spill is not None
-        self._spill.spill(job, reason)
-
-    def _spill_or_drop(self, job: Job, reason: str) -> bool:
-        if self._spill_usable():
-            self._spill_job(job, reason)
-            return True
-        self._handover.settle_dropped(job, reason)
-        return False

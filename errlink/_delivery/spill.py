@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from .._log import INTERNAL, logger
-from .._outbox.store import SpillRecord
+from .._outbox.records import SpillRecord
 from .._outbox.writer import Outbox, SpillTicket
 from .prepare import Preparer
 from .queue import HandOver, Job, Wakeup

@@ -19,7 +19,6 @@ crash may lose the last transactions, and even then the file stays consistent.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import sqlite3
@@ -27,91 +26,15 @@ import time
 import weakref
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
-SCHEMA_VERSION = 1
-APPLICATION_ID = 0x45524C4B  # "ERLK" in the database header: this file is an errlink outbox
-_OUR_TABLES = {"outbox", "outbox_totals"}
+from .records import Claim, OutboxUnavailable, Removal, SpillRecord, StoredEvent
+from .schema import APPLICATION_ID, OUR_TABLES, SCHEMA_STATEMENTS, SCHEMA_VERSION
+
 _COMPRESS_LEVEL = 1
 # Each statement waits this long for another process's lock; callers retry above it, so a
 # waiting writer never holds up a fork for long (see _outbox.py).
 BUSY_TIMEOUT_MS = 50
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    created REAL NOT NULL,
-    target TEXT NOT NULL,
-    origin INTEGER NOT NULL,
-    item_type TEXT NOT NULL,
-    category TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    payload BLOB NOT NULL,
-    lease_owner INTEGER,
-    lease_pid INTEGER,
-    lease_until REAL NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS outbox_by_target ON outbox (target, id);
-CREATE INDEX IF NOT EXISTS outbox_by_lease ON outbox (lease_until);
-CREATE TABLE IF NOT EXISTS outbox_totals (
-    id INTEGER PRIMARY KEY CHECK (id = 0),
-    bytes INTEGER NOT NULL,
-    rows INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO outbox_totals (id, bytes, rows) VALUES (0, 0, 0);
-CREATE TRIGGER IF NOT EXISTS outbox_added AFTER INSERT ON outbox BEGIN
-    UPDATE outbox_totals SET bytes = bytes + NEW.size, rows = rows + 1 WHERE id = 0;
-END;
-CREATE TRIGGER IF NOT EXISTS outbox_removed AFTER DELETE ON outbox BEGIN
-    UPDATE outbox_totals SET bytes = bytes - OLD.size, rows = rows - 1 WHERE id = 0;
-END;
-"""
-
-
-class OutboxUnavailable(Exception):
-    """The outbox file cannot be used (not a database, another format version, no permission)."""
-
-
-@dataclass(frozen=True)
-class SpillRecord:
-    """An event on its way to disk: its encoded JSON payload and what the drain needs to send it."""
-
-    event_id: str
-    item_type: str
-    category: str
-    payload: bytes
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """A claimed row, ready to send. `own` is True when this store's process wrote it."""
-
-    row_id: int
-    event_id: str
-    item_type: str
-    category: str
-    payload: bytes
-    own: bool
-
-
-@dataclass(frozen=True)
-class Removal:
-    """Rows deleted without being delivered (expired, evicted, unreadable), by reason."""
-
-    reason: str
-    category: str
-    own: bool
-    quantity: int
-
-
-@dataclass(frozen=True)
-class Claim:
-    events: list[StoredEvent]
-    removals: list[Removal]
-    leased_elsewhere: int
-    """Rows of this target leased by another live claimer (worth looking at again later)."""
 
 
 class OutboxStore:
@@ -164,7 +87,7 @@ class OutboxStore:
             db.execute("PRAGMA journal_size_limit = 4194304")
             with _immediate(db):
                 self._check_is_ours(db)
-                for statement in _statements(_SCHEMA):
+                for statement in SCHEMA_STATEMENTS:
                     db.execute(statement)
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -184,7 +107,7 @@ class OutboxStore:
         application = db.execute("PRAGMA application_id").fetchone()[0]
         version = db.execute("PRAGMA user_version").fetchone()[0]
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if application not in (0, APPLICATION_ID) or not tables <= _OUR_TABLES:
+        if application not in (0, APPLICATION_ID) or not tables <= OUR_TABLES:
             raise OutboxUnavailable(f"{self.path} is a database of another application")
         if version not in (0, SCHEMA_VERSION):
             raise OutboxUnavailable(
@@ -403,19 +326,6 @@ class _immediate:
             self._db.execute("ROLLBACK")
 
 
-def outbox_target(dsn: object | None, transport: object | None) -> str:
-    """Which server a client's rows are for: rows are only ever drained to the same one.
-
-    A short hash of the envelope URL and public key (or of the custom transport's class), so
-    clients with different DSNs can share one file without sending each other's events.
-    """
-    if transport is not None:
-        text = f"transport:{type(transport).__module__}.{type(transport).__qualname__}"
-    else:
-        text = f"{getattr(dsn, 'envelope_url', '')} {getattr(dsn, 'public_key', '')}"
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-
-
 def is_busy(exc: BaseException) -> bool:
     """True for SQLite's "another connection holds the lock" errors (worth retrying)."""
     if not isinstance(exc, sqlite3.OperationalError):
@@ -429,17 +339,6 @@ def _free_clause(now: float, dead: list[int]) -> tuple[str, tuple[float | int, .
         return "lease_until <= ?", (now,)
     marks = ", ".join("?" * len(dead))
     return f"(lease_until <= ? OR lease_pid IN ({marks}))", (now, *dead)
-
-
-def _statements(script: str) -> list[str]:
-    # Triggers hold ';' inside BEGIN ... END: split on the statement ends sqlite3 agrees with.
-    statements, current = [], ""
-    for line in script.strip().splitlines():
-        current += line + "\n"
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
-            current = ""
-    return statements
 
 
 def _create_private_file(path: Path) -> None:

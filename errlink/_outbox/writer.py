@@ -22,14 +22,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .._log import INTERNAL, logger
-from .store import (
-    Claim,
-    OutboxStore,
-    OutboxUnavailable,
-    Removal,
-    SpillRecord,
-    is_busy,
-)
+from .records import Claim, OutboxUnavailable, Removal, SpillRecord
+from .store import OutboxStore, is_busy
 
 THREAD_NAME = "errlink-outbox"
 # How long one operation keeps retrying while other processes hold the database lock.

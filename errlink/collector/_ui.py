@@ -1,4 +1,4 @@
-"""The web UI: the group list, a group with its events, and one event in full.
+"""The web UI: the group list and a group with its events (one event: `_ui_event`).
 
 Server-rendered HTML with no script and no external asset. Every page costs a handful of
 indexed queries on one database connection, whatever the number of stored events.
@@ -6,42 +6,42 @@ indexed queries on one database connection, whatever the number of stored events
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
 from aiohttp import web
 
 from . import _queries
-from ._errors import Rejected
-from ._event_view import event_sections
 from ._group_index import NO_ENVIRONMENT, NO_ENVIRONMENT_LABEL
-from ._grouping import culprit, title
 from ._html import Markup, html, join, url
-from ._queries import EventSummary, GroupCursor, GroupFilter, StoredEvent, StoredGroup
-from ._records import normalize_event_id
+from ._queries import EventSummary, GroupCursor, GroupFilter, StoredGroup
 from ._state import STATE
-from ._store import StoreError
 from ._templates import (
-    CONTENT_SECURITY_POLICY,
     LEVELS,
-    STYLESHEET,
     STYLESHEET_PATH,
     level_badge,
     page,
-    plural,
     timestamp,
 )
+from ._ui_common import (
+    EVENTS_PER_PAGE,
+    GROUPS_PER_PAGE,
+    NotFound,
+    error_page,
+    event_id_if_stored,
+    html_response,
+    limit_param,
+    optional_int,
+    page_errors,
+    page_size,
+    read,
+    stylesheet,
+)
+from ._ui_event import event_page
 
-GROUPS_PER_PAGE = 50
-EVENTS_PER_PAGE = 50
-MAX_PER_PAGE = 500
 _EVENT_ID = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F-]{36}")
-_T = TypeVar("_T")
 
 
 def add_ui_routes(app: web.Application) -> None:
@@ -49,31 +49,6 @@ def add_ui_routes(app: web.Application) -> None:
     app.router.add_get("/groups/{group_id}/", group_page, name="ui-group")
     app.router.add_get("/events/{event_id}/", event_page, name="ui-event")
     app.router.add_get(STYLESHEET_PATH, stylesheet, name="ui-stylesheet")
-
-
-class _NotFound(Exception):
-    def __init__(self, heading: str, text: str) -> None:
-        super().__init__(heading)
-        self.heading = heading
-        self.text = text
-
-
-Page = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _page_errors(handler: Page) -> Page:
-    """Answer a missing object with a 404 page, and an unreadable database with a 503 page."""
-
-    @functools.wraps(handler)
-    async def answering(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except _NotFound as missing:
-            return _error_page(404, missing.heading, missing.text)
-        except StoreError as exc:
-            return _error_page(503, "The event database cannot be read", str(exc))
-
-    return answering
 
 
 # -- the group list ---------------------------------------------------------------------------
@@ -87,19 +62,19 @@ class _ListPage:
     events_stored: bool
 
 
-@_page_errors
+@page_errors
 async def group_list(request: web.Request) -> web.StreamResponse:
     environment = request.query.get("environment") or None
     level = request.query.get("level") or None
     text = request.query.get("q", "").strip()
-    limit = _page_size(request, GROUPS_PER_PAGE)
+    limit = page_size(request, GROUPS_PER_PAGE)
     after = None
     if request.query.get("after"):
         after = GroupCursor.parse(request.query["after"])
         if after is None:
-            return _error_page(400, "Bad page link", "The ?after= value is not a valid position.")
+            return error_page(400, "Bad page link", "The ?after= value is not a valid position.")
     if text and _EVENT_ID.fullmatch(text):
-        found = await _event_id_if_stored(request, text)
+        found = await event_id_if_stored(request, text)
         if found is not None:
             raise web.HTTPFound(url(f"/events/{found}/"))
     where = GroupFilter(
@@ -113,15 +88,15 @@ async def group_list(request: web.Request) -> web.StreamResponse:
         stored = bool(groups) or db.execute("SELECT 1 FROM groups LIMIT 1").fetchone() is not None
         return _ListPage(groups[:limit], len(groups) > limit, _queries.environments(db), stored)
 
-    result = await _read(request, query)
+    result = await read(request, query)
     heading = html("<h1>Issues</h1>")
     if not result.events_stored:
-        return _html_response(page("Issues", join([heading, _empty_state(request)])))
+        return html_response(page("Issues", join([heading, _empty_state(request)])))
     filters = _filters_form(result.environments, environment, level, text)
-    links = {"environment": environment, "level": level, "q": text, "limit": _limit(limit)}
+    links = {"environment": environment, "level": level, "q": text, "limit": limit_param(limit)}
     pager = _list_pager(result, links, first_page=after is None)
     body = join([heading, filters, _groups_table(result.groups), pager])
-    return _html_response(page("Issues", body))
+    return html_response(page("Issues", body))
 
 
 def _groups_table(groups: list[StoredGroup]) -> Markup:
@@ -216,16 +191,16 @@ class _GroupPage:
     latest_event_id: str | None
 
 
-@_page_errors
+@page_errors
 async def group_page(request: web.Request) -> web.StreamResponse:
-    group_id = _optional_int(request.match_info["group_id"])
-    before = _optional_int(request.query.get("before", ""))
-    limit = _page_size(request, EVENTS_PER_PAGE)
+    group_id = optional_int(request.match_info["group_id"])
+    before = optional_int(request.query.get("before", ""))
+    limit = page_size(request, EVENTS_PER_PAGE)
 
     def query(db: sqlite3.Connection) -> _GroupPage:
         group = _queries.get_group(db, group_id) if group_id is not None else None
         if group is None:
-            raise _NotFound("No such issue", "There is no issue with this id.")
+            raise NotFound("No such issue", "There is no issue with this id.")
         events = _queries.group_events(db, group.id, before, limit + 1)
         latest = None
         if group.latest_event_id is not None:
@@ -241,7 +216,7 @@ async def group_page(request: web.Request) -> web.StreamResponse:
             latest,
         )
 
-    result = await _read(request, query)
+    result = await read(request, query)
     group = result.group
     body = html(
         '<p><a href="/">« all issues</a></p><h1>{badge} {title}</h1>'
@@ -253,7 +228,7 @@ async def group_page(request: web.Request) -> web.StreamResponse:
         stats=_group_stats(result),
         events=_group_events(result, first_page=before is None, limit=limit),
     )
-    return _html_response(page(group.title, body))
+    return html_response(page(group.title, body))
 
 
 def _group_stats(result: _GroupPage) -> Markup:
@@ -295,7 +270,8 @@ def _group_events(result: _GroupPage, *, first_page: bool, limit: int) -> Markup
     )
     if result.has_more:
         older = url(
-            f"/groups/{group.id}/", {"before": result.events[-1].row_id, "limit": _limit(limit)}
+            f"/groups/{group.id}/",
+            {"before": result.events[-1].row_id, "limit": limit_param(limit)},
         )
         return join(
             [table, html('<nav class="pages"><a href="{u}">older events »</a></nav>', u=older)]
@@ -333,149 +309,3 @@ def _event_row(event: EventSummary) -> Markup:
 
 
 # -- one event --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _EventPage:
-    event: StoredEvent
-    copies: int
-    group: StoredGroup | None
-    older: str | None
-    newer: str | None
-
-
-@_page_errors
-async def event_page(request: web.Request) -> web.StreamResponse:
-    try:
-        event_id = normalize_event_id(request.match_info["event_id"], "requested")
-    except Rejected:
-        raise _NotFound("No such event", "This is not an event id.") from None
-
-    def query(db: sqlite3.Connection) -> _EventPage:
-        copies = _queries.find_event(db, event_id)
-        if not copies:
-            raise _NotFound(
-                "No such event",
-                "No stored event has this id (it may have been pruned by --max-events).",
-            )
-        event = copies[0]
-        group, older, newer = None, None, None
-        if event.group_id is not None:
-            group = _queries.get_group(db, event.group_id)
-            older, newer = _queries.event_neighbours(db, event.group_id, event.row_id)
-        return _EventPage(event, len(copies), group, older, newer)
-
-    result = await _read(request, query)
-    # A large payload takes a while to render: keep the event loop serving meanwhile.
-    return _html_response(await asyncio.to_thread(_event_document, result))
-
-
-def _event_document(result: _EventPage) -> Markup:
-    event, payload = result.event, result.event.payload
-    event_title = title(payload)
-    body = html(
-        '<p><a href="/">« all issues</a> · {nav}</p>'
-        "<h1>{badge} {title}</h1>"
-        '<div class="culprit">{culprit}</div><p class="muted">{meta}</p>{sections}',
-        nav=_event_navigation(result),
-        badge=level_badge(event.level),
-        title=event_title,
-        culprit=culprit(payload) or "",
-        meta=_event_meta(result),
-        sections=event_sections(payload),
-    )
-    return page(event_title, body)
-
-
-def _event_navigation(result: _EventPage) -> Markup:
-    nav: list[Markup] = []
-    if result.group is not None:
-        nav.append(
-            html(
-                'issue: <a href="{u}">{title}</a> ({count})',
-                u=f"/groups/{result.group.id}/",
-                title=result.group.title,
-                count=plural(result.group.count, "event"),
-            )
-        )
-    if result.older:
-        nav.append(html('<a href="{u}">« older event</a>', u=f"/events/{result.older}/"))
-    if result.newer:
-        nav.append(html('<a href="{u}">newer event »</a>', u=f"/events/{result.newer}/"))
-    return join(nav, " · ")
-
-
-def _event_meta(result: _EventPage) -> Markup:
-    event = result.event
-    meta = [
-        html("event <code>{id}</code>", id=event.event_id),
-        html("received {t}", t=timestamp(event.received_at)),
-    ]
-    if event.environment:
-        meta.append(html("environment <b>{e}</b>", e=event.environment))
-    if event.release:
-        meta.append(html("release <b>{r}</b>", r=event.release))
-    if result.copies > 1:
-        meta.append(html("stored {n} times (the newest copy is shown)", n=result.copies))
-    meta.append(html('<a href="{u}">JSON</a>', u=f"/api/0/events/{event.event_id}/"))
-    return join(meta, " · ")
-
-
-# -- shared -----------------------------------------------------------------------------------
-
-
-async def stylesheet(request: web.Request) -> web.StreamResponse:
-    return web.Response(
-        text=STYLESHEET,
-        content_type="text/css",
-        headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"},
-    )
-
-
-async def _event_id_if_stored(request: web.Request, text: str) -> str | None:
-    try:
-        event_id = normalize_event_id(text, "searched")
-    except Rejected:
-        return None
-    copies = await _read(request, lambda db: _queries.find_event(db, event_id)[:1])
-    return copies[0].event_id if copies else None
-
-
-async def _read(request: web.Request, query: Callable[[sqlite3.Connection], _T]) -> _T:
-    return await asyncio.to_thread(request.app[STATE].store.read, query)
-
-
-def _html_response(body: Markup, status: int = 200) -> web.Response:
-    return web.Response(
-        # Payloads may hold lone surrogates, which UTF-8 cannot encode: show them as "?".
-        body=str(body).encode("utf-8", "replace"),
-        status=status,
-        content_type="text/html",
-        charset="utf-8",
-        headers={
-            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-            "Cache-Control": "no-store",
-        },
-    )
-
-
-def _error_page(status: int, heading: str, text: str) -> web.Response:
-    body = html('<p><a href="/">« all issues</a></p><h1>{h}</h1><p>{t}</p>', h=heading, t=text)
-    return _html_response(page(heading, body), status=status)
-
-
-def _optional_int(raw: str) -> int | None:
-    # Up to 18 digits always fits SQLite's 64-bit integers.
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
-
-
-def _page_size(request: web.Request, default: int) -> int:
-    size = _optional_int(request.query.get("limit", ""))
-    return default if size is None else max(1, min(size, MAX_PER_PAGE))
-
-
-def _limit(limit: int) -> int | None:
-    # Keep links short: only carry a limit that differs from the default.
-    return None if limit in (GROUPS_PER_PAGE, EVENTS_PER_PAGE) else limit

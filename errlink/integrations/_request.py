@@ -39,6 +39,20 @@ def header_dict(headers: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> dict[
     return out
 
 
+def form_data(
+    form: Any, *, content_type: str, content_length: int | None, max_bytes: int | None
+) -> Any:
+    """`body_data` for a body the framework parsed into a multidict form already."""
+    fields = {key: values[0] if len(values) == 1 else values for key, values in form.lists()}
+    return body_data(
+        None,
+        content_type=content_type,
+        content_length=content_length,
+        max_bytes=max_bytes,
+        parsed=fields,
+    )
+
+
 def body_data(
     body: bytes | str | None,
     *,

@@ -12,6 +12,7 @@ from .._async_client import AsyncClient
 from .._capture.binding import bind_client, current_client, request_scope
 from .._capture.breadcrumbs import add_breadcrumb_dict
 from .._capture.core import ClientCore
+from .._capture.logs import EventHandler, level_number
 from .._capture.scope import (
     current_scope,
     isolated_scope,
@@ -34,6 +35,7 @@ __all__ = [
     "ClientCore",
     "ClientOptions",
     "Dsn",
+    "EventHandler",
     "Options",
     "add_breadcrumb_dict",
     "bind_client",
@@ -44,6 +46,7 @@ __all__ = [
     "ensure_default_client",
     "init",
     "isolated_scope",
+    "level_number",
     "logger",
     "request_scope",
     "set_context",

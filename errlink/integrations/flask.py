@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, capture_status_codes_option
 from ._lazy import LazyMapping, LazyRequest
-from ._request import body_data, request_interface, to_text
+from ._request import body_data, form_data, request_interface, to_text
 from ._sdk import (
     INTERNAL,
     OPTION_NAMES,
@@ -297,13 +297,8 @@ def _body(environ: WSGIEnvironment, max_bytes: int | None) -> Any:
         return None
     form = request.__dict__.get("form")  # parsed by the view: the stream is spent, the form is not
     if form:
-        fields = {key: values[0] if len(values) == 1 else values for key, values in form.lists()}
-        return body_data(
-            None,
-            content_type=content_type,
-            content_length=length,
-            max_bytes=max_bytes,
-            parsed=fields,
+        return form_data(
+            form, content_type=content_type, content_length=length, max_bytes=max_bytes
         )
     raw = getattr(request, "_cached_data", None)
     if raw is None:

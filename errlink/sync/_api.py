@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._capture.binding import current_client, set_default_client
+from .._capture.logs import EventHandler, level_number
 from ._bridge import stop_loop_thread
 from ._client import Client, close_all
 
@@ -42,7 +43,6 @@ def init(
     `shutdown_timeout` seconds. Calling `init` again replaces the previous default client.
     """
     global _default
-    from ..integrations.logging import EventHandler, level_number
 
     event_level = level_number("logging_event_level", logging_event_level)
     breadcrumb_level = level_number("logging_breadcrumb_level", logging_breadcrumb_level)

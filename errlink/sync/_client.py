@@ -13,11 +13,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._assembly import assemble_core, reset_core_after_fork
-from .._capture.core import ClientCore
 from .._delivery.pipeline import Pipeline
-from .._delivery.stats import StatsSnapshot
+from .._face import ClientFace
 from .._log import INTERNAL, logger
-from .._options import Hint, Options, build_options
+from .._options import Hint, build_options
 from ._bridge import loop_thread, running_loop_thread
 
 if TYPE_CHECKING:
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
 _live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
-class Client:
+class Client(ClientFace):
     """An error-reporting client for synchronous code (any thread).
 
     Capturing builds the event in the calling thread and hands it to the process's background
@@ -47,23 +46,6 @@ class Client:
         if pipeline is not None and self.options.outbox is not None:
             # Drain what an earlier run left in the outbox without waiting for a first capture.
             self._start_pipeline(pipeline)
-
-    @property
-    def options(self) -> Options:
-        return self._core.options
-
-    @property
-    def core(self) -> ClientCore:
-        return self._core
-
-    @property
-    def enabled(self) -> bool:
-        return self._core.enabled and not self._closed
-
-    @property
-    def stats(self) -> StatsSnapshot:
-        """Counters: captured, queued, sent, pending and dropped by reason."""
-        return self._core.snapshot()
 
     def capture_exception(
         self, exc: BaseException | None = None, **event_fields: Any

@@ -3,6 +3,7 @@ final flush, which must finish before the runtime may freeze the process."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
@@ -46,7 +47,9 @@ class Invocation:
             if settings.include_event:
                 attach_event(event, client.core)
             if settings.timeout_warning:
-                self.timer = _timeout.watch(self, settings.timeout_warning_margin)
+                self.timer = _timeout.watch(
+                    self.deadline, settings.timeout_warning_margin, self.warn_timeout
+                )
         except Exception:
             logger.warning(
                 "errlink: could not prepare the Lambda scope", exc_info=True, extra=INTERNAL
@@ -71,6 +74,21 @@ class Invocation:
         self.client.core.capture_exception(
             exc, handled=False, mechanism=INTEGRATION, contexts=contexts
         )
+
+    def warn_timeout(self, handler_thread: int) -> None:
+        """Report that the invocation is about to time out, with the handler's stack."""
+        try:
+            name = self.function_name or "the Lambda function"
+            self.client.core.capture_message(
+                f"{name} is about to time out",
+                "warning",
+                stack_from=sys._current_frames().get(handler_thread),
+                contexts=self.contexts(),
+                tags={"aws_lambda.timeout_warning": "true"},
+            )
+            self.flush()
+        except Exception:
+            logger.warning("errlink: Lambda timeout warning failed", exc_info=True, extra=INTERNAL)
 
     def finish(self) -> None:
         timer = self.timer

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.utils.functional import LazyObject, empty  # type: ignore[import-untyped]
 
-from .._request import body_data, request_interface, to_text
+from .._request import body_data, form_data, request_interface, to_text
 from .._wsgi import (
     content_length,
     environ_env,
@@ -59,13 +59,8 @@ def _body(request: Any, max_bytes: int | None) -> Any:
     state = request.__dict__
     post = state.get("_post")
     if post:  # parsed already; for a multipart body it is all that is left to read
-        fields = {key: values[0] if len(values) == 1 else values for key, values in post.lists()}
-        return body_data(
-            None,
-            content_type=content_type,
-            content_length=length,
-            max_bytes=max_bytes,
-            parsed=fields,
+        return form_data(
+            post, content_type=content_type, content_length=length, max_bytes=max_bytes
         )
     raw = state.get("_body")
     if raw is None:
