@@ -209,9 +209,9 @@ def floor(p: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
     import orjson
 
-    from errlink._event import EventBuilder
+    from errlink._capture.event import EventBuilder
+    from errlink._capture.scope import current_scope
     from errlink._options import build_options
-    from errlink._scope import current_scope
 
     builder = EventBuilder(build_options(None, {}))
     event = builder.exception_event(raise_deep(), current_scope(), {})

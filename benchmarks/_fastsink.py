@@ -9,7 +9,6 @@ process (`python -m benchmarks._fastsink PORT`) so it never shares the measured 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from collections import Counter
 from types import TracebackType
 
 from aiohttp import web
+
+from tests._support import free_port
 
 COUNTS: Counter[str] = Counter()
 
@@ -65,12 +66,6 @@ def serve(port: int) -> None:
     app.router.add_get("/counts", counts)
     app.router.add_post("/reset", reset)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Sink:

@@ -54,7 +54,7 @@ import urllib.request
 from contextlib import ExitStack
 from typing import Any
 
-from benchmarks._sink import CollectorProcess
+from tests._support.collector import CollectorProcess
 
 FRAMEWORKS = ("sanic", "tornado", "aiohttp")
 VARIANTS = ("bare", "errlink", "sentry-sdk")

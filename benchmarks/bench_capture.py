@@ -23,8 +23,8 @@ from typing import Any
 
 from benchmarks._workload import raise_deep
 from errlink import AsyncClient, TransportResponse
-from errlink._envelope import Envelope
-from errlink._scope import current_scope
+from errlink._capture.scope import current_scope
+from errlink._wire.envelope import Envelope
 from errlink.sync import Client
 
 

@@ -15,24 +15,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from errlink._dsn import Dsn
-from errlink._envelope import Envelope
+from errlink._wire.dsn import Dsn
+from errlink._wire.envelope import Envelope
 from errlink.collector._records import WriteBatch, event_record
 from errlink.collector._store import EventStore
+from tests._support.collector import CollectorProcess
 
 GROUPS = 200
 ENVIRONMENTS = ("production", "staging", "development", None)
@@ -103,29 +99,6 @@ async def build_database(path: Path, n: int) -> dict[str, float]:
         "store_per_s": n / store_seconds,
         "mb": size / 1e6,
     }
-
-
-@contextmanager
-def serve(db: Path) -> Iterator[str]:
-    """`errlink serve` on `db` in its own process; yields its DSN."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "errlink", "serve", "--port", "0", "-q", "--max-events", "0",
-         "--db", str(db)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if "DSN:" in line:
-                yield line.split("DSN:", 1)[1].strip()
-                break
-        else:
-            raise RuntimeError("errlink serve did not start")
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 async def time_pages(dsn: str, runs: int) -> list[tuple[str, float, float, int]]:
@@ -206,11 +179,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="errlink-bench-collector-") as tmp:
         db = Path(tmp) / "events.db"
         built = asyncio.run(build_database(db, n))
-        with serve(db) as dsn:
-            pages = asyncio.run(time_pages(dsn, runs))
-        with serve(Path(tmp) / "ingest.db") as dsn:
-            one_group = asyncio.run(ingest_rate(dsn, ingest_n, distinct_groups=False))
-            many_groups = asyncio.run(ingest_rate(dsn, ingest_n, distinct_groups=True))
+        with CollectorProcess(db=db) as collector:
+            pages = asyncio.run(time_pages(collector.dsn, runs))
+        with CollectorProcess(db=Path(tmp) / "ingest.db") as collector:
+            one_group = asyncio.run(ingest_rate(collector.dsn, ingest_n, distinct_groups=False))
+            many_groups = asyncio.run(ingest_rate(collector.dsn, ingest_n, distinct_groups=True))
 
     print(f"database: {n:,} events, {built['mb']:.0f} MB\n")
     print("| store path | events/s |")

@@ -19,10 +19,10 @@ import threading
 import time
 from typing import Any
 
-from benchmarks._sink import CollectorProcess
 from benchmarks._workload import raise_deep
 from errlink import AsyncClient
 from errlink.sync import Client
+from tests._support.collector import CollectorProcess
 
 
 async def _async_burst(dsn: str, n: int, queue_size: int) -> dict[str, Any]:

@@ -20,25 +20,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import tempfile
 import time
 import uuid
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks._sink import CollectorProcess
 from benchmarks._workload import raise_deep
 from errlink import Dsn
-from errlink._core import ClientCore
-from errlink._event import EventBuilder
-from errlink._json import dumps
+from errlink._capture.core import ClientCore
+from errlink._capture.event import EventBuilder
+from errlink._capture.scope import current_scope
 from errlink._options import build_options
-from errlink._outbox_store import OutboxStore, SpillRecord, outbox_target
-from errlink._scope import current_scope
+from errlink._outbox.records import SpillRecord, outbox_target
+from errlink._outbox.store import OutboxStore
+from errlink._wire.codec import dumps
 from errlink.sync import Client
+from tests._support import free_port, wait_until, wait_until_async
+from tests._support.collector import CollectorProcess
 
 
 def realistic_payloads(n: int) -> list[SpillRecord]:
@@ -119,26 +119,7 @@ def bench_files(records: list[SpillRecord], fsync: bool, workdir: Path) -> dict[
 
 
 def refused_dsn() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://bench@127.0.0.1:{port}/1"  # nothing listens there any more
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark condition not met")
-        time.sleep(0.005)
-
-
-async def until(condition: Callable[[], bool], timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark condition not met")
-        await asyncio.sleep(0.0005)
+    return f"http://bench@127.0.0.1:{free_port()}/1"  # nothing listens there any more
 
 
 def bench_spill(n: int, workdir: Path) -> dict[str, Any]:
@@ -161,9 +142,9 @@ def bench_spill(n: int, workdir: Path) -> dict[str, Any]:
 
     async def run() -> tuple[float, float]:
         pipeline.start()
-        await until(lambda: core.stats.snapshot().spilled > 0)
+        await wait_until_async(lambda: core.stats.snapshot().spilled > 0, 600, interval=0.0005)
         first = time.perf_counter()
-        await until(lambda: core.stats.snapshot().pending == 0)
+        await wait_until_async(lambda: core.stats.snapshot().pending == 0, 600, interval=0.0005)
         last = time.perf_counter()
         await pipeline.aclose(10)
         return first, last
@@ -197,7 +178,7 @@ def bench_drain(records: list[SpillRecord], workdir: Path) -> dict[str, Any]:
         before = sink.stats()["events"]
         start = time.perf_counter()
         client = Client(sink.dsn, outbox=outbox, outbox_drain_rate=1e9)
-        wait_for(lambda: client.stats.drained >= len(records), 600)
+        wait_until(lambda: client.stats.drained >= len(records), 600, interval=0.005)
         done = time.perf_counter()
         client.close(10)
         stored = sink.stats()["events"] - before

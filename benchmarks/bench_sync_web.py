@@ -42,7 +42,6 @@ from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from typing import Any
 
-from benchmarks._sink import CollectorProcess
 from benchmarks.bench_async_web import (
     READY,
     Sample,
@@ -56,6 +55,7 @@ from benchmarks.bench_async_web import (
     variant_rows,
     with_ratios,
 )
+from tests._support.collector import CollectorProcess
 
 FRAMEWORKS = ("flask", "django")
 VARIANTS = ("bare", "errlink", "sentry-sdk")
@@ -275,7 +275,7 @@ def _errlink_and_bare(framework: str, dsn: str) -> dict[str, Caller]:
     from django.conf import settings
     from django.test.utils import override_settings
 
-    from errlink._scope import current_client, set_default_client
+    from errlink._capture.binding import current_client, set_default_client
 
     # One Django per process: "bare" is the same project without errlink's middleware and with
     # no client (so its signal receiver does nothing), switched per round.

@@ -24,8 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks._fastsink import Sink, free_port
+from benchmarks._fastsink import Sink
 from benchmarks._sdks import SDK_NAMES, version_of
+from tests._support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ("sentry-sdk", "raven")

@@ -7,7 +7,7 @@ from typing import Any
 
 from sentry_relay.processing import StoreNormalizer
 
-from errlink._json import dumps
+from errlink._wire.codec import dumps
 
 _normalizer = StoreNormalizer()
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._sink import CollectorProcess
 from errlink.collector import Collector, CollectorThread
+from tests._support.collector import CollectorProcess
 
 
 @pytest.fixture

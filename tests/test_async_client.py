@@ -12,7 +12,7 @@ import pytest
 
 import errlink
 from errlink import AsyncClient
-from tests._memory_transport import MemoryTransport
+from tests._support.transports import MemoryTransport
 
 
 def _raise_nested(depth: int, message: str) -> None:
@@ -253,7 +253,7 @@ async def test_concurrent_requests_keep_their_own_scope_in_events() -> None:
 
 
 async def test_debug_prints_errlinks_own_log(capsys: pytest.CaptureFixture[str]) -> None:
-    import errlink._core as core
+    import errlink._log as core
 
     saved_level = logging.getLogger("errlink").level
     try:

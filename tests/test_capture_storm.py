@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from benchmarks._sink import CollectorProcess
 from errlink import AsyncClient
-from errlink._pacing import MISSES_TO_PAUSE, PAUSE_SECONDS
+from errlink._delivery.pacing import MISSES_TO_PAUSE, PAUSE_SECONDS
 from errlink.sync import Client
+from tests._support.collector import CollectorProcess
 
 QUEUE = 100
 STORM = 10_000

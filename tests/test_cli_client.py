@@ -70,8 +70,9 @@ def test_errlink_demo_reports_sample_errors_and_exits_0() -> None:
     assert "CheckoutError: checkout failed for order 7 <- ConnectionError" in result.stdout
     assert "secrets scrubbed before sending: yes" in result.stdout
     assert "grouped into 4 issues:" in result.stdout
-    assert "1x [error] KeyError: 'name'  (errlink._demo in _async_app.<locals>.fetch_profile)" in (
-        result.stdout
+    assert (
+        "1x [error] KeyError: 'name'  (errlink._cli.demo in _async_app.<locals>.fetch_profile)"
+        in (result.stdout)
     )
     assert re.search(r"web UI: http://127\.0\.0\.1:\d+/ ", result.stdout)
 

@@ -1,7 +1,7 @@
 import gc
 from typing import Any
 
-from errlink._dedupe import SeenExceptions
+from errlink._capture.dedupe import SeenExceptions
 
 
 class FrozenError(Exception):

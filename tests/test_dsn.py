@@ -1,6 +1,6 @@
 import pytest
 
-from errlink._dsn import Dsn
+from errlink._wire.dsn import Dsn
 
 
 def test_full_dsn_gives_envelope_url_and_auth_header() -> None:

@@ -10,9 +10,9 @@ import pytest
 
 import errlink
 from errlink import AsyncClient
-from errlink._scope import isolated_scope
-from tests._memory_transport import MemoryTransport
+from errlink._capture.scope import isolated_scope
 from tests._relay import normalize_as_relay
+from tests._support.transports import MemoryTransport
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from errlink._exceptions import exception_summary_type, exception_values
-from errlink._stacktrace import FrameExtractor, Meta, SourceCache
+from errlink._capture.exceptions import exception_summary_type, exception_values
+from errlink._capture.source import SourceCache
+from errlink._capture.stacktrace import FrameExtractor, Meta
 
 try:
     from tests import _stack_helpers as helpers

@@ -16,8 +16,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from errlink._envelope import Envelope, EnvelopeError, Item, parse_envelope
-from errlink._json import dumps
+from errlink._wire.codec import dumps
+from errlink._wire.envelope import Envelope, EnvelopeError, Item, parse_envelope
 
 _json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=20)
 _json = st.recursive(

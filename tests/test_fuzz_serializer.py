@@ -15,11 +15,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from errlink._envelope import Envelope, parse_envelope
-from errlink._event import EventBuilder
+from errlink._capture.event import EventBuilder
+from errlink._capture.scope import Scope
+from errlink._delivery.kinds import encode_event
 from errlink._options import build_options
-from errlink._pipeline import encode_event
-from errlink._scope import Scope
+from errlink._wire.envelope import Envelope, parse_envelope
 from tests._relay import _normalizer
 
 ARMED = [False]  # hostile objects misbehave only while armed, so hypothesis can still show them

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from errlink._ids import new_event_id
+from errlink._wire.ids import new_event_id
 
 
 def test_ids_are_version_4_uuids_in_32_lowercase_hex() -> None:

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from sentry_relay.processing import StoreNormalizer
 
-from errlink._limits import DEFAULT_MAX_EVENT_BYTES, fit_event
+from errlink._delivery.limits import DEFAULT_MAX_EVENT_BYTES, fit_event
 
 
 def _stdlib_encode(value: Any) -> bytes:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import errlink
-from errlink._scope import isolated_scope
+from errlink._capture.scope import isolated_scope
 
 
 @pytest.fixture(autouse=True)

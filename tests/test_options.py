@@ -1,7 +1,7 @@
 import pytest
 
-from errlink._dsn import Dsn
 from errlink._options import build_options
+from errlink._wire.dsn import Dsn
 
 
 def test_defaults_without_dsn_are_disabled() -> None:

@@ -8,6 +8,7 @@ port answers again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 import subprocess
@@ -24,8 +25,11 @@ from typing import Any
 import pytest
 
 from errlink import AsyncClient, StatsSnapshot
+from errlink._delivery import build as build_module
+from errlink._outbox.store import OutboxStore
 from errlink.collector import Collector, CollectorThread
 from errlink.sync import Client
+from tests._support import FakeClock, wait_until, wait_until_async
 from tests.faults._proxy import HANG, Delay, FaultProxy, ProxyThread, always
 
 FAST = {"http_timeout": 1.0, "outbox_drain_rate": 1000.0}
@@ -45,22 +49,6 @@ def assert_books_balance(stats: StatsSnapshot) -> None:
 
 def collector_ids(events: list[dict[str, Any]]) -> list[str]:
     return [event["event_id"] for event in events]
-
-
-async def wait_until(condition: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
-def wait_until_sync(condition: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -106,7 +94,7 @@ async def test_what_fails_while_the_server_is_down_is_delivered_once_it_is_back(
 
     await proxy.come_back()
     await collector.wait_for_events(100, timeout=60)
-    await wait_until(lambda: client.stats.in_outbox == 0)
+    await wait_until_async(lambda: client.stats.in_outbox == 0)
     # Drained oldest first, each exactly once.
     assert collector_ids(collector.events()) == stored
     stats = client.stats
@@ -130,7 +118,7 @@ async def test_a_new_client_drains_what_an_earlier_one_left(
     async with AsyncClient(proxy.dsn(), outbox=outbox, **FAST) as second:
         # Started by entering the block: no capture needed for the drain to begin.
         await collector.wait_for_events(30, timeout=30)
-        await wait_until(lambda: second.stats.adopted == 30)
+        await wait_until_async(lambda: second.stats.adopted == 30)
         stats = second.stats
         assert (stats.captured, stats.sent, stats.drained, stats.adopted) == (0, 30, 30, 30)
         assert_books_balance(stats)
@@ -207,7 +195,7 @@ def test_a_full_queue_spills_instead_of_dropping_while_the_server_is_slow(
     assert_books_balance(stats)
 
     proxy_thread.set_policy(always(Delay(0)))
-    wait_until_sync(lambda: client.stats.in_outbox == 0)
+    wait_until(lambda: client.stats.in_outbox == 0)
     accepted = {event_id for event_id in ids if event_id is not None}
     assert len(accepted) == 150 - overflowed
     delivered = Counter(e["event_id"] for e in collector_thread.events())
@@ -244,7 +232,7 @@ async def test_the_size_bound_evicts_the_oldest_and_reports_cache_overflow(
 
     await proxy.come_back()
     await collector.wait_for_events(kept, timeout=30)
-    await wait_until(lambda: client.stats.in_outbox == 0)
+    await wait_until_async(lambda: client.stats.in_outbox == 0)
     assert await client.flush(10)
     # What survived was delivered; the server was told about the evicted ones.
     assert collector_ids(collector.events()) == stored
@@ -254,20 +242,27 @@ async def test_the_size_bound_evicts_the_oldest_and_reports_cache_overflow(
 
 
 async def test_events_older_than_max_age_expire_as_network_error(
-    collector: Collector, proxy: FaultProxy, tmp_path: Path
+    collector: Collector, proxy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The outbox store takes a clock (the client does not): the client's store reads this one.
+    clock = FakeClock(time.time())
+    monkeypatch.setattr(build_module, "OutboxStore", functools.partial(OutboxStore, clock=clock))
     await proxy.go_down()
     client = AsyncClient(proxy.dsn(), outbox=tmp_path / "o.sqlite3", outbox_max_age=1.0, **FAST)
     await capture_yielding(client, 10, "stale")
     assert await client.flush(30)
     assert client.stats.in_outbox == 10
-    await asyncio.sleep(1.2)
+    clock.advance(0.9)  # not old enough yet: still there
+    await capture_yielding(client, 1, "younger")
+    assert await client.flush(30)
+    assert client.stats.in_outbox == 11
+    clock.advance(0.3)  # past max_age for the first ten only
     await proxy.come_back()
-    await wait_until(lambda: client.stats.in_outbox == 0)
+    await wait_until_async(lambda: client.stats.in_outbox == 0)
     await client.capture_message("fresh")
     assert await client.flush(10)
-    await collector.wait_for_events(1)
-    assert [e["logentry"]["formatted"] for e in collector.events()] == ["fresh"]
+    await collector.wait_for_events(2)
+    assert [e["logentry"]["formatted"] for e in collector.events()] == ["younger 0", "fresh"]
     assert client.stats.dropped == {"network_error": 10}
     assert collector.discarded_totals() == {("network_error", "error"): 10}
     assert_books_balance(client.stats)
@@ -345,7 +340,7 @@ async def test_clients_of_different_projects_share_a_file_without_mixing(
         await other_proxy.come_back()
         await collector.wait_for_events(10, timeout=30)
         await other_collector.wait_for_events(10, timeout=30)
-        await wait_until(lambda: one.stats.in_outbox == two.stats.in_outbox == 0)
+        await wait_until_async(lambda: one.stats.in_outbox == two.stats.in_outbox == 0)
         assert sorted(collector_ids(collector.events())) == sorted(ids_one)
         assert sorted(collector_ids(other_collector.events())) == sorted(ids_two)
         await one.aclose(5)

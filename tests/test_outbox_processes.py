@@ -17,7 +17,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +26,7 @@ import pytest
 
 from errlink import AsyncClient
 from errlink.collector import Collector
+from tests._support import wait_until_async
 from tests.faults._proxy import FaultProxy
 
 SPILL_FOREVER = textwrap.dedent(
@@ -121,10 +121,9 @@ async def proxy(collector: Collector) -> AsyncIterator[FaultProxy]:
 async def drain_all(dsn: str, outbox: Path, collector: Collector, expected: int) -> None:
     async with AsyncClient(dsn, outbox=outbox, outbox_drain_rate=2000.0, http_timeout=5.0):
         await collector.wait_for_events(expected, timeout=60)
-        deadline = time.monotonic() + 30
-        while check_integrity(outbox):
-            assert time.monotonic() < deadline, "the outbox did not empty"
-            await asyncio.sleep(0.05)
+        await wait_until_async(
+            lambda: not check_integrity(outbox), 30, interval=0.05, message="the outbox emptied"
+        )
 
 
 async def test_kill_9_while_spilling_loses_nothing_that_was_written(
@@ -219,10 +218,9 @@ async def test_processes_sharing_an_outbox_never_send_an_event_twice(
         for _ in range(3)
     ]
     await collector.wait_for_events(600, timeout=90)
-    deadline = time.monotonic() + 30
-    while check_integrity(outbox):
-        assert time.monotonic() < deadline, "the outbox did not empty"
-        await asyncio.sleep(0.05)
+    await wait_until_async(
+        lambda: not check_integrity(outbox), 30, interval=0.05, message="the outbox emptied"
+    )
     results = []
     for child in drainers:
         assert child.stdin is not None

@@ -10,24 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from errlink._outbox_store import (
-    SCHEMA_VERSION,
-    OutboxStore,
-    OutboxUnavailable,
-    Removal,
-    SpillRecord,
-    outbox_target,
-)
+from errlink._outbox.records import OutboxUnavailable, Removal, SpillRecord, outbox_target
+from errlink._outbox.schema import SCHEMA_VERSION
+from errlink._outbox.store import OutboxStore
+from tests._support import FakeClock
 
 TARGET = "t1"
-
-
-class Clock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def record(n: int, size: int = 20, category: str = "error") -> SpillRecord:
@@ -62,7 +50,7 @@ def test_rows_come_back_oldest_first_with_their_payload(path: Path) -> None:
 
 
 def test_a_leased_row_is_invisible_to_other_claimers_until_released_or_expired(path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     first, second = opened(path, clock=clock), opened(path, clock=clock)
     first.append([record(n) for n in range(4)])
     taken = first.claim(2, lease_seconds=30)
@@ -118,7 +106,7 @@ def test_size_bound_evicts_the_oldest_free_rows_and_reports_them(path: Path) -> 
 
 
 def test_rows_older_than_max_age_expire_as_network_error(path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     store = opened(path, clock=clock, max_age=60.0)
     store.append([record(1), record(2, category="transaction")])
     clock.now += 30

@@ -4,102 +4,35 @@ import asyncio
 import copy
 import logging
 import re
-import socket
 import threading
 import time
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
-import errlink._pipeline as pipeline_module
-from errlink._dsn import Dsn
-from errlink._envelope import CONTENT_TYPE, Envelope, parse_envelope
-from errlink._pipeline import SENDING, Pipeline
-from errlink._stats import Stats
-from errlink._transport import HttpTransport, Transport, TransportError, TransportResponse
+import errlink._delivery.kinds as kinds_module
+from errlink._delivery.http import HttpTransport
+from errlink._delivery.pipeline import SENDING, Pipeline
+from errlink._delivery.stats import Stats
+from errlink._wire.dsn import Dsn
+from errlink._wire.envelope import CONTENT_TYPE, Envelope
+from errlink._wire.transport import Transport, TransportError, TransportResponse
+from tests._support import free_port, wait_until_async
+from tests._support.envelope_server import (
+    Answer,
+    ScriptedServer,
+    close_after_request,
+    half_a_response,
+)
+from tests._support.transports import MemoryTransport
 
 SDK = {"name": "errlink", "version": "0.0.test"}
 SECRET = "s3cr3tkey"
 FAST_RETRY = {"retry_base_delay": 0.01, "retry_max_delay": 0.05}
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-# -- a loopback envelope endpoint ---------------------------------------------------------------
-
-
-@dataclass
-class Answer:
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    hang: bool = False  # never answers until the server stops, then answers 503
-
-
-@dataclass
-class Received:
-    envelope: Envelope
-    status: int
-    headers: dict[str, str]
-
-    def items(self, item_type: str) -> list[Any]:
-        return [item.json() for item in self.envelope.items if item.type == item_type]
-
-
-class ScriptedServer:
-    """A real HTTP server on 127.0.0.1 that decodes envelopes and answers as scripted."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self.script: deque[Answer] = deque()  # answers for the next requests, then `default`
-        self.default = Answer()
-        self._release = asyncio.Event()
-        self._server: TestServer | None = None
-        self.port = 0
-
-    async def start(self, port: int = 0) -> ScriptedServer:
-        app = web.Application()
-        app.router.add_post("/api/{project}/envelope/", self._handle)
-        self._server = TestServer(app, host="127.0.0.1", port=port)
-        await self._server.start_server()
-        self.port = self._server.port or 0
-        return self
-
-    async def stop(self) -> None:
-        self._release.set()
-        if self._server is not None:
-            await self._server.close()
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        answer = self.script.popleft() if self.script else self.default
-        if answer.hang:
-            await self._release.wait()
-            answer = Answer(503)
-        self.received.append(Received(parse_envelope(body), answer.status, dict(request.headers)))
-        return web.Response(status=answer.status, headers=answer.headers)
-
-    @property
-    def delivered(self) -> list[Received]:
-        return [r for r in self.received if 200 <= r.status < 300]
-
-    def events(self) -> list[dict[str, Any]]:
-        return [event for r in self.delivered for event in r.items("event")]
-
-    def event_requests(self) -> int:
-        return sum(1 for r in self.received if r.items("event"))
-
-    def discarded(self) -> Counter[tuple[str, str]]:
-        counts: Counter[tuple[str, str]] = Counter()
-        for r in self.delivered:
-            for report in r.items("client_report"):
-                for entry in report["discarded_events"]:
-                    counts[entry["reason"], entry["category"]] += entry["quantity"]
-        return counts
 
 
 @pytest.fixture
@@ -172,45 +105,8 @@ def assert_accounted(stats: Stats, pipeline: Pipeline, submitted: int) -> None:
     assert snapshot.pending == pipeline.pending()
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
-
-
 def errlink_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "errlink"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-class MemorySink:
-    """A custom transport: keeps envelopes in memory."""
-
-    def __init__(self, failures: list[BaseException] | None = None) -> None:
-        self.envelopes: list[Envelope] = []
-        self.failures = failures or []
-        self.calls = 0
-        self.closed = False
-        self.sending_flags: list[bool] = []
-
-    async def send(self, envelope: Envelope) -> TransportResponse:
-        self.calls += 1
-        self.sending_flags.append(SENDING.get())
-        if self.failures:
-            raise self.failures.pop(0)
-        self.envelopes.append(envelope)
-        return TransportResponse(200, {})
-
-    async def aclose(self) -> None:
-        self.closed = True
 
 
 # -- delivery --------------------------------------------------------------------------------------
@@ -265,7 +161,7 @@ async def test_submit_before_start_is_buffered_and_flush_starts_the_pipeline(
 
 
 async def test_start_on_another_loop_running_in_another_thread(make: Make) -> None:
-    sink = MemorySink()
+    sink = MemoryTransport()
     pipeline, stats = make(transport=sink)
     other = asyncio.new_event_loop()
     thread = threading.Thread(target=other.run_forever, name="other-loop")
@@ -333,14 +229,14 @@ async def test_large_events_are_encoded_in_a_worker_thread(
     make: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[threading.Thread] = []
-    encode = pipeline_module.encode_event
+    fit = kinds_module.fit_event
 
-    def spy(event: dict[str, Any], max_bytes: int) -> bytes:
+    def spy(event: dict[str, Any], dumps: Any, max_bytes: int) -> bytes:
         threads.append(threading.current_thread())
-        return encode(event, max_bytes)
+        return fit(event, dumps, max_bytes)
 
-    monkeypatch.setattr(pipeline_module, "encode_event", spy)
-    sink = MemorySink()
+    monkeypatch.setattr(kinds_module, "fit_event", spy)
+    sink = MemoryTransport()
     pipeline, _ = make(transport=sink, max_in_flight=1)
     pipeline.submit(new_event(0))
     pipeline.submit(new_event(1, pad=300_000), size_hint=300_000)
@@ -387,18 +283,6 @@ async def test_always_5xx_drops_as_network_error_after_the_attempts(
     assert server.discarded() == {("network_error", "error"): 5}
 
 
-async def _close_after_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readuntil(b"\r\n\r\n")
-    writer.close()
-
-
-async def _half_a_response(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readuntil(b"\r\n\r\n")
-    writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"id":')
-    await writer.drain()
-    writer.close()
-
-
 async def start_outage(kind: str, port: int) -> Callable[[], Awaitable[None]]:
     """Make `port` misbehave; returns what ends the outage."""
     if kind == "refused":
@@ -411,7 +295,7 @@ async def start_outage(kind: str, port: int) -> Callable[[], Awaitable[None]]:
         slow = await ScriptedServer().start(port)
         slow.default = Answer(hang=True)
         return slow.stop
-    reply = _close_after_request if kind == "closed_mid_response" else _half_a_response
+    reply = close_after_request if kind == "closed_mid_response" else half_a_response
     raw = await asyncio.start_server(reply, "127.0.0.1", port)
 
     async def stop() -> None:
@@ -445,7 +329,7 @@ async def test_outage_keeps_submit_fast_and_memory_bounded_and_reports_the_drops
     assert peak <= 50
     assert stats.snapshot().dropped["queue_overflow"] == 1000 - accepted
 
-    await eventually(lambda: "network_error" in stats.snapshot().dropped)
+    await wait_until_async(lambda: "network_error" in stats.snapshot().dropped)
     assert pipeline.pending() <= 50
     assert_accounted(stats, pipeline, 1000)
 
@@ -467,7 +351,7 @@ async def test_outage_keeps_submit_fast_and_memory_bounded_and_reports_the_drops
 
 
 async def test_a_dead_server_does_not_make_the_senders_spin(make: Make) -> None:
-    class Dead(MemorySink):
+    class Dead(MemoryTransport):
         async def send(self, envelope: Envelope) -> TransportResponse:
             self.calls += 1
             raise TransportError("refused")
@@ -478,10 +362,13 @@ async def test_a_dead_server_does_not_make_the_senders_spin(make: Make) -> None:
     )
     for i in range(100):
         pipeline.submit(new_event(i))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     pipeline.start()
-    await asyncio.sleep(0.6)
-    # Spinning would make thousands of calls; paced senders make a few per backoff period.
-    assert 4 <= dead.calls < 60
+    await wait_until_async(lambda: dead.calls >= 8, timeout=5.0)
+    # Spinning would make hundreds of calls at once; paced senders make a few per backoff period.
+    assert loop.time() - started >= 0.05
+    assert dead.calls < 60
     assert_accounted(stats, pipeline, 100)
     assert not await pipeline.aclose(0.05)
     assert_accounted(stats, pipeline, 100)
@@ -497,7 +384,7 @@ async def test_error_limit_drops_events_but_the_client_report_still_goes(
     pipeline, stats = make(server.port, max_in_flight=1)
     pipeline.start()
     pipeline.submit(new_event(0))
-    await eventually(lambda: stats.snapshot().dropped.get("ratelimit_backoff") == 1)
+    await wait_until_async(lambda: stats.snapshot().dropped.get("ratelimit_backoff") == 1)
     for i in range(1, 6):
         pipeline.submit(new_event(i))
     assert await pipeline.flush(5.0)
@@ -523,7 +410,7 @@ async def test_limit_on_all_categories_holds_the_report_until_it_expires(
     assert len(server.received) == 1  # neither events nor the report went
     assert stats.snapshot().dropped == {"ratelimit_backoff": 4}
 
-    await asyncio.sleep(pipeline.rate_limits.retry_after("error") + 0.01)
+    await wait_until_async(lambda: not pipeline.rate_limits.is_limited("error"), timeout=5.0)
     pipeline.submit(new_event(4))
     assert await pipeline.flush(5.0)
     [after] = server.delivered
@@ -564,7 +451,7 @@ async def test_sending_resumes_when_retry_after_expires(server: ScriptedServer, 
     pipeline.submit(new_event(0))
     assert await pipeline.flush(5.0)
     assert pipeline.rate_limits.is_limited("error")
-    await asyncio.sleep(0.25)
+    await wait_until_async(lambda: not pipeline.rate_limits.is_limited("error"), timeout=5.0)
     pipeline.submit(new_event(1))
     assert await pipeline.flush(5.0)
     assert len(server.events()) == 1
@@ -628,7 +515,7 @@ async def test_flush_and_aclose_honour_their_timeouts_against_a_hanging_server(
 async def test_flush_waits_only_for_what_was_submitted_before_it(make: Make) -> None:
     gate = asyncio.Event()
 
-    class Gated(MemorySink):
+    class Gated(MemoryTransport):
         async def send(self, envelope: Envelope) -> TransportResponse:
             if envelope.items[0].json()["message"] == "event 0":
                 await gate.wait()  # the first send is slow; later ones finish before it
@@ -639,7 +526,7 @@ async def test_flush_waits_only_for_what_was_submitted_before_it(make: Make) -> 
     pipeline.start()
     for i in range(3):
         pipeline.submit(new_event(i))
-    await eventually(lambda: len(sink.envelopes) == 2)
+    await wait_until_async(lambda: len(sink.envelopes) == 2)
     assert not await pipeline.flush(0.05)  # event 0 still in flight
     gate.set()
     assert await pipeline.flush(1.0)
@@ -660,7 +547,7 @@ async def test_aclose_is_idempotent_and_submit_afterwards_counts_queue_overflow(
 
 
 async def test_flush_on_another_loop_is_refused(make: Make) -> None:
-    pipeline, _ = make(transport=MemorySink())
+    pipeline, _ = make(transport=MemoryTransport())
     pipeline.start()
 
     with pytest.raises(RuntimeError, match="pipeline's event loop"):
@@ -671,7 +558,7 @@ async def test_flush_on_another_loop_is_refused(make: Make) -> None:
 
 
 async def test_drops_ride_along_on_the_next_event_envelope(make: Make) -> None:
-    sink = MemorySink()
+    sink = MemoryTransport()
     pipeline, stats = make(transport=sink)
     stats.record_drop("sample_rate", quantity=2)
     pipeline.submit(new_event(0))
@@ -687,7 +574,7 @@ async def test_drops_ride_along_on_the_next_event_envelope(make: Make) -> None:
 
 
 async def test_a_report_in_a_failed_envelope_is_restored(make: Make) -> None:
-    sink = MemorySink(failures=[TransportError("reset")])
+    sink = MemoryTransport(failures=[TransportError("reset")])
     pipeline, stats = make(transport=sink)
     stats.record_drop("before_send")
     pipeline.submit(new_event(0))
@@ -701,7 +588,7 @@ async def test_a_report_in_a_failed_envelope_is_restored(make: Make) -> None:
 
 
 async def test_a_custom_transport_receives_well_formed_envelopes(make: Make) -> None:
-    sink = MemorySink()
+    sink = MemoryTransport()
     pipeline, stats = make(transport=sink)
     events = [new_event(i) for i in range(3)]
     for event in events:
@@ -725,7 +612,7 @@ async def test_a_custom_transport_receives_well_formed_envelopes(make: Make) -> 
 
 
 async def test_transient_faults_of_a_custom_transport_are_retried(make: Make) -> None:
-    sink = MemorySink(failures=[TransportError("a"), TransportError("b")])
+    sink = MemoryTransport(failures=[TransportError("a"), TransportError("b")])
     pipeline, stats = make(transport=sink, retry_attempts=3, max_in_flight=1)
     pipeline.submit(new_event(0))
     assert await pipeline.flush(1.0)
@@ -737,7 +624,7 @@ async def test_a_custom_transport_raising_anything_else_drops_as_send_error(
     make: Make, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="errlink")
-    sink = MemorySink(failures=[ValueError("bug"), ValueError("bug"), KeyError("x")])
+    sink = MemoryTransport(failures=[ValueError("bug"), ValueError("bug"), KeyError("x")])
     pipeline, stats = make(transport=sink, max_in_flight=1)
     for i in range(4):
         pipeline.submit(new_event(i))
@@ -748,7 +635,7 @@ async def test_a_custom_transport_raising_anything_else_drops_as_send_error(
 
 
 async def test_events_without_an_id_get_one_and_transactions_their_own_item(make: Make) -> None:
-    sink = MemorySink()
+    sink = MemoryTransport()
     pipeline, _ = make(transport=sink, max_in_flight=1)
     pipeline.submit({"message": "no id"})
     pipeline.submit({"type": "transaction", "event_id": "b" * 32, "transaction": "/x"})
@@ -772,7 +659,7 @@ async def test_before_send_async_can_change_drop_or_fail(
             raise RuntimeError("hook bug")
         return {**event, "tags": {"hooked": "yes"}}
 
-    sink = MemorySink()
+    sink = MemoryTransport()
     pipeline, stats = make(transport=sink, before_send_async=hook, max_in_flight=1)
     for message in ("keep me", "drop me", "break me"):
         pipeline.submit({"event_id": uuid.uuid4().hex, "message": message})
@@ -797,8 +684,8 @@ async def test_an_event_that_cannot_be_encoded_is_dropped_as_internal_error(
     def broken(event: dict[str, Any], max_bytes: int) -> bytes:
         raise TypeError("cannot encode")
 
-    monkeypatch.setattr(pipeline_module, "encode_event", broken)
-    pipeline, stats = make(transport=MemorySink())
+    monkeypatch.setattr(kinds_module, "fit_event", broken)
+    pipeline, stats = make(transport=MemoryTransport())
     pipeline.submit(new_event(0))
     assert await pipeline.flush(1.0)
     assert stats.snapshot().dropped == {"internal_sdk_error": 1}
@@ -817,11 +704,11 @@ async def test_an_event_that_cannot_be_encoded_is_dropped_as_internal_error(
 )
 def test_rejects_bad_options(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(options))):
-        Pipeline(transport=MemorySink(), stats=Stats(), sdk_info=SDK, **options)
+        Pipeline(transport=MemoryTransport(), stats=Stats(), sdk_info=SDK, **options)
 
 
 async def test_events_over_the_size_cap_are_trimmed_to_fit(make: Make) -> None:
-    sink = MemorySink()
+    sink = MemoryTransport()
     pipeline, stats = make(transport=sink, max_event_bytes=10_000)
     pipeline.submit(new_event(0, pad=50_000), size_hint=50_000)
     assert await pipeline.flush(1.0)
@@ -836,7 +723,8 @@ async def test_aclose_does_not_wait_out_a_retry_backoff(make: Make, server: Scri
     pipeline, stats = make(server.port, retry_base_delay=20.0, retry_max_delay=20.0)
     pipeline.start()
     pipeline.submit(new_event(1))
-    await eventually(lambda: len(server.received) == 1)  # answered 503: a retry up to 20 s away
+    # answered 503: a retry up to 20 s away
+    await wait_until_async(lambda: len(server.received) == 1)
     loop = asyncio.get_running_loop()
     started = loop.time()
     assert await pipeline.aclose(30.0)

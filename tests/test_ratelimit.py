@@ -3,10 +3,14 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from types import SimpleNamespace
 
 import pytest
 
-from errlink._ratelimit import DEFAULT_RETRY_AFTER, RateLimits, category_for_item
+from errlink._delivery import ratelimit
+from errlink._delivery.kinds import kind_of
+from errlink._delivery.ratelimit import DEFAULT_RETRY_AFTER, RateLimits
+from tests._support import FakeClock
 
 
 @pytest.mark.parametrize(
@@ -20,7 +24,7 @@ from errlink._ratelimit import DEFAULT_RETRY_AFTER, RateLimits, category_for_ite
     ],
 )
 def test_category_for_item(item_type: str, category: str) -> None:
-    assert category_for_item(item_type) == category
+    assert kind_of(item_type).category == category
 
 
 def test_nothing_is_limited_at_first() -> None:
@@ -131,9 +135,14 @@ def test_other_statuses_without_headers_change_nothing() -> None:
     assert not limits.is_limited("error", now=0.0)
 
 
-def test_defaults_to_the_monotonic_clock() -> None:
+def test_defaults_to_the_monotonic_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(time.monotonic())
+    # Only this module's view of `time` is faked, and only its monotonic clock.
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=clock, time=time.time))
     limits = RateLimits()
     limits.update(429, {"Retry-After": "0.05"})
     assert limits.is_limited("error")
-    time.sleep(0.06)
+    clock.advance(0.04)
+    assert limits.retry_after("error") == pytest.approx(0.01)
+    clock.advance(0.02)
     assert not limits.is_limited("error")

@@ -7,18 +7,12 @@ from typing import Any
 
 import pytest
 
+import errlink as scope_api
 from errlink import AsyncClient
-from errlink import _scope as scope_api
-from errlink._core import ClientCore
-from errlink._scope import (
-    Scope,
-    current_client,
-    current_scope,
-    isolated_scope,
-    new_scope,
-    request_scope,
-)
-from tests._memory_transport import MemoryTransport
+from errlink._capture.binding import current_client, request_scope
+from errlink._capture.core import ClientCore
+from errlink._capture.scope import Scope, current_scope, isolated_scope, new_scope
+from tests._support.transports import MemoryTransport
 
 
 @pytest.fixture(autouse=True)

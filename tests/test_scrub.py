@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from errlink._scrub import DEFAULT_DENYLIST, FILTERED, Scrubber
-from errlink._serialize import Meta, Serializer
+from errlink._capture.scrub import Scrubber
+from errlink._capture.sensitive import DEFAULT_DENYLIST, FILTERED
+from errlink._capture.serialize import Meta, Serializer
 
 # -- key names ------------------------------------------------------------------------------------
 
@@ -368,7 +369,7 @@ def test_locals_and_extra_through_the_serializer() -> None:
 
 
 def test_an_env_emptied_by_pii_removal_is_left_out() -> None:
-    from errlink._scrub import Scrubber
+    from errlink._capture.scrub import Scrubber
 
     request = {"url": "http://h/", "env": {"REMOTE_ADDR": "10.0.0.1"}}
     assert Scrubber().scrub_request(request) == {"url": "http://h/"}

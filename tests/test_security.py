@@ -25,8 +25,9 @@ from aiohttp import web
 
 import errlink
 from errlink import AsyncClient, Dsn, TransportError
-from errlink._transport import HttpTransport
+from errlink._delivery.http import HttpTransport
 from errlink.collector import Collector
+from tests._support import wait_until_async
 
 # Made at run time, so that no source line a stack frame shows (context lines) contains them.
 LOCAL, EXTRA, CONTEXT, CRUMB, HEADER = (uuid.uuid4().hex for _ in range(5))
@@ -122,7 +123,7 @@ async def test_the_dsn_secret_never_reaches_logs_exceptions_or_the_outbox(
         client = AsyncClient(dsn, debug=True, outbox=tmp_path / "o.sqlite3", http_timeout=1.0)
         messages += [repr(client.options), repr(client.options.dsn), str(client.options.dsn)]
         await client.capture_message("hello")
-        await asyncio_sleep_until(lambda: client.stats.in_outbox == 1)
+        await wait_until_async(lambda: client.stats.in_outbox == 1, 20)
         await client.aclose(2)
         transport = HttpTransport(Dsn.parse(dsn), http_timeout=1.0)
         try:
@@ -150,21 +151,11 @@ def files_containing(directory: Path, needle: bytes) -> list[Path]:
 
 
 def _envelope() -> Any:
-    from errlink._envelope import Envelope
+    from errlink._wire.envelope import Envelope
 
     envelope = Envelope({"event_id": "0" * 32})
     envelope.add_json("event", {"event_id": "0" * 32})
     return envelope
-
-
-async def asyncio_sleep_until(condition: Any, timeout: float = 20.0) -> None:
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
 
 
 # -- TLS ------------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sentry_relay.processing import StoreNormalizer, meta_with_chunks
 
-from errlink._scrub import Scrubber
-from errlink._serialize import Meta, Serializer
+from errlink._capture.scrub import Scrubber
+from errlink._capture.serialize import Meta, Serializer
 
 # -- hostile and odd objects ----------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from errlink._stacktrace import FrameExtractor, Meta, SourceCache
+from errlink._capture.source import SourceCache
+from errlink._capture.stacktrace import FrameExtractor, Meta
 
 try:
     from tests import _stack_helpers as helpers
@@ -568,9 +569,9 @@ def test_from_stack_starts_at_the_given_frame_and_fills_meta() -> None:
 
 
 def test_errlinks_own_frames_are_never_in_app() -> None:
-    from errlink._stacktrace import FrameExtractor
+    from errlink._capture.stacktrace import FrameExtractor
 
     extractor = FrameExtractor(vars_normalizer=None, include_locals=False)
     # errlink may be installed editable (outside site-packages): its module name decides.
-    assert extractor._in_app("errlink._core", "/work/src/errlink/_core.py") is False
+    assert extractor._in_app("errlink._capture.core", "/work/src/errlink/_core.py") is False
     assert extractor._in_app("errlinkish.app", "/work/src/errlinkish/app.py") is True

@@ -20,6 +20,7 @@ import pytest
 import errlink
 from errlink.sync import Client
 from errlink.sync._bridge import loop_thread
+from tests._support import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -139,12 +140,6 @@ def test_a_disabled_client_is_a_cheap_no_op(monkeypatch: pytest.MonkeyPatch) -> 
     assert client.stats.captured == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 SCRIPT = textwrap.dedent(
     """
     import sys, errlink
@@ -192,7 +187,7 @@ def test_with_the_server_down_exit_takes_at_most_shutdown_timeout() -> None:
     assert "captured" in proc.stdout
     # Interpreter start-up plus a 1 s shutdown_timeout; never the 30 s http_timeout.
     assert elapsed < 10, elapsed
-    refused_port = _free_port()
+    refused_port = free_port()
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, f"http://key@127.0.0.1:{refused_port}/1", "1.0"],
@@ -309,7 +304,7 @@ def test_the_first_send_imports_nothing_lazily(collector_thread: Any) -> None:
 
 
 def test_close_with_the_server_down_gives_up_after_a_failed_send_not_after_the_timeout() -> None:
-    refused_port = _free_port()  # nothing listens: every connection is refused at once
+    refused_port = free_port()  # nothing listens: every connection is refused at once
     client = Client(f"http://key@127.0.0.1:{refused_port}/1", shutdown_timeout=30)
     for i in range(20):
         client.capture_message(f"message {i}")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -10,9 +9,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from errlink._dsn import Dsn
-from errlink._envelope import CONTENT_TYPE, Envelope, parse_envelope
-from errlink._transport import HttpTransport, Transport, TransportError, TransportResponse
+from errlink._delivery.http import HttpTransport
+from errlink._wire.dsn import Dsn
+from errlink._wire.envelope import CONTENT_TYPE, Envelope, parse_envelope
+from errlink._wire.transport import Transport, TransportError, TransportResponse
+from tests._support import free_port
+from tests._support.envelope_server import (
+    RawReply,
+    close_after_request,
+    garbage,
+    half_a_response,
+)
 
 SECRET = "topsecretvalue"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -69,13 +76,6 @@ def envelope_with(payload: object, event_id: str = "a" * 32) -> Envelope:
     envelope = Envelope({"event_id": event_id})
     envelope.add_json("event", payload)
     return envelope
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def test_http_transport_is_a_transport() -> None:
@@ -219,29 +219,7 @@ async def test_a_slow_server_times_out_as_a_transport_error(
     assert loop.time() - started < 2.0
 
 
-RawReply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def _close_after_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readuntil(b"\r\n\r\n")
-    writer.close()
-
-
-async def _half_a_response(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readuntil(b"\r\n\r\n")
-    writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"id":')
-    await writer.drain()
-    writer.close()
-
-
-async def _garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readuntil(b"\r\n\r\n")
-    writer.write(b"this is not http\r\n\r\n")
-    await writer.drain()
-    writer.close()
-
-
-@pytest.mark.parametrize("reply", [_close_after_request, _half_a_response, _garbage])
+@pytest.mark.parametrize("reply", [close_after_request, half_a_response, garbage])
 async def test_broken_connections_are_transport_errors(reply: RawReply) -> None:
     server = await asyncio.start_server(reply, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]

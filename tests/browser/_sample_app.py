@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from errlink import add_breadcrumb, new_scope, set_tag, set_user
-from errlink._scope import bind_client, set_request
+from errlink._capture.binding import bind_client
+from errlink._capture.scope import set_request
 from errlink.sync import Client
 
 # Lands in exception values, messages, tags, user fields and breadcrumbs: it must show as text.

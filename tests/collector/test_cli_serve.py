@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
-import subprocess
-import sys
-import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -16,60 +11,26 @@ from pathlib import Path
 
 import pytest
 
-from errlink._cli import main
-from errlink._dsn import Dsn
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-STARTUP_TIMEOUT_SECONDS = 20.0
+from errlink._cli.main import main
+from errlink._wire.dsn import Dsn
+from tests._support.collector import CollectorProcess
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`python -m errlink serve --port 0` in a subprocess, and the DSN it printed."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "errlink", "serve", "--port", "0", "--db", str(tmp_path / "e.db")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    # A hung start must fail the test, not the whole run.
-    watchdog = threading.Timer(STARTUP_TIMEOUT_SECONDS, process.kill)
-    watchdog.start()
-    try:
-        dsn = _read_dsn(process)
-    finally:
-        watchdog.cancel()
-    try:
-        yield process, dsn
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
-
-
-def _read_dsn(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        found = re.search(r"DSN:\s+(\S+)", line)
-        if found:
-            return found.group(1)
-    raise AssertionError(f"no DSN printed; stdout: {''.join(seen)!r}")
+def serve(tmp_path: Path) -> Iterator[CollectorProcess]:
+    """`python -m errlink serve --port 0` in a subprocess, as a user starts it (not quiet, the
+    default retention, run from an unrelated directory); `.dsn` is the DSN it printed."""
+    with CollectorProcess(
+        db=tmp_path / "e.db", quiet=False, max_events=None, capture_stderr=True, cwd=tmp_path
+    ) as process:
+        yield process
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_serve_prints_dsn_accepts_events_and_stops_on_signal(
-    serve: tuple[subprocess.Popen[str], str], stop_signal: signal.Signals
+    serve: CollectorProcess, stop_signal: signal.Signals
 ) -> None:
-    process, dsn = serve
-    parsed = Dsn.parse(dsn)
+    parsed = Dsn.parse(serve.dsn)
     assert (parsed.host, parsed.public_key, parsed.project_id) == ("127.0.0.1", "errlink", "1")
     assert parsed.port not in (None, 0)
 
@@ -81,13 +42,11 @@ def test_serve_prints_dsn_accepts_events_and_stops_on_signal(
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert json.load(response) == {"id": event["event_id"]}
-    events_url = f"http://{parsed.netloc}/api/0/events/"
-    with urllib.request.urlopen(events_url, timeout=10) as response:
-        assert [e["payload"] for e in json.load(response)["events"]] == [event]
+    assert serve.events_url == f"http://{parsed.netloc}/api/0/events/"
+    assert serve.events() == [event]
 
-    process.send_signal(stop_signal)
-    stdout, stderr = process.communicate(timeout=15)
-    assert process.returncode == 0, stderr
+    stdout, stderr = serve.stop(stop_signal, timeout=15)
+    assert serve.returncode == 0, stderr
     assert "stopping" in stdout
     assert event["event_id"] in stderr  # each stored event is logged
 

@@ -22,8 +22,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from errlink._dsn import Dsn
-from errlink._envelope import Envelope
+from errlink._wire.dsn import Dsn
+from errlink._wire.envelope import Envelope
 from errlink.collector import Collector, CollectorThread
 
 MiB = 1024 * 1024

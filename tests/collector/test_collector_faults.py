@@ -3,28 +3,24 @@ and errlink's client watched against it: retries, rate limits, accounting."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import re
-import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
 
 from errlink import AsyncClient
-from errlink._dsn import Dsn
+from errlink._delivery import ratelimit
+from errlink._wire.dsn import Dsn
 from errlink.collector import Collector, CollectorThread
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests._support import FakeClock
+from tests._support.collector import CollectorProcess
 
 
 @pytest.fixture
@@ -156,8 +152,11 @@ async def test_client_retries_through_a_flaky_collector_and_accounts_for_everyth
 
 
 async def test_client_honours_the_rate_limit_then_resumes_and_reports_its_drops(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Rate limits run on the monotonic clock (their methods take `now=`): the client's read this.
+    clock = FakeClock(time.monotonic())
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=clock, time=time.time))
     async with Collector(
         db_path=tmp_path / "f.db", fail_rate=1.0, fail_status=429, retry_after=1
     ) as collector:
@@ -167,13 +166,33 @@ async def test_client_honours_the_rate_limit_then_resumes_and_reports_its_drops(
             collector.clear_faults()
             await client.capture_message("held back by the client, not sent")
             assert await client.flush(10)
+            clock.advance(0.9)
+            await client.capture_message("still held back")
+            assert await client.flush(10)
             assert collector.request_statuses == {429: 1}  # the client did not even try
-            await asyncio.sleep(1.2)
+            clock.advance(0.2)  # past the 1 s Retry-After
             await client.capture_message("after the limit")
             assert await client.flush(10)
         assert [e["message"] if "message" in e else e["logentry"]["formatted"]
                 for e in collector.events()] == ["after the limit"]  # fmt: skip
-        assert collector.discarded_totals() == {("ratelimit_backoff", "error"): 2}
+        assert collector.discarded_totals() == {("ratelimit_backoff", "error"): 3}
+
+
+def store_request(dsn_text: str) -> urllib.request.Request:
+    dsn = Dsn.parse(dsn_text)
+    return urllib.request.Request(
+        dsn.store_url,
+        b'{"message": "x"}',
+        {"X-Sentry-Auth": dsn.auth_header(), "Content-Type": "application/json"},
+    )
+
+
+def refusal(request: urllib.request.Request) -> tuple[int, str | None]:
+    """The status and Retry-After of a request the collector must refuse."""
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    refused.value.close()
+    return refused.value.code, refused.value.headers["Retry-After"]
 
 
 def test_collector_thread_exposes_the_same_knobs(tmp_path: Path) -> None:
@@ -185,17 +204,8 @@ def test_collector_thread_exposes_the_same_knobs(tmp_path: Path) -> None:
         assert collector.faults.describe() == (
             "refusing 100% of ingestion requests with 503, delaying every ingestion answer by 1 ms"
         )
-        dsn = Dsn.parse(collector.dsn)
-        request = urllib.request.Request(
-            dsn.store_url,
-            b'{"message": "x"}',
-            {"X-Sentry-Auth": dsn.auth_header(), "Content-Type": "application/json"},
-        )
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=10)
-        refused.value.close()
-        assert refused.value.code == 503
-        assert refused.value.headers["Retry-After"] == "4"
+        request = store_request(collector.dsn)
+        assert refusal(request) == (503, "4")
         collector.clear_faults()
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
@@ -203,44 +213,15 @@ def test_collector_thread_exposes_the_same_knobs(tmp_path: Path) -> None:
 
 
 def test_errlink_serve_fault_options(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "errlink", "serve", "--port", "0", "--db", str(tmp_path / "e.db"),
-         "--fail-rate", "1", "--status", "429", "--retry-after", "5", "--delay", "10"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )  # fmt: skip
-    watchdog = threading.Timer(30, process.kill)  # a hung start fails this test, not the run
-    watchdog.start()
-    try:
-        assert process.stdout is not None
-        banner = []
-        for line in process.stdout:
-            banner.append(line)
-            if line.startswith("Press Ctrl-C"):
-                break
-        text = "".join(banner)
+    fault_options = ("--fail-rate", "1", "--status", "429", "--retry-after", "5", "--delay", "10")
+    with CollectorProcess(
+        *fault_options, db=tmp_path / "e.db", quiet=False, max_events=None, capture_stderr=True
+    ) as process:
+        text = process.banner
         assert "faults:   refusing 100% of ingestion requests with 429" in text
         assert "delaying every ingestion answer by 10 ms" in text
-        found = re.search(r"DSN:\s+(\S+)", text)
-        assert found, text
-        dsn = Dsn.parse(found.group(1))
-        assert f"web UI:   http://{dsn.netloc}/" in text
+        assert f"web UI:   http://{Dsn.parse(process.dsn).netloc}/" in text
         assert "keeping the newest 10000 events" in text
-        request = urllib.request.Request(
-            dsn.store_url,
-            b'{"message": "x"}',
-            {"X-Sentry-Auth": dsn.auth_header(), "Content-Type": "application/json"},
-        )
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=10)
-        refused.value.close()
-        assert refused.value.code == 429
-        assert refused.value.headers["Retry-After"] == "5"
-    finally:
-        watchdog.cancel()
-        process.terminate()
-        process.communicate(timeout=15)
+        assert refusal(store_request(process.dsn)) == (429, "5")
+        process.stop(timeout=15)
     assert process.returncode == 0

@@ -17,9 +17,9 @@ import aiohttp
 import pytest
 
 from errlink import AsyncClient
-from errlink._dsn import Dsn
-from errlink._envelope import Envelope
-from errlink._scope import new_scope, set_request, set_tag, set_user
+from errlink._capture.scope import new_scope, set_request, set_tag, set_user
+from errlink._wire.dsn import Dsn
+from errlink._wire.envelope import Envelope
 from errlink.collector import Collector
 
 XSS = '<script>window.__pwned = 1</script><img src=x onerror="alert(1)">'

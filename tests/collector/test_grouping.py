@@ -13,7 +13,7 @@ from typing import Any
 
 import errlink
 from errlink import AsyncClient
-from errlink._scope import isolated_scope
+from errlink._capture.scope import isolated_scope
 from errlink.collector import Collector, CollectorThread
 from errlink.collector._grouping import group_key
 

@@ -26,6 +26,7 @@ from typing import Any
 from errlink import StatsSnapshot
 from errlink.collector import CollectorThread
 from errlink.sync import Client
+from tests._support import wait_until
 from tests.faults._proxy import FORWARD, Policy, ProxyThread, always
 
 # A capture that waited on the network would cost milliseconds to seconds, thousands of times
@@ -69,14 +70,6 @@ def outbox_rows(path: Path) -> list[str]:
         return []
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db, db:
         return [row[0] for row in db.execute("SELECT event_id FROM outbox ORDER BY id")]
-
-
-def wait_until(condition: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.02)
 
 
 class Scenario:

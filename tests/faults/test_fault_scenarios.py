@@ -18,6 +18,7 @@ import pytest
 
 from errlink.collector import CollectorThread
 from errlink.sync import Client
+from tests._support import wait_until
 from tests.faults._proxy import (
     HANG,
     Delay,
@@ -28,7 +29,7 @@ from tests.faults._proxy import (
     always,
     every_other,
 )
-from tests.faults._scenario import Scenario, books_balance, outbox_rows, wait_until
+from tests.faults._scenario import Scenario, books_balance, outbox_rows
 
 
 @pytest.fixture

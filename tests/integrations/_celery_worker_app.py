@@ -20,8 +20,8 @@ from celery.utils.log import get_task_logger
 
 import errlink
 from errlink import Dsn, TransportResponse
-from errlink._envelope import Envelope
-from errlink._transport import HttpTransport
+from errlink._delivery.http import HttpTransport
+from errlink._wire.envelope import Envelope
 from errlink.integrations.celery import setup
 
 BROKER_DIR = os.environ["ERRLINK_TEST_BROKER_DIR"]

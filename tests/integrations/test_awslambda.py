@@ -27,10 +27,11 @@ import pytest
 from _lambda_context import LambdaContext
 
 import errlink
-from errlink._scope import isolated_scope
+from errlink._capture.scope import isolated_scope
 from errlink.integrations.awslambda import report_errors
 from errlink.sync import default_client
-from tests._memory_transport import MemoryTransport
+from tests._support import wait_until
+from tests._support.transports import MemoryTransport
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -42,13 +43,6 @@ def _no_default_client() -> Iterator[None]:
     with isolated_scope():  # what is logged outside invocations stays in this test
         yield
     errlink.close(timeout=2)
-
-
-def _wait_until(condition: Any, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def _timeout_timers() -> list[threading.Thread]:
@@ -246,7 +240,7 @@ def test_the_timeout_warning_fires_for_a_handler_that_sleeps_past_its_budget(
     def slow_handler(event: dict[str, Any], context: Any) -> str:
         # Sleeps until the warning arrived (on a loaded machine that may be past the deadline,
         # the point where the runtime would stop the function).
-        _wait_until(lambda: collector_thread.event_count() >= 1)
+        wait_until(lambda: collector_thread.event_count() >= 1, WAIT)
         return "finished late"
 
     assert slow_handler({"order_id": 1}, LambdaContext(timeout_ms=1_500)) == "finished late"
@@ -263,20 +257,26 @@ def test_the_timeout_warning_fires_for_a_handler_that_sleeps_past_its_budget(
 
 
 def test_no_timeout_warning_when_disabled_or_finished_in_time(collector_thread: Any) -> None:
+    wait_until(lambda: not _timeout_timers(), WAIT)  # none left by other tests
+
     @report_errors(dsn=collector_thread.dsn, timeout_warning=False)
     def slow_handler(event: dict[str, Any], context: Any) -> str:
-        time.sleep(0.8)  # past the point a warning would fire (0.3 s in)
+        assert not _timeout_timers()  # disabled: no watchdog at all
+        # Well past the point a warning would fire (0.3 s in), on the invocation's own clock.
+        wait_until(lambda: context.get_remaining_time_in_millis() <= 500, WAIT)
         return "slow"
 
     @report_errors(dsn=collector_thread.dsn, timeout_warning_margin=1.0)
     def quick_handler(event: dict[str, Any], context: Any) -> str:
+        assert len(_timeout_timers()) == 1  # the watchdog whose warning must never fire
         return "quick"
 
     assert slow_handler({}, LambdaContext(timeout_ms=1_300)) == "slow"
     assert quick_handler({}, LambdaContext(timeout_ms=1_300)) == "quick"
-    time.sleep(0.6)  # past the point the quick handler's warning would have fired
+    # Returning cancelled the watchdog. Once its thread has ended no warning can come any more
+    # (a warning that did fire was captured before the thread ended, and the flush delivers it).
+    wait_until(lambda: not _timeout_timers(), WAIT)
     assert _quiet(collector_thread) == 0
-    _wait_until(lambda: not _timeout_timers())  # cancelled timers end on their own
 
 
 class HangingTransport(MemoryTransport):
@@ -320,7 +320,7 @@ def test_without_a_dsn_the_wrapper_only_calls_the_handler(
     with pytest.raises(KeyError) as caught:
         handler({"fail": True}, LambdaContext(timeout_ms=1_500))
     assert caught.value is raised
-    _wait_until(lambda: not _timeout_timers())  # none was started (nor left by other tests)
+    wait_until(lambda: not _timeout_timers(), WAIT)  # none was started (nor left by other tests)
 
 
 class BrokenContext:

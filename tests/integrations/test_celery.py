@@ -24,10 +24,10 @@ from celery.utils.log import get_task_logger
 from celery.worker import state as worker_state
 
 import errlink
-from errlink._scope import isolated_scope
+from errlink._capture.scope import isolated_scope
 from errlink.integrations.celery import CeleryIntegration, setup
 from errlink.sync import default_client
-from tests._memory_transport import MemoryTransport
+from tests._support.transports import MemoryTransport
 
 task_logger = get_task_logger("shop.tasks")
 RESULT_TIMEOUT = 20.0
@@ -132,6 +132,28 @@ def _settled_events(collector: Any, expected: int) -> list[dict[str, Any]]:
     return events
 
 
+def _expected_and_flaky_tasks(app: Celery) -> tuple[Any, Any]:
+    """`t.expected` logs, then raises an error it declares (`throws`): an expected one.
+    `t.flaky` fails with an error it retries on, twice, then fails for good."""
+
+    @app.task(shared=False, name="t.expected", throws=(LookupError,))
+    def expected() -> None:
+        task_logger.info("looking up")
+        raise KeyError("no such order")
+
+    @app.task(
+        shared=False,
+        name="t.flaky",
+        autoretry_for=(ConnectionError,),
+        max_retries=2,
+        default_retry_delay=0,
+    )
+    def flaky() -> None:
+        raise ConnectionError("stock service unreachable")
+
+    return expected, flaky
+
+
 def test_failing_task_is_reported_once_with_its_context(
     make_app: Callable[[], Celery],
     errlink_setup: Callable[..., CeleryIntegration],
@@ -215,10 +237,7 @@ def test_expected_errors_retries_ignore_and_reject_are_not_reported(
     collector_thread: Any,
 ) -> None:
     app = make_app()
-
-    @app.task(shared=False, name="t.expected", throws=(LookupError,))
-    def expected() -> None:
-        raise KeyError("no such order")
+    expected, flaky = _expected_and_flaky_tasks(app)
 
     @app.task(shared=False, name="t.ignored")
     def ignored() -> None:
@@ -227,16 +246,6 @@ def test_expected_errors_retries_ignore_and_reject_are_not_reported(
     @app.task(shared=False, name="t.rejected")
     def rejected() -> None:
         raise Reject("malformed", requeue=False)
-
-    @app.task(
-        shared=False,
-        name="t.flaky",
-        autoretry_for=(ConnectionError,),
-        max_retries=2,
-        default_retry_delay=0,
-    )
-    def flaky() -> None:
-        raise ConnectionError("stock service unreachable")
 
     @app.task(shared=False, name="t.sentinel")
     def sentinel() -> None:
@@ -266,22 +275,7 @@ def test_capture_retries_and_capture_expected_report_them_too(
     collector_thread: Any,
 ) -> None:
     app = make_app()
-
-    @app.task(shared=False, name="t.expected", throws=(LookupError,))
-    def expected() -> None:
-        task_logger.info("looking up")
-        raise KeyError("no such order")
-
-    @app.task(
-        shared=False,
-        name="t.flaky",
-        autoretry_for=(ConnectionError,),
-        max_retries=2,
-        default_retry_delay=0,
-    )
-    def flaky() -> None:
-        raise ConnectionError("stock service unreachable")
-
+    expected, flaky = _expected_and_flaky_tasks(app)
     errlink_setup(
         app,
         dsn=collector_thread.dsn,

@@ -1,5 +1,9 @@
 """The Django integration (WSGI) through Django's test client and a real server on 127.0.0.1,
-delivering to errlink's collector."""
+delivering to errlink's collector.
+
+What every web integration does on a real server (request data, status codes, bodies, personal
+data, scope isolation) is tested once for all of them in `test_web_contract`; here is the rest.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,29 +29,14 @@ from django.test.utils import override_settings  # noqa: E402
 import errlink  # noqa: E402
 from errlink.integrations.django import _middleware  # noqa: E402
 from errlink.integrations.logging import EventHandler  # noqa: E402
-from tests.integrations._raw_http import raw_request, serve_wsgi  # noqa: E402
+from tests.integrations import _wsgi_contract as contract  # noqa: E402
+from tests.integrations._wsgi_contract import AUTHORIZATION, FLUSH_TIMEOUT, PASSWORD  # noqa: E402
 
-FLUSH_TIMEOUT = 30.0
-PASSWORD = "hunter2-correct-horse"
-AUTHORIZATION = "Bearer tok-5f2b9c"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _no_default_client() -> Iterator[None]:
-    errlink.close(timeout=1)
-    yield
-    errlink.close(timeout=1)
-    # What the framework logged outside a request's scope (Django's 404 warning, the server's
-    # access log) became breadcrumbs of this thread's context: keep them from later tests.
-    errlink.clear_breadcrumbs()
-
-
-@pytest.fixture
-def sink(collector_thread: Any) -> Iterator[Any]:
-    yield collector_thread
-    errlink.close(timeout=5)  # before the collector stops: no connection left dangling
+pytestmark = pytest.mark.usefixtures("no_default_client")
 
 
 def _events(sink: Any, client: errlink.Client, count: int) -> list[dict[str, Any]]:
@@ -83,30 +71,16 @@ def test_unhandled_error_with_request_sql_and_scrubbed_secrets(sink: Any) -> Non
         assert response.status_code == 500
         [event] = _events(sink, client, 1)
 
-    exc = _exception(event)
-    assert (exc["type"], exc["value"]) == ("ValueError", "too many: 5")
-    assert (exc["mechanism"]["type"], exc["mechanism"]["handled"]) == ("django", False)
-    view = exc["stacktrace"]["frames"][-1]
+    view = contract.assert_order_error_reported_without_pii(event, "django")
     assert (view["function"], view["module"], view["in_app"]) == (
         "create_order",
         "_django_views",
         True,
     )
-    assert view["vars"]["quantity"] == 5
-    assert any(not frame["in_app"] for frame in exc["stacktrace"]["frames"])
-
     assert event["transaction"] == "create-order"
     req = event["request"]
     assert req["url"] == "http://testserver/orders/7/"
-    assert req["method"] == "POST"
-    assert req["query_string"] == "ref=mail&token=%5BFiltered%5D"
     assert req["data"] == {"quantity": "5", "password": "[Filtered]", "customer": "ann"}
-    assert req["headers"]["X-Request-Id"] == "r-1"
-    assert "Authorization" not in req["headers"]
-    assert "Cookie" not in req["headers"]
-    assert "cookies" not in req
-    assert "REMOTE_ADDR" not in req.get("env", {})
-    assert "user" not in event
 
     [query] = _queries(event)
     assert 'FROM "auth_user"' in query["message"]
@@ -155,17 +129,6 @@ def test_a_user_never_loaded_costs_no_query(sink: Any) -> None:
     assert "user" not in event
     assert _queries(event) == []  # neither the session nor the user was looked up
     assert event["request"]["data"] == "x"
-
-
-def test_capture_inside_a_view_reaches_the_request_scope(sink: Any) -> None:
-    with errlink_configured(dsn=sink.dsn) as client:
-        response = _client().get("/manual/?page=2")
-        assert (response.status_code, response.content) == (200, b"handled")
-        [event] = _events(sink, client, 1)
-    assert _exception(event)["mechanism"]["handled"] is True
-    assert event["transaction"] == "manual"
-    assert event["request"]["url"] == "http://testserver/manual/"
-    assert event["request"]["query_string"] == "page=2"
 
 
 @pytest.mark.parametrize(
@@ -236,14 +199,7 @@ def test_a_5xx_response_a_view_returns_is_reported_as_django_logs_it(sink: Any) 
 def test_request_context_is_built_only_for_an_event(
     sink: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    builds: list[object] = []
-    original = _middleware.request_context
-
-    def counting(request: Any, max_bytes: int | None) -> dict[str, Any]:
-        builds.append(request)
-        return original(request, max_bytes)
-
-    monkeypatch.setattr(_middleware, "request_context", counting)
+    builds = contract.record_calls(monkeypatch, _middleware, "request_context")
     with errlink_configured(dsn=sink.dsn) as client:
         browser = _client()
         for _ in range(5):
@@ -310,74 +266,34 @@ def test_misconfiguration_fails_at_start_up_naming_the_setting(
 # -- a real WSGI server ---------------------------------------------------------------------
 
 
-AWKWARD_REQUESTS: list[tuple[str, bytes, bytes, list[bytes]]] = [
-    ("GET", b"/hello/", b"", []),
-    (
-        "POST",
-        b"/orders/9/",
-        b"quantity=4&customer=ann&password=" + PASSWORD.encode(),
-        [
-            b"Content-Type: application/x-www-form-urlencoded",
-            b"Authorization: " + AUTHORIZATION.encode(),
-            b"Cookie: sessionid=s3cr3t-session; theme=dark",
-        ],
+AWKWARD_REQUESTS = [
+    *contract.awkward_requests(
+        slash=b"/",
+        order_form=b"quantity=4&customer=ann",
+        session_cookie=b"sessionid",
+        failing_get=b"/no-such-page/",
     ),
-    ("POST", b"/raw/", b"y" * 200_000, [b"Content-Type: text/plain"]),
-    (
-        "POST",
-        b"/raw/",
-        b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256)),
-        [b"Content-Type: image/png"],
-    ),
-    ("GET", b"/no-such-page/?q=%ff", b"", [b"X-Raw: \xff\xfe caf\xc3\xa9"]),
     ("GET", b"/hello/", b"", [b"Host: evil.example"]),
-    ("POST", b"/raw/?q=%ff%fe&raw=\xff\xfe", b"", [b"X-Raw: \xff\xfe"]),
 ]
 
 
-def _by_url_and_body(event: dict[str, Any]) -> tuple[str, str]:
-    request = event["request"]  # events are sent concurrently: arrival order varies
-    return (request["url"].rstrip("/").rsplit("/", 1)[-1], str(request.get("data", "")))
-
-
 def test_real_server_responses_identical_and_events_complete(sink: Any) -> None:
-    results: dict[bool, list[tuple[int, bytes]]] = {}
-    for errlink_on in (False, True):
-        if errlink_on:
-            context: Any = errlink_configured(dsn=sink.dsn, send_default_pii=True)
-        else:
-            context = errlink_off()
-        with context as client:
-            server, thread = serve_wsgi(WSGIHandler())
-            try:
-                results[errlink_on] = [
-                    raw_request(server.port, *r, timeout=FLUSH_TIMEOUT) for r in AWKWARD_REQUESTS
-                ]
-            finally:
-                server.shutdown()
-                thread.join(FLUSH_TIMEOUT)
-                server.server_close()
-            if errlink_on:
-                events = _events(sink, client, 4)
-    assert results[True] == results[False]
-    assert [status for status, _ in results[True]] == [200, 500, 500, 500, 404, 400, 500]
+    with errlink_off():
+        _, without_errlink = contract.send_over_a_real_server(WSGIHandler(), AWKWARD_REQUESTS)
+    with errlink_configured(dsn=sink.dsn, send_default_pii=True) as client:
+        port, with_errlink = contract.send_over_a_real_server(WSGIHandler(), AWKWARD_REQUESTS)
+        events = _events(sink, client, 4)
+    order, bad_query = contract.assert_awkward_requests_handled(
+        without_errlink, with_errlink, [200, 500, 500, 500, 404, 500, 400], events
+    )
 
-    order, bad_query, binary, huge = sorted(events, key=_by_url_and_body)
     assert order["transaction"] == "create-order"
     req = order["request"]
-    assert req["url"] == f"http://127.0.0.1:{server.port}/orders/9/"
+    assert req["url"] == f"http://127.0.0.1:{port}/orders/9/"
     assert req["data"] == {"quantity": "4", "customer": "ann", "password": "[Filtered]"}
     assert req["headers"]["Authorization"] == "[Filtered]"
     assert req["cookies"] == {"sessionid": "[Filtered]", "theme": "dark"}
-    assert _exception(order)["stacktrace"]["frames"][-1]["in_app"] is True
     assert [q["data"]["params"] for q in _queries(order)] == [["ann"]]
-
-    assert huge["request"]["data"] == (
-        "[request body of 200000 bytes left out: over max_request_body_size]"
-    )
-    assert binary["request"]["data"] == "[binary body of 266 bytes left out]"
-    assert bad_query["request"]["query_string"].startswith("q=%ff%fe&raw=")
-    assert bad_query["request"]["headers"]["X-Raw"] == "\ufffd\ufffd"
     assert bad_query["transaction"] == "raw"
 
 

@@ -4,7 +4,6 @@ handler, the async middleware chain), delivering to errlink's collector."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,24 +13,9 @@ setup_django()
 
 from django.test import AsyncClient  # noqa: E402
 
-import errlink  # noqa: E402
+from tests.integrations._wsgi_contract import AUTHORIZATION, FLUSH_TIMEOUT, PASSWORD  # noqa: E402
 
-FLUSH_TIMEOUT = 30.0
-PASSWORD = "hunter2-correct-horse"
-AUTHORIZATION = "Bearer tok-5f2b9c"
-
-
-@pytest.fixture(autouse=True)
-def _no_default_client() -> Iterator[None]:
-    errlink.close(timeout=1)
-    yield
-    errlink.close(timeout=1)
-
-
-@pytest.fixture
-def sink(collector_thread: Any) -> Iterator[Any]:
-    yield collector_thread
-    errlink.close(timeout=5)
+pytestmark = pytest.mark.usefixtures("no_default_client")
 
 
 async def _requests(client: AsyncClient) -> list[tuple[int, bytes]]:

@@ -1,10 +1,13 @@
 """The Flask integration through Flask's test client and a real werkzeug server on 127.0.0.1,
-delivering to errlink's collector."""
+delivering to errlink's collector.
+
+What every web integration does on a real server (request data, status codes, bodies, personal
+data, scope isolation) is tested once for all of them in `test_web_contract`; here is the rest.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,29 +18,10 @@ import errlink
 from errlink.integrations import flask as errlink_flask
 from errlink.integrations.flask import Errlink
 from errlink.sync import Client
-from tests.integrations._raw_http import raw_request, serve_wsgi
+from tests.integrations import _wsgi_contract as contract
+from tests.integrations._wsgi_contract import AUTHORIZATION, FLUSH_TIMEOUT, PASSWORD
 
-FLUSH_TIMEOUT = 30.0
-# A card-free secret long enough to be noticed if it leaked.
-PASSWORD = "hunter2-correct-horse"
-AUTHORIZATION = "Bearer tok-5f2b9c"
-
-
-@pytest.fixture(autouse=True)
-def _no_default_client() -> Iterator[None]:
-    errlink.close(timeout=1)
-    yield
-    errlink.close(timeout=1)
-    # What the framework logged outside a request's scope (Django's 404 warning, the server's
-    # access log) became breadcrumbs of this thread's context: keep them from later tests.
-    errlink.clear_breadcrumbs()
-
-
-@pytest.fixture
-def sink(collector_thread: Any) -> Iterator[Any]:
-    """The collector; the default client is closed before it stops, so no connection dangles."""
-    yield collector_thread
-    errlink.close(timeout=5)
+pytestmark = pytest.mark.usefixtures("no_default_client")
 
 
 class User(UserMixin):
@@ -75,14 +59,6 @@ def create_app(errlink_settings: dict[str, Any] | None) -> Flask:
     def json_view() -> str:
         payload = request.get_json()
         raise KeyError(sorted(payload))
-
-    @app.route("/manual")
-    def manual() -> str:
-        try:
-            {}["nope"]
-        except KeyError:
-            errlink.capture_exception()
-        return "handled"
 
     @app.route("/abort/<int:code>")
     def aborting(code: int) -> str:
@@ -136,28 +112,12 @@ def test_unhandled_error_with_request_scrubbed_and_breadcrumbs(sink: Any) -> Non
     assert (response.status_code, response.get_data(as_text=True)) == (500, "custom 500 page")
 
     [event] = _flushed_events(sink, app, 1)
-    exc = _exception(event)
-    assert (exc["type"], exc["value"]) == ("ValueError", "too many: 5")
-    assert (exc["mechanism"]["type"], exc["mechanism"]["handled"]) == ("flask", False)
-    view_frame = exc["stacktrace"]["frames"][-1]
+    view_frame = contract.assert_order_error_reported_without_pii(event, "flask")
     assert view_frame["function"].endswith("create_order")
-    assert view_frame["in_app"] is True
-    assert view_frame["vars"]["quantity"] == 5
-    assert any(not frame["in_app"] for frame in exc["stacktrace"]["frames"])  # Flask's own
-
     assert event["transaction"] == "create_order"
     req = event["request"]
     assert req["url"] == "http://localhost/orders/7"
-    assert req["method"] == "POST"
-    assert req["query_string"] == "ref=mail&token=%5BFiltered%5D"
     assert req["data"] == {"quantity": "5", "password": "[Filtered]", "note": "leave at door"}
-    assert req["headers"]["X-Request-Id"] == "r-1"
-    # Without send_default_pii: no credentials, cookies or client address at all.
-    assert "Authorization" not in req["headers"]
-    assert "Cookie" not in req["headers"]
-    assert "cookies" not in req
-    assert "REMOTE_ADDR" not in req.get("env", {})
-    assert "user" not in event
     crumbs = [c["message"] for c in event["breadcrumbs"]["values"] if c.get("category") == "shop"]
     assert crumbs == ["creating order 7"]
     assert "flask" in event["sdk"]["integrations"]
@@ -199,19 +159,6 @@ def test_a_user_never_loaded_is_not_loaded_for_the_event(sink: Any) -> None:
     [event] = _flushed_events(sink, app, 1)
     assert "user" not in event
     assert loads == []
-
-
-def test_capture_inside_a_view_reaches_the_request_scope(sink: Any) -> None:
-    app = create_app({"dsn": sink.dsn})
-    response = app.test_client().get("/manual?page=2")
-    assert (response.status_code, response.get_data(as_text=True)) == (200, "handled")
-
-    [event] = _flushed_events(sink, app, 1)
-    mechanism = _exception(event)["mechanism"]
-    assert (mechanism["type"], mechanism["handled"]) == ("generic", True)
-    assert event["transaction"] == "manual"
-    assert event["request"]["url"] == "http://localhost/manual"
-    assert event["request"]["query_string"] == "page=2"
 
 
 def test_the_event_id_is_left_for_the_500_page(sink: Any) -> None:
@@ -264,21 +211,6 @@ def test_http_errors_from_500_up_are_reported_by_default(sink: Any) -> None:
     assert _exception(server_error)["type"] == "InternalServerError"
 
 
-def test_capture_status_codes_replaces_the_default_set(sink: Any) -> None:
-    loud = create_app({"dsn": sink.dsn, "capture_status_codes": [403, 404]})
-    assert loud.test_client().get("/abort/403").status_code == 403
-    assert loud.test_client().get("/no-such-page").status_code == 404
-    assert loud.test_client().get("/abort/400").status_code == 400
-    assert loud.test_client().get("/abort/503").status_code == 503
-    forbidden, not_found = sorted(
-        _flushed_events(sink, loud, 2), key=lambda e: _exception(e)["type"]
-    )
-    assert _exception(forbidden)["type"] == "Forbidden"
-    assert forbidden["transaction"] == "aborting"
-    assert _exception(not_found)["type"] == "NotFound"
-    assert not_found["request"]["url"] == "http://localhost/no-such-page"
-
-
 def test_no_status_codes_leaves_http_errors_alone(sink: Any) -> None:
     app = create_app({"dsn": sink.dsn, "capture_status_codes": ()})
     assert "handle_http_exception" not in app.__dict__  # nothing wrapped
@@ -322,100 +254,32 @@ def test_requests_do_not_share_scope(sink: Any) -> None:
     assert crumbs == ["creating order 2"]
 
 
-AWKWARD_REQUESTS: list[tuple[str, bytes, bytes, list[bytes]]] = [
-    ("GET", b"/hello", b"", []),
-    (
-        "POST",
-        b"/orders/9",
-        b"quantity=4&password=" + PASSWORD.encode(),
-        [
-            b"Content-Type: application/x-www-form-urlencoded",
-            b"Authorization: " + AUTHORIZATION.encode(),
-            b"Cookie: session=s3cr3t-session; theme=dark",
-        ],
-    ),
-    ("POST", b"/raw", b"y" * 200_000, [b"Content-Type: text/plain"]),
-    (
-        "POST",
-        b"/raw",
-        b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256)),
-        [b"Content-Type: image/png"],
-    ),
-    ("GET", b"/abort/418?q=%ff", b"", [b"X-Raw: \xff\xfe caf\xc3\xa9"]),
-    ("POST", b"/raw?q=%ff%fe&raw=\xff\xfe", b"", [b"X-Raw: \xff\xfe"]),
-]
-
-
-def _by_url_and_body(event: dict[str, Any]) -> tuple[str, str]:
-    # Events are sent concurrently, so the collector may store them in any order.
-    request = event["request"]
-    return (request["url"].rsplit("/", 1)[-1], str(request.get("data", "")))
+AWKWARD_REQUESTS = contract.awkward_requests(
+    slash=b"", order_form=b"quantity=4", session_cookie=b"session", failing_get=b"/abort/418"
+)
 
 
 def test_real_server_responses_identical_and_events_complete(sink: Any) -> None:
-    results: dict[bool, list[tuple[int, bytes]]] = {}
-    for errlink_on in (False, True):
-        app = create_app({"dsn": sink.dsn} if errlink_on else None)
-        server, thread = serve_wsgi(app)
-        try:
-            results[errlink_on] = [
-                raw_request(server.port, method, target, body, headers, timeout=FLUSH_TIMEOUT)
-                for method, target, body, headers in AWKWARD_REQUESTS
-            ]
-        finally:
-            server.shutdown()
-            thread.join(FLUSH_TIMEOUT)
-            server.server_close()
-        if errlink_on:
-            events = _flushed_events(sink, app, 4)
-    order, bad_query, binary, huge = sorted(events, key=_by_url_and_body)
-    assert results[True] == results[False]
-    assert [status for status, _ in results[True]] == [200, 500, 500, 500, 418, 500]
+    _, without_errlink = contract.send_over_a_real_server(create_app(None), AWKWARD_REQUESTS)
+    app = create_app({"dsn": sink.dsn})
+    port, with_errlink = contract.send_over_a_real_server(app, AWKWARD_REQUESTS)
+    events = _flushed_events(sink, app, 4)
+    order, _ = contract.assert_awkward_requests_handled(
+        without_errlink, with_errlink, [200, 500, 500, 500, 418, 500], events
+    )
 
     assert order["transaction"] == "create_order"
     assert order["request"]["data"] == {"quantity": "4", "password": "[Filtered]"}
-    assert order["request"]["url"] == f"http://127.0.0.1:{server.port}/orders/9"
+    assert order["request"]["url"] == f"http://127.0.0.1:{port}/orders/9"
     assert "Authorization" not in order["request"]["headers"]
     assert "cookies" not in order["request"]
-    assert _exception(order)["stacktrace"]["frames"][-1]["in_app"] is True
-
-    assert huge["request"]["data"] == (
-        "[request body of 200000 bytes left out: over max_request_body_size]"
-    )
-    assert binary["request"]["data"] == "[binary body of 266 bytes left out]"
-    assert bad_query["request"]["query_string"].startswith("q=%ff%fe&raw=")
-    assert bad_query["request"]["headers"]["X-Raw"] == "\ufffd\ufffd"
-
-
-def test_pii_settings_through_a_real_server(sink: Any) -> None:
-    app = create_app({"dsn": sink.dsn, "send_default_pii": True})
-    server, thread = serve_wsgi(app)
-    try:
-        status, _ = raw_request(server.port, *AWKWARD_REQUESTS[1], timeout=FLUSH_TIMEOUT)
-    finally:
-        server.shutdown()
-        thread.join(FLUSH_TIMEOUT)
-        server.server_close()
-    assert status == 500
-    [event] = _flushed_events(sink, app, 1)
-    req = event["request"]
-    assert req["cookies"] == {"session": "[Filtered]", "theme": "dark"}
-    assert req["headers"]["Authorization"] == "[Filtered]"
-    assert req["env"]["REMOTE_ADDR"] == "127.0.0.1"
 
 
 def test_request_context_is_built_only_for_an_event(
     sink: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = create_app({"dsn": sink.dsn})
-    builds: list[object] = []
-    original = errlink_flask._request_from_environ
-
-    def counting(environ: Any, max_bytes: int | None) -> dict[str, Any]:
-        builds.append(environ)
-        return original(environ, max_bytes)
-
-    monkeypatch.setattr(errlink_flask, "_request_from_environ", counting)
+    builds = contract.record_calls(monkeypatch, errlink_flask, "_request_from_environ")
     client = app.test_client()
     for _ in range(5):
         assert client.get("/hello").status_code == 200
