@@ -36,11 +36,9 @@ from .pacing import Pacer
 from .prepare import BeforeSendAsync, Preparer
 from .queue import HandOver, Job, Wakeup
 from .ratelimit import RateLimits
-from .sender import Sender
+from .sender import SENDING, Sender
 from .spill import CLOSE_GRACE, Spill
 from .stats import Stats
-
-SENDING: contextvars.ContextVar[bool] = contextvars.ContextVar("errlink_sending", default=False)
 
 # With an outbox, aclose keeps this share of its timeout (at most this many seconds) to write
 # what is still queued to disk.
@@ -250,7 +248,7 @@ class Pipeline:
             return self.pending() == 0
         deadline = None if timeout is None else loop.time() + max(0.0, timeout)
         settled = await self._handover.wait_settled(deadline)
-        await self._send_report_alone(deadline)
+        await self._sender.send_report_within(deadline)
         return settled
 
     async def aclose(self, timeout: float) -> bool:
@@ -285,7 +283,7 @@ class Pipeline:
         spilling = delivery.spill_usable()
         send_until = deadline - (min(_SPILL_RESERVE, timeout / 2) if spilling else 0.0)
         settled = await handover.wait_settled(send_until)
-        await self._send_report_alone(send_until)
+        await self._sender.send_report_within(send_until)
         await self._stop_tasks()
         leftovers = handover.take_leftovers() + delivery.interrupted
         delivery.interrupted = []
@@ -311,21 +309,6 @@ class Pipeline:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _send_report_alone(self, deadline: float | None) -> None:
-        """Send the pending client report in an envelope of its own, within `deadline`."""
-        if not self._stats.has_unreported_drops():
-            return
-        timeout = None if deadline is None else deadline - asyncio.get_running_loop().time()
-        if timeout is not None and timeout <= 0:
-            return
-        token = SENDING.set(True)  # the send runs in a task that copies this context
-        try:
-            await asyncio.wait_for(self._sender.send_report_when_up(), timeout)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            SENDING.reset(token)
 
     def _bind_running_loop(self, what: str) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()

@@ -9,6 +9,7 @@ feeds the server's answers to the rate limits and to the server's health.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 from datetime import datetime, timezone
 from typing import Any
@@ -21,6 +22,10 @@ from .health import ServerHealth
 from .kinds import CLIENT_REPORT
 from .ratelimit import RateLimits
 from .stats import Stats
+
+# True inside errlink's sender tasks (and threads they start): integrations that record HTTP
+# calls skip errlink's own.
+SENDING: contextvars.ContextVar[bool] = contextvars.ContextVar("errlink_sending", default=False)
 
 
 class Verdict(enum.Enum):
@@ -101,8 +106,23 @@ class Sender:
         self._log_refusal_once(status, "the server refused an envelope with HTTP %s", status)
         return Verdict.REFUSED
 
-    async def send_report_when_up(self) -> None:
-        """Send the pending client report in an envelope of its own, once the server seems up."""
+    async def send_report_within(self, deadline: float | None) -> None:
+        """Send the pending client report in an envelope of its own, by `deadline` (loop time),
+        once the server seems up."""
+        if not self._stats.has_unreported_drops():
+            return
+        timeout = None if deadline is None else deadline - asyncio.get_running_loop().time()
+        if timeout is not None and timeout <= 0:
+            return
+        token = SENDING.set(True)  # the send runs in a task that copies this context
+        try:
+            await asyncio.wait_for(self._send_report_when_up(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            SENDING.reset(token)
+
+    async def _send_report_when_up(self) -> None:
         await self._health.wait_while_down()
         await self.send(self.envelope(None, []))
 
