@@ -8,6 +8,8 @@ error message, `str()` or `repr()`.
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
+from typing import TypeVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 from errlink import AsyncClient, Dsn
 
 SECRET = "Zq7SECRETxY"
+T = TypeVar("T")
 
 _any_text = st.text(max_size=30)
 _word = st.text(alphabet=string.ascii_letters + string.digits + "-._~", max_size=12)
@@ -43,8 +46,9 @@ def _made_or_refused(make: Callable[[str], T], text: str) -> T | None:
     try:
         return make(text)
     except ValueError as exc:
-        assert SECRET not in str(exc)
-        return None
+        refusal = str(exc)
+    assert SECRET not in refusal
+    return None
 
 
 def _check(text: str) -> None:
