@@ -26,6 +26,8 @@ RequestBodySize = Literal["none", "small", "medium", "always"]
 
 LEVELS = ("fatal", "error", "warning", "info", "debug")
 OUTBOX_FILE_NAME = "errlink-outbox.sqlite3"
+QUEUE_MAX_BYTES = 32 * 1024 * 1024
+_QUEUE_MIN_BYTES = 64 * 1024
 REQUEST_BODY_SIZES: dict[str, int | None] = {
     "none": 0,
     "small": 1_000,
@@ -51,6 +53,7 @@ class ClientOptions(TypedDict, total=False):
     in_app_exclude: Iterable[str]
     max_value_length: int
     queue_size: int
+    queue_max_bytes: int
     shutdown_timeout: float
     http_timeout: float
     tags: Mapping[str, object]
@@ -87,6 +90,7 @@ class Options:
     in_app_exclude: tuple[str, ...] = ()
     max_value_length: int = 1024
     queue_size: int = 1000
+    queue_max_bytes: int = QUEUE_MAX_BYTES
     shutdown_timeout: float = 2.0
     http_timeout: float = 10.0
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -179,6 +183,7 @@ def _validate_values(values: dict[str, Any]) -> None:
         values[name] = _positive_int(
             name, values.get(name, default), allow_zero=name == "max_breadcrumbs"
         )
+    values["queue_max_bytes"] = _queue_max_bytes(values.get("queue_max_bytes", QUEUE_MAX_BYTES))
     for name, default_float in (("shutdown_timeout", 2.0), ("http_timeout", 10.0)):
         values[name] = _number(name, values.get(name, default_float), 0.0, math.inf)
     for name in ("before_send", "before_breadcrumb"):
@@ -247,6 +252,18 @@ def _positive_int(name: str, value: object, *, allow_zero: bool = False) -> int:
     if value < 0 or (value == 0 and not allow_zero):
         allowed = "zero or more" if allow_zero else "a positive integer"
         raise ValueError(f"option {name!r} must be {allowed}, not {value!r}")
+    return value
+
+
+def _queue_max_bytes(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"option 'queue_max_bytes' must be an integer (bytes), not {type(value).__name__}"
+        )
+    if value < _QUEUE_MIN_BYTES:
+        raise ValueError(
+            f"option 'queue_max_bytes' must be at least {_QUEUE_MIN_BYTES} (bytes), not {value!r}"
+        )
     return value
 
 

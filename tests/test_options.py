@@ -12,6 +12,7 @@ def test_defaults_without_dsn_are_disabled() -> None:
     assert options.max_breadcrumbs == 100
     assert options.max_value_length == 1024
     assert options.queue_size == 1000
+    assert options.queue_max_bytes == 32 * 1024 * 1024
     assert options.include_locals is True
     assert options.send_default_pii is False
 
@@ -63,6 +64,9 @@ def test_invalid_dsn_from_the_environment_fails_at_construction() -> None:
         ({"sample_rate": "1"}, TypeError, "'sample_rate' must be a number"),
         ({"queue_size": 0}, ValueError, "'queue_size' must be a positive integer"),
         ({"queue_size": 2.5}, TypeError, "'queue_size' must be an integer"),
+        ({"queue_max_bytes": 1000}, ValueError, "'queue_max_bytes' must be at least 65536"),
+        ({"queue_max_bytes": "32MB"}, TypeError, "'queue_max_bytes' must be an integer"),
+        ({"queue_max_bytes": True}, TypeError, "'queue_max_bytes' must be an integer"),
         ({"max_breadcrumbs": -1}, ValueError, "'max_breadcrumbs' must be zero or more"),
         ({"max_value_length": True}, TypeError, "'max_value_length' must be an integer"),
         ({"http_timeout": -1}, ValueError, "'http_timeout' must be at least 0.0"),

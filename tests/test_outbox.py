@@ -245,8 +245,10 @@ async def test_events_older_than_max_age_expire_as_network_error(
     collector: Collector, proxy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The outbox store takes a clock (the client does not): the client's store reads this one.
-    clock = FakeClock(time.time())
-    monkeypatch.setattr(build_module, "OutboxStore", functools.partial(OutboxStore, clock=clock))
+    clock = FakeClock(time.monotonic())
+    monkeypatch.setattr(
+        build_module, "OutboxStore", functools.partial(OutboxStore, monotonic=clock)
+    )
     await proxy.go_down()
     client = AsyncClient(proxy.dsn(), outbox=tmp_path / "o.sqlite3", outbox_max_age=1.0, **FAST)
     await capture_yielding(client, 10, "stale")
@@ -323,7 +325,7 @@ async def test_clients_of_different_projects_share_a_file_without_mixing(
     collector: Collector, proxy: FaultProxy, tmp_path: Path
 ) -> None:
     outbox = tmp_path / "shared.sqlite3"
-    other_collector = Collector(db_path=tmp_path / "other.db", project_id="2")
+    other_collector = Collector(db_path=tmp_path / "other.db", project_id="2", public_key="errlink")
     await other_collector.start()
     other_proxy = await FaultProxy(other_collector.url).start()
     try:

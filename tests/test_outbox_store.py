@@ -107,7 +107,7 @@ def test_size_bound_evicts_the_oldest_free_rows_and_reports_them(path: Path) -> 
 
 def test_rows_older_than_max_age_expire_as_network_error(path: Path) -> None:
     clock = FakeClock()
-    store = opened(path, clock=clock, max_age=60.0)
+    store = opened(path, monotonic=clock, max_age=60.0)
     store.append([record(1), record(2, category="transaction")])
     clock.now += 30
     store.append([record(3)])

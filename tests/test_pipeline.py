@@ -749,3 +749,21 @@ async def test_aclose_gives_up_once_a_send_fails_while_closing(make: Make) -> No
         0,
         {"network_error": 50},
     )
+
+
+async def test_a_hanging_server_holds_at_most_queue_max_bytes_and_hears_of_the_drops(
+    server: ScriptedServer, make: Make
+) -> None:
+    server.script.extend([Answer(hang=True)] * 4)  # every sender stuck on its first request
+    pipeline, stats = make(server.port, http_timeout=30.0, queue_max_bytes=1_000_000)
+    pipeline.start()
+    # 50 events of 100 KB each: 5 MB, far under queue_size but five times queue_max_bytes.
+    accepted = sum(pipeline.submit(new_event(i, pad=100_000)) for i in range(50))
+    assert 5 <= accepted <= 10
+    assert stats.snapshot().dropped_by_category == {("queue_overflow", "error"): 50 - accepted}
+    assert_accounted(stats, pipeline, 50)
+
+    server._release.set()  # the hung requests end (503) and later ones are answered 200
+    assert await pipeline.flush(10.0)
+    assert len({e["event_id"] for e in server.events()}) == accepted
+    assert server.discarded() == Counter({("queue_overflow", "error"): 50 - accepted})

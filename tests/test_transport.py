@@ -263,3 +263,50 @@ def test_rejects_bad_options(option: str, value: float) -> None:
 def test_transport_response_is_a_plain_value() -> None:
     response = TransportResponse(200, {})
     assert response == TransportResponse(200, {})
+
+
+class _HostileAnswer:
+    """Answers 200 with a body that never ends (chunked) or is huge (Content-Length), writing
+    until the client hangs up; counts what it managed to write."""
+
+    def __init__(self, chunked: bool) -> None:
+        self.chunked = chunked
+        self.written = 0
+        self.hung_up = asyncio.Event()
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        framing = b"Transfer-Encoding: chunked" if self.chunked else b"Content-Length: 200000000"
+        writer.write(b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n\r\n")
+        block = b"x" * 65536
+        piece = b"10000\r\n" + block + b"\r\n" if self.chunked else block
+        try:
+            while self.written < 200_000_000:  # bounded: 200 MB at most
+                writer.write(piece)
+                await writer.drain()
+                self.written += len(piece)
+        except (ConnectionError, OSError):
+            self.hung_up.set()
+        finally:
+            writer.close()
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["endless", "huge"])
+async def test_a_huge_or_endless_answer_is_not_read_whole(chunked: bool) -> None:
+    answer = _HostileAnswer(chunked)
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = HttpTransport(dsn_for(port), http_timeout=5.0)
+    try:
+        response = await transport.send(envelope_with({"message": "hello"}))
+        await asyncio.wait_for(answer.hung_up.wait(), 5.0)
+    finally:
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()
+    assert response.status == 200
+    # The client hung up after a bounded read; what the server wrote beyond that sits in the
+    # kernel's socket buffers, not in the application.
+    assert answer.written < 20_000_000

@@ -33,6 +33,7 @@ def build_pipeline(options: Options, *, stats: Stats, sdk_info: dict[str, Any]) 
         sdk_info=sdk_info,
         dsn=options.dsn,
         queue_size=options.queue_size,
+        queue_max_bytes=options.queue_max_bytes,
         max_in_flight=options.max_in_flight,
         max_event_bytes=options.max_event_bytes,
         before_send_async=_async_before_send(options),

@@ -103,7 +103,7 @@ class HttpTransport:
                 proxy=self._proxy,
                 allow_redirects=False,
             ) as response:
-                await response.read()  # drain it so the connection goes back to the pool
+                await _read_bounded(response)
                 return TransportResponse(response.status, response.headers)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             raise TransportError(self._describe(exc)) from exc
@@ -147,6 +147,25 @@ class HttpTransport:
         if isinstance(exc, asyncio.TimeoutError):
             text = f"no answer within {self._timeout.total} s"
         return f"{type(exc).__name__} sending to {self._dsn.netloc}: {text}"
+
+
+# No Sentry answer needs more (it is `{"id": ...}` or a short error); only status and headers
+# are used. A larger or endless body is not read: the connection is closed instead.
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+async def _read_bounded(response: aiohttp.ClientResponse) -> None:
+    """Read at most MAX_ANSWER_BYTES of the body, so a whole small answer frees the connection
+    for the next request (keep-alive), and close the connection on anything bigger."""
+    content = response.content
+    left = MAX_ANSWER_BYTES
+    while left > 0:
+        chunk = await content.read(left)
+        if not chunk:
+            return  # the whole body was read: leaving `async with` reuses the connection
+        left -= len(chunk)
+    if not content.at_eof():
+        response.close()
 
 
 # zlib's defaults (a 32 KiB window, memLevel 8) allocate 256 KiB of state per call, and that

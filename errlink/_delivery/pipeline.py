@@ -1,9 +1,10 @@
 """The delivery pipeline: the parts of delivery put together, and their lifecycle.
 
 `Pipeline.submit` (events) and `Pipeline.submit_item` (any declared item kind) are the hand-over
-from capture code (`queue.py`): O(1), thread-safe, never blocks or raises. Up to `max_in_flight`
-sender tasks (`delivery.py`) prepare jobs (`prepare.py`), send them (`sender.py`), honour the
-server's rate limits, retry transient faults with exponential backoff and full jitter while
+from capture code (`queue.py`): thread-safe, never blocks or raises; O(1) but for measuring the
+item (`sizing.py`, in C) when the caller did not. Up to `max_in_flight` sender tasks
+(`delivery.py`) prepare jobs (`prepare.py`), send them (`sender.py`), honour the server's rate
+limits, retry transient faults with exponential backoff and full jitter while
 sharing one view of the server's health (`health.py`), and, with an outbox, spill what cannot be
 sent now (`spill.py`) and drain it later (`drain.py`).
 
@@ -25,6 +26,7 @@ import threading
 from typing import Any
 
 from .._log import INTERNAL, logger
+from .._options import QUEUE_MAX_BYTES
 from .._outbox.writer import Outbox
 from .._wire.dsn import Dsn
 from .._wire.transport import Transport
@@ -37,6 +39,7 @@ from .prepare import BeforeSendAsync, Preparer
 from .queue import HandOver, Job, Wakeup
 from .ratelimit import RateLimits
 from .sender import SENDING, Sender
+from .sizing import estimate_size
 from .spill import CLOSE_GRACE, Spill
 from .stats import Stats
 
@@ -49,8 +52,9 @@ DRAIN_BATCH = 20
 class Pipeline:
     """A bounded queue of items and the sender tasks that deliver them through a `Transport`.
 
-    Drop reasons it records: "queue_overflow" (the buffer was full, or the pipeline was closed:
-    `submit` returned False), "before_send" (`before_send_async` returned None),
+    Drop reasons it records: "queue_overflow" (the buffer held `queue_size` items or
+    `queue_max_bytes`, or the pipeline was closed: `submit` returned False), "before_send"
+    (`before_send_async` returned None),
     "ratelimit_backoff" (the server limits the category), "send_error" (the server refused the
     event: 413 and other 4xx; or an item over its kind's size limit), "network_error" (5xx or
     network faults on every attempt, or still undelivered when `aclose` ran out of time),
@@ -67,6 +71,7 @@ class Pipeline:
         sdk_info: dict[str, Any],
         dsn: Dsn | None = None,
         queue_size: int = 1000,
+        queue_max_bytes: int = QUEUE_MAX_BYTES,
         max_in_flight: int = 4,
         max_event_bytes: int = 1_000_000,
         retry_attempts: int = 3,
@@ -79,6 +84,8 @@ class Pipeline:
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size!r}")
+        if queue_max_bytes < 1:
+            raise ValueError(f"queue_max_bytes must be at least 1, got {queue_max_bytes!r}")
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight!r}")
         if retry_attempts < 1:
@@ -91,7 +98,7 @@ class Pipeline:
         self._stats = stats
         self._max_in_flight = max_in_flight
         self._rate_limits = RateLimits()
-        self._handover = HandOver(queue_size, max_in_flight, stats)
+        self._handover = HandOver(queue_size, max_in_flight, stats, max_bytes=queue_max_bytes)
         self._health = ServerHealth(retry_base_delay, retry_max_delay)
         self._sender = Sender(
             transport,
@@ -142,9 +149,12 @@ class Pipeline:
     def submit(self, event: dict[str, Any], size_hint: int = 0) -> bool:
         """Queue `event` for delivery; False when it was dropped as "queue_overflow" instead.
 
-        Thread-safe and O(1); never blocks, awaits or raises. At most `queue_size` events are
-        held at once (buffered or being sent); beyond that, and after `aclose`, the new event is
-        dropped. Events submitted before `start` wait in the buffer.
+        Thread-safe; never blocks, awaits or raises. At most `queue_size` events, and about
+        `queue_max_bytes` of them, are held at once (buffered or being sent); beyond that, and
+        after `aclose`, the new event is dropped. `size_hint` is the event's size in bytes when
+        the caller knows it; otherwise it is estimated here (`sizing.py`), in a pass much
+        cheaper than the capture that built the event. Events submitted before `start` wait in
+        the buffer.
         """
         return self._submit(event_kind(event), event, size_hint)
 
@@ -154,6 +164,8 @@ class Pipeline:
 
     def _submit(self, kind: ItemKind, payload: Any, size_hint: int) -> bool:
         try:
+            if size_hint <= 0:
+                size_hint = estimate_size(payload)
             job = Job(kind, payload, size_hint)
             accepted, held = self._handover.offer(job)
             if not accepted:

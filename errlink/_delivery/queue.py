@@ -71,12 +71,22 @@ class HandOver:
     """The buffer between capture (any thread) and the senders (one loop), with its books.
 
     At most `queue_size` jobs of the kinds that share the main queue are held at once, and at
-    most `kind.own_queue` of a kind with a bound of its own; beyond that, and once closed, an
-    offered job is refused (the caller counts it as "queue_overflow").
+    most `kind.own_queue` of a kind with a bound of its own; and all jobs held together weigh
+    at most `max_bytes` by their `size_hint` (a job alone is always taken: it is trimmed when
+    encoded). Beyond that, and once closed, an offered job is refused (the caller counts it as
+    "queue_overflow").
     """
 
-    def __init__(self, queue_size: int, max_in_flight: int, stats: Stats) -> None:
+    def __init__(
+        self, queue_size: int, max_in_flight: int, stats: Stats, *, max_bytes: int = 1 << 62
+    ) -> None:
         self._queue_size = queue_size
+        self._max_bytes = max_bytes
+        # Spill once the buffered jobs weigh this much (what is being sent or written counts
+        # against max_bytes, not against this mark).
+        self._byte_backlog = int(max_bytes * _BACKLOG_SHARE)
+        self.held_bytes = 0  # the size_hint of every job held
+        self._buffered_bytes = 0  # of the jobs in the buffer
         self._stats = stats
         # Spill once this many events are held (not counting those being written already),
         # leaving room for the senders' own jobs below queue_size.
@@ -104,11 +114,18 @@ class HandOver:
         with self.lock:
             held = self.held
             pool_held = self._held_by_pool.get(pool, 0)
-            accepted = not self.closed and pool_held < bound
+            size = job.size_hint
+            accepted = (
+                not self.closed
+                and pool_held < bound
+                and (self.held_bytes + size <= self._max_bytes or self.held_bytes == 0)
+            )
             if accepted:
                 job.seq = self._next_seq
                 self._next_seq += 1
                 self.held += 1
+                self.held_bytes += size
+                self._buffered_bytes += size
                 self._held_by_pool[pool] = pool_held + 1
                 self._buffer.append(job)
                 self._stats.record_queued()
@@ -116,7 +133,7 @@ class HandOver:
                 spill = (
                     self.spill_wakeup is not None
                     and not self._spill_requested
-                    and self.held - self.spilling > self.backlog
+                    and self._over_backlog()
                 )
                 if spill:
                     self._spill_requested = True
@@ -140,19 +157,25 @@ class HandOver:
                 self._idle = True
                 return None
             job = self._buffer.popleft()
+            self._buffered_bytes -= job.size_hint
             self._in_flight.add(job.seq)
             return job
 
     def take_backlog(self, spill_possible: bool) -> Job | None:
-        """The oldest buffered job while more than `backlog` are held, for the spiller."""
+        """The oldest buffered job while more than `backlog` are held (or the buffer weighs
+        more than its share of `max_bytes`), for the spiller."""
         with self.lock:
-            over = self.held - self.spilling > self.backlog
-            if not (over and self._buffer and spill_possible):
+            if not (self._over_backlog() and self._buffer and spill_possible):
                 self._spill_requested = False
                 return None
             job = self._buffer.popleft()
+            self._buffered_bytes -= job.size_hint
             self._in_flight.add(job.seq)
             return job
+
+    def _over_backlog(self) -> bool:
+        """Whether to spill (needs the lock)."""
+        return self.held - self.spilling > self.backlog or self._buffered_bytes > self._byte_backlog
 
     def release(self, job: Job) -> None:
         """The job is no longer held (settled, or handed to the outbox and written)."""
@@ -164,6 +187,7 @@ class HandOver:
         with self.lock:
             leftovers = list(self._buffer)
             self._buffer.clear()
+            self._buffered_bytes = 0
         for job in leftovers:
             self._forget(job)
         return leftovers
@@ -173,6 +197,7 @@ class HandOver:
         with self.lock:
             self._in_flight.discard(job.seq)
             self.held -= 1
+            self.held_bytes -= job.size_hint
             self._held_by_pool[pool] -= 1
 
     def _low_watermark(self) -> int:

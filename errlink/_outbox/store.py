@@ -12,6 +12,13 @@ Rows are leased before they are sent: a claim sets `lease_owner`, `lease_pid` an
 holder is found dead (the pid no longer exists: a WAL database is only ever shared on one host).
 A row is deleted after the server accepted it, by its claimer only.
 
+Rows age by the outbox's own clock (`outbox_clock`), not by the wall clock: it advances only by
+the monotonic time that live processes observe between operations on the file, so a wall-clock
+step or a process whose clock is wrong never ages a row, and a row is never older by this clock
+than the time it really spent in the outbox. Time while no process uses the file (or across a
+reboot) is not counted. Leases still use the wall clock: a step there can at worst send a row
+twice or hold it until its holder is found dead.
+
 The store is used from one thread (the outbox's writer thread); it is not thread-safe.
 `synchronous=NORMAL` in WAL mode survives the death of any process; only a power loss or an OS
 crash may lose the last transactions, and even then the file stays consistent.
@@ -28,8 +35,18 @@ import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .clock import advance_clock, current_boot_id
+from .files import create_private_file
 from .records import Claim, OutboxUnavailable, Removal, SpillRecord, StoredEvent
-from .schema import APPLICATION_ID, OUR_TABLES, SCHEMA_STATEMENTS, SCHEMA_VERSION
+from .schema import (
+    APPLICATION_ID,
+    MIGRATE_TO_2,
+    MIGRATED_ROWS_BORN,
+    OUR_TABLES,
+    READABLE_VERSIONS,
+    SCHEMA_STATEMENTS,
+    SCHEMA_VERSION,
+)
 
 _COMPRESS_LEVEL = 1
 # Each statement waits this long for another process's lock; callers retry above it, so a
@@ -42,7 +59,10 @@ class OutboxStore:
 
     `max_bytes` bounds the stored (compressed) payload bytes of the whole file: beyond it the
     oldest rows nobody is sending are deleted ("cache_overflow"). Rows older than `max_age`
-    seconds are deleted when rows are appended or claimed ("network_error").
+    seconds by the outbox's clock (see the module doc) are deleted when rows are appended or
+    claimed ("network_error"). `clock` is the wall clock (leases, and the `created` column);
+    `monotonic` and `boot_id` (this boot's identity; read from the system when None) drive the
+    outbox's clock.
     """
 
     def __init__(
@@ -53,6 +73,8 @@ class OutboxStore:
         max_bytes: int,
         max_age: float,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        boot_id: str | None = None,
         pid_alive: Callable[[int], bool] | None = None,
     ) -> None:
         self.path = Path(path)
@@ -63,6 +85,8 @@ class OutboxStore:
         self.origin = random.getrandbits(62)
         self.claimer = random.getrandbits(62)
         self._clock = clock
+        self._monotonic = monotonic
+        self._boot = boot_id if boot_id is not None else current_boot_id()
         self._pid_alive = pid_alive or _pid_alive
         self._pid = os.getpid()
         self._db: sqlite3.Connection | None = None
@@ -73,7 +97,10 @@ class OutboxStore:
         """Create or open the file (mode 0600, its directory created 0700 when missing)."""
         if self._db is not None:
             return
-        _create_private_file(self.path)
+        try:
+            create_private_file(self.path)
+        except OSError as exc:
+            raise OutboxUnavailable(f"cannot create {self.path}: {exc.strerror or exc}") from exc
         try:
             db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         except sqlite3.Error as exc:
@@ -87,8 +114,14 @@ class OutboxStore:
             db.execute("PRAGMA journal_size_limit = 4194304")
             with _immediate(db):
                 self._check_is_ours(db)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+                migrating = bool(columns) and "born" not in columns
+                if migrating:
+                    db.execute(MIGRATE_TO_2)
                 for statement in SCHEMA_STATEMENTS:
                     db.execute(statement)
+                if migrating:
+                    db.execute(MIGRATED_ROWS_BORN, (self._elapsed(db),))
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
@@ -109,7 +142,7 @@ class OutboxStore:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if application not in (0, APPLICATION_ID) or not tables <= OUR_TABLES:
             raise OutboxUnavailable(f"{self.path} is a database of another application")
-        if version not in (0, SCHEMA_VERSION):
+        if version not in READABLE_VERSIONS:
             raise OutboxUnavailable(
                 f"{self.path} has outbox format {version}; this errlink reads "
                 f"format {SCHEMA_VERSION}"
@@ -135,26 +168,28 @@ class OutboxStore:
         """
         db = self._conn()
         now = self._clock()
-        rows = [
-            (
-                now,
-                self.target,
-                self.origin,
-                record.item_type,
-                record.category,
-                record.event_id,
-                blob := zlib.compress(record.payload, _COMPRESS_LEVEL),
-                len(blob),
-            )
-            for record in records
-        ]
+        blobs = [(record, zlib.compress(record.payload, _COMPRESS_LEVEL)) for record in records]
         with _immediate(db):
+            elapsed = self._elapsed(db)
             db.executemany(
-                "INSERT INTO outbox (created, target, origin, item_type, category, event_id,"
-                " payload, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
+                "INSERT INTO outbox (created, born, target, origin, item_type, category,"
+                " event_id, payload, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        now,
+                        elapsed,
+                        self.target,
+                        self.origin,
+                        record.item_type,
+                        record.category,
+                        record.event_id,
+                        blob,
+                        len(blob),
+                    )
+                    for record, blob in blobs
+                ],
             )
-            removals = self._expire(db, now)
+            removals = self._expire(db, now, elapsed)
             removals += self._evict_over_size(db, now)
         return removals
 
@@ -196,7 +231,7 @@ class OutboxStore:
         now = self._clock()
         with _immediate(db):
             dead = self._dead_claimers(db, now)
-            removals = self._expire(db, now, dead)
+            removals = self._expire(db, now, self._elapsed(db), dead)
             free, free_args = _free_clause(now, dead)
             rows = db.execute(
                 "SELECT id, event_id, item_type, category, payload, origin FROM outbox"
@@ -265,15 +300,18 @@ class OutboxStore:
         ).fetchall()
         return [int(pid) for (pid,) in pids if not self._pid_alive(int(pid))]
 
+    def _elapsed(self, db: sqlite3.Connection) -> float:
+        return advance_clock(db, self._monotonic(), self._boot)
+
     def _expire(
-        self, db: sqlite3.Connection, now: float, dead: list[int] | None = None
+        self, db: sqlite3.Connection, now: float, elapsed: float, dead: list[int] | None = None
     ) -> list[Removal]:
-        cutoff = now - self.max_age
-        oldest = db.execute("SELECT created FROM outbox ORDER BY id LIMIT 1").fetchone()
-        if oldest is None or oldest[0] >= cutoff:
-            return []  # rows are appended in time order: nothing is old enough yet
+        cutoff = elapsed - self.max_age
+        oldest = db.execute("SELECT min(born) FROM outbox").fetchone()
+        if oldest is None or oldest[0] is None or oldest[0] >= cutoff:
+            return []  # nothing is old enough yet (rows of a format-1 writer have no age)
         free, free_args = _free_clause(now, dead or [])
-        where = f"created < ? AND {free}"
+        where = f"born < ? AND {free}"
         args = (cutoff, *free_args)
         groups = db.execute(
             f"SELECT category, origin = ?, count(*) FROM outbox WHERE {where}"
@@ -339,17 +377,6 @@ def _free_clause(now: float, dead: list[int]) -> tuple[str, tuple[float | int, .
         return "lease_until <= ?", (now,)
     marks = ", ".join("?" * len(dead))
     return f"(lease_until <= ? OR lease_pid IN ({marks}))", (now, *dead)
-
-
-def _create_private_file(path: Path) -> None:
-    """Create the database file readable by its owner only; SQLite's -wal/-shm files follow."""
-    try:
-        if not path.parent.exists():
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-    except OSError as exc:
-        raise OutboxUnavailable(f"cannot create {path}: {exc.strerror or exc}") from exc
 
 
 def _pid_alive(pid: int) -> bool:
