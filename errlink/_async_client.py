@@ -67,12 +67,12 @@ class AsyncClient(ClientFace):
     async def capture_message(
         self, message: str, level: str = "info", **event_fields: Any
     ) -> str | None:
-        """Report a message at `level` (fatal, error, warning, info, debug)."""
+        """Report a message at `level` (fatal, error, warning, info, debug, or a logging level
+        name or number)."""
         if not self._ready():
-            if level not in ("fatal", "error", "warning", "info", "debug"):
-                raise ValueError(
-                    f"level must be one of fatal, error, warning, info, debug, not {level!r}"
-                )
+            if self._core.pipeline is None:
+                # Disabled: nothing is sent, but a misused `level` is still logged (once).
+                self._core.capture_message(message, level)
             return None
         event_id = self._core.capture_message(
             message,

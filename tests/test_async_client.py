@@ -103,11 +103,12 @@ def test_invalid_dsn_fails_at_construction() -> None:
         AsyncClient("https://no-project-id@example.com")
 
 
-async def test_invalid_level_is_a_clear_error() -> None:
-    client = AsyncClient(transport=MemoryTransport())
-    with pytest.raises(ValueError, match="level must be one of"):
-        await client.capture_message("x", level="loud")
+async def test_an_unknown_level_does_not_raise_and_is_sent_as_an_error() -> None:
+    transport = MemoryTransport()
+    client = AsyncClient(transport=transport)
+    assert await client.capture_message("x", level="loud") is not None
     await client.aclose()
+    assert [event["level"] for event in transport.events()] == ["error"]
 
 
 async def test_module_level_functions_reach_the_client_inside_async_with(collector: Any) -> None:

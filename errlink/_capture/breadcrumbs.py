@@ -7,7 +7,10 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from .._log import INTERNAL, logger
 from .binding import current_client
+from .levels import normalize_level
+from .misuse import ignore
 from .scope import push_breadcrumb
 from .scrub import Scrubber
 from .serialize import Serializer
@@ -25,7 +28,10 @@ def add_breadcrumb(
     timestamp: float | None = None,
     hint: Mapping[str, Any] | None = None,
 ) -> None:
-    """Record a breadcrumb on the current scope; it is sent with the next event."""
+    """Record a breadcrumb on the current scope; it is sent with the next event.
+
+    Never raises: a `level` that is not a level is logged once and read as ``info``; `data` or
+    `hint` that is not a mapping is logged once and left out."""
     crumb: dict[str, Any] = {"timestamp": time.time() if timestamp is None else timestamp}
     if message is not None:
         crumb["message"] = message
@@ -33,10 +39,25 @@ def add_breadcrumb(
         crumb["category"] = category
     if type is not None:
         crumb["type"] = type
-    crumb["level"] = level
+    crumb["level"] = normalize_level(level, "add_breadcrumb", "info")
     if data:
-        crumb["data"] = dict(data)
-    add_breadcrumb_dict(crumb, dict(hint) if hint else {})
+        items = _mapping("add_breadcrumb", data)
+        if items is not None:
+            crumb["data"] = items
+    try:
+        add_breadcrumb_dict(crumb, (_mapping("add_breadcrumb", hint) or {}) if hint else {})
+    except Exception:
+        logger.warning("errlink internal error in add_breadcrumb", exc_info=True, extra=INTERNAL)
+
+
+def _mapping(where: str, value: object) -> dict[str, Any] | None:
+    if isinstance(value, Mapping):
+        try:
+            return dict(value)
+        except Exception:
+            pass
+    ignore(where, "a mapping", value)
+    return None
 
 
 def add_breadcrumb_dict(crumb: dict[str, Any], hint: dict[str, Any] | None = None) -> None:

@@ -17,9 +17,10 @@ from typing import Any
 from .._delivery.pipeline import Pipeline
 from .._delivery.stats import Stats, StatsSnapshot
 from .._log import INTERNAL, logger
-from .._options import LEVELS, Event, Hint, Options
+from .._options import Event, Hint, Options
 from .dedupe import SeenExceptions
 from .event import EventBuilder
+from .levels import normalize_level
 from .scope import current_scope
 
 StartPipeline = Callable[[Pipeline], None]
@@ -112,9 +113,8 @@ class ClientCore:
         stack_from: FrameType | None = None,
         **fields: Any,
     ) -> str | None:
-        if level not in LEVELS:
-            # A programming error at the call site, reported like an invalid option.
-            raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+        # Before the check for a pipeline, so that a misuse shows up without a DSN too.
+        level = normalize_level(level, "capture_message", "error") or "error"
         if self.pipeline is None:
             return None
         try:

@@ -9,6 +9,7 @@ import platform
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from itertools import islice
 from types import FrameType
 from typing import Any
 
@@ -16,6 +17,8 @@ from .._options import Event, Options
 from .._version import __version__
 from .._wire.ids import new_event_id
 from .exceptions import exception_values
+from .levels import normalize_level
+from .reprs import type_name
 from .scope import Scope
 from .scrub import Scrubber
 from .serialize import Meta, Serializer
@@ -146,7 +149,9 @@ class EventBuilder:
 
     def finish_custom_event(self, event: Mapping[str, Any], scope: Scope) -> Event:
         """A user-supplied event dict, completed with ids, scope and static data, and normalized."""
-        base = self._new_event(str(event.get("level") or "error"))
+        base = self._new_event(
+            normalize_level(event.get("level") or "error", "capture_event", "error") or "error"
+        )
         fields = dict(event)
         for name in ("exception", "message", "threads", "logentry"):
             if name in fields:
@@ -183,16 +188,23 @@ class EventBuilder:
         serializer = self.serializer
         extra_fields = dict(fields)
 
-        level = extra_fields.pop("level", None) or scope.level
+        level = extra_fields.pop("level", None)
+        if level:
+            level = normalize_level(level, "capture", None)
+        level = level or scope.level
         if level:
             event["level"] = level
         for name in ("transaction", "logger"):
             value = extra_fields.pop(name, None) or getattr(scope, name, None)
             if value:
-                event[name] = str(value)
+                text = _text_or_meta(value, name, meta)
+                if text is not None:
+                    event[name] = text
         fingerprint = extra_fields.pop("fingerprint", None) or scope.fingerprint
         if fingerprint:
-            event["fingerprint"] = [str(part) for part in fingerprint]
+            parts = _fingerprint_or_meta(fingerprint, meta)
+            if parts is not None:
+                event["fingerprint"] = parts
 
         tags = dict(self.options.tags)
         tags.update(scope.tags)
@@ -248,3 +260,43 @@ class EventBuilder:
 
         if meta:
             event["_meta"] = meta
+
+
+_MAX_FINGERPRINT_PARTS = 64
+
+
+def _invalid(meta: Meta, name: str, reason: str) -> None:
+    """Record in ``_meta`` that the field ``name`` was left out, the way Relay records it."""
+    node = meta.setdefault(name, {}).setdefault("", {})
+    node.setdefault("err", []).append(["invalid_data", {"reason": reason}])
+
+
+def _text_or_meta(value: object, name: str, meta: Meta) -> str | None:
+    """str(value) for a name field; None, noted in ``meta``, when str() raises."""
+    if type(value) is str:
+        return value
+    try:
+        text = str(value)
+        return text if type(text) is str else str.__str__(text)
+    except Exception:
+        _invalid(meta, name, f"str() of the {type_name(value)} raised")
+        return None
+
+
+def _fingerprint_or_meta(fingerprint: object, meta: Meta) -> list[str] | None:
+    """The parts of a fingerprint given at the call site as text; None, noted in ``meta``, when
+    one cannot be made text (or the value is not a list of parts)."""
+    try:
+        if isinstance(fingerprint, str | bytes | int | float):
+            return [_strict_str(fingerprint)]
+        return [_strict_str(part) for part in islice(fingerprint, _MAX_FINGERPRINT_PARTS)]  # type: ignore[call-overload]
+    except Exception:
+        _invalid(meta, "fingerprint", f"a part of the {type_name(fingerprint)} is not text")
+        return None
+
+
+def _strict_str(value: object) -> str:
+    if type(value) is str:
+        return value
+    text = str(value)
+    return text if type(text) is str else str.__str__(text)

@@ -5,6 +5,9 @@ tasks and `contextvars.copy_context()` copy the variable's *value* (the referenc
 is what keeps a child task's changes from leaking into its parent, and concurrent requests on one
 loop from seeing each other's data. Breadcrumbs are a persistent linked list so that adding one
 is O(1) no matter how many are kept.
+
+The setters never raise into the caller: a value that can be understood is taken (a bare user id,
+a logging level name), anything else is logged once on the `errlink` logger and ignored.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
+from itertools import islice
 from typing import Any, NamedTuple
 
-from .._options import LEVELS
+from .levels import normalize_level
+from .misuse import ignore
 
 _EMPTY: Mapping[str, Any] = {}
+_MAX_FINGERPRINT_PARTS = 64
 _new_object = object.__new__
 
 
@@ -107,17 +113,22 @@ def _update(**changes: Any) -> None:
 
 def set_tag(key: str, value: object) -> None:
     """Set a tag on the current scope (this task or thread, and tasks it starts later)."""
-    set_tags({key: value})
+    set_tags({_tag_text(key): value})
 
 
 def set_tags(tags: Mapping[str, object]) -> None:
+    items = _items("set_tags", tags)
+    if items is None:
+        return
     merged = dict(_scope.get().tags)
-    merged.update((_tag_text(key), _tag_text(value)) for key, value in tags.items())
+    merged.update((_tag_text(key), _tag_text(value)) for key, value in items)
     _update(tags=merged)
 
 
 def _tag_text(value: object) -> str:
     """Tags are text; a value whose __str__ raises must not raise into the caller."""
+    if type(value) is str:
+        return value
     try:
         text = str(value)
     except Exception:
@@ -125,45 +136,109 @@ def _tag_text(value: object) -> str:
     return text if type(text) is str else f"<unprintable {type(value).__name__}>"
 
 
+def _items(where: str, mapping: object) -> list[tuple[Any, Any]] | None:
+    """The items of a mapping a caller passed, or None (logged once) if it is not one."""
+    if isinstance(mapping, Mapping):
+        try:
+            return list(mapping.items())
+        except Exception:
+            pass
+    ignore(where, "a mapping", mapping)
+    return None
+
+
 def remove_tag(key: str) -> None:
     tags = dict(_scope.get().tags)
-    tags.pop(key, None)
+    tags.pop(_tag_text(key), None)
     _update(tags=tags)
 
 
-def set_user(user: Mapping[str, Any] | None) -> None:
-    """Set the user (`id`, `username`, `email`, `ip_address`, ...); None clears it."""
-    _update(user=dict(user) if user is not None else None)
+def set_user(user: Mapping[str, Any] | str | int | None) -> None:
+    """Set the user (`id`, `username`, `email`, `ip_address`, ...); None clears it.
 
-
-def set_context(name: str, value: Mapping[str, Any] | None) -> None:
-    """Set a named context (shown as `contexts.<name>`); None removes it."""
-    contexts = dict(_scope.get().contexts)
-    if value is None:
-        contexts.pop(name, None)
+    A bare str or int is taken as the user's `id`."""
+    if user is None:
+        _update(user=None)
+    elif isinstance(user, str | int) and not isinstance(user, bool):
+        _update(user={"id": _tag_text(user)})
     else:
-        contexts[name] = dict(value)
+        items = _items("set_user", user)
+        if items is not None:
+            _update(user={_tag_text(key): value for key, value in items})
+
+
+def set_context(name: str, value: Mapping[str, Any] | object | None) -> None:
+    """Set a named context (shown as `contexts.<name>`); None removes it.
+
+    A context is a mapping; any other value is kept as ``{"value": value}``."""
+    contexts = dict(_scope.get().contexts)
+    key = _tag_text(name)
+    if value is None:
+        contexts.pop(key, None)
+    elif isinstance(value, Mapping):
+        items = _items("set_context", value)
+        if items is None:
+            return
+        contexts[key] = {_tag_text(item_key): item for item_key, item in items}
+    else:
+        contexts[key] = {"value": value}
     _update(contexts=contexts)
 
 
 def set_extra(key: str, value: object) -> None:
     extra = dict(_scope.get().extra)
-    extra[key] = value
+    extra[_tag_text(key)] = value
     _update(extra=extra)
 
 
-def set_level(level: str | None) -> None:
-    if level is not None and level not in LEVELS:
-        raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
-    _update(level=level)
+def set_level(level: str | int | None) -> None:
+    """Override the level of events from here on (a level, a logging level name or number);
+    None clears it. Anything else is logged once and ignored."""
+    if level is None:
+        _update(level=None)
+        return
+    name = normalize_level(level, "set_level", None)
+    if name is not None:
+        _update(level=name)
 
 
-def set_fingerprint(fingerprint: list[str] | tuple[str, ...] | None) -> None:
-    _update(fingerprint=tuple(str(part) for part in fingerprint) if fingerprint else None)
+def set_fingerprint(fingerprint: list[str] | tuple[str, ...] | str | None) -> None:
+    """Set how events group: a list of parts (a single str or number is one part). None or an
+    empty list clears it; a value whose parts cannot be made text is logged once and ignored."""
+    if fingerprint is None:
+        _update(fingerprint=None)
+        return
+    try:
+        if isinstance(fingerprint, str | bytes | int | float):
+            parts = [_strict_text(fingerprint)]
+        else:
+            parts = [_strict_text(part) for part in islice(fingerprint, _MAX_FINGERPRINT_PARTS)]
+    except Exception:
+        ignore("set_fingerprint", "a list of str", fingerprint)
+        return
+    _update(fingerprint=tuple(parts) or None)
+
+
+def _strict_text(value: object) -> str:
+    """str(value) for a name or a grouping part: it raises rather than invent a placeholder."""
+    if type(value) is str:
+        return value
+    text = str(value)
+    if type(text) is not str:
+        text = str.__str__(text)
+    return text
 
 
 def set_transaction(name: str | None) -> None:
-    _update(transaction=name)
+    if name is None:
+        _update(transaction=None)
+        return
+    try:
+        text = _strict_text(name)
+    except Exception:
+        ignore("set_transaction", "a str", name)
+        return
+    _update(transaction=text)
 
 
 def set_request(request: Mapping[str, Any] | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from itertools import accumulate
 
 FILTERED = "[Filtered]"
 
@@ -53,29 +54,49 @@ DEFAULT_DENYLIST: frozenset[str] = _SENSITIVE_PARTS | _SENSITIVE_NAMES
 
 _KEY_CACHE_SIZE = 4096
 _MAX_CACHED_KEY_LEN = 256
-# Card numbers: 13 to 19 digits, single spaces or dashes allowed between them. The first digit is
-# restricted to the ranges card networks use (2-6), which keeps millisecond timestamps and
-# zero-padded ids (which start with 1 or 0) from being taken for cards one time in ten.
+# Card numbers: 13 to 19 digits, Luhn-valid, written without separators or in groups joined by
+# single spaces or dashes. The first digit is restricted to the ranges card networks use (2-6),
+# which keeps millisecond timestamps and zero-padded ids (which start with 1 or 0) from being
+# taken for cards one time in ten. A card is not the tail of a number or of a decimal.
+#
+# The scan is linear, and nearly all of it runs in C (bytes.translate and bytes.find), so that
+# text full of digits costs about what text full of letters does:
+# 1. a pre-filter: with the separators deleted, a card is 13 digits in a row; most texts have none;
+# 2. "chunks": digits joined by single separators, cut at anything else (letters, `.`, `,`, two
+#    separators in a row); only chunks of 13 digits or more are looked at;
+# 3. in a chunk, a number written without separators (one group of 13-19 digits) is checked;
+#    a card written in groups (`4111 1111 1111 1111`, `3782 822463 10005`) is checked only in a
+#    chunk of at most `_MAX_GROUPED_CHUNK` digits: a longer run of short numbers is data (ids,
+#    amounts, a row of a table), and checking every window of it would cost a Luhn check per group.
 MIN_CARD_CHARS = 13
-_CARD_CANDIDATE = re.compile(r"[2-6](?:[ -]?[0-9]){12,18}(?![0-9])")
-# A necessary condition for a candidate, cheap to search for because it starts with a plain
-# character set (a lookbehind, or the optional separator, makes the regex engine much slower).
-_CARD_HINT = re.compile(r"[2-6][0-9 -]{12}")
-_NOT_BEFORE_CARD = frozenset("0123456789.")  # a card is not the tail of a number or a decimal
+_MIN_DIGITS = 13
+_MAX_DIGITS = 19
+_MAX_GROUPED_CHUNK = 40
+# A card written in groups starts with a group of 4 digits (4-4-4-4, 4-6-5, 4-6-4, 4-4-4-4-3),
+# and its inner groups have at least 3: this bounds the windows tried at each group.
+_FIRST_GROUP = 4
+_MIN_INNER_GROUP = 3
+
+_DIGITS = b"0123456789"
+_OTHER = bytes(range(256)).translate(None, _DIGITS + b" -")
+# Every byte becomes one class letter: "0" digit, "s" separator, "x" anything else.
+_CLASSES = bytes.maketrans(_DIGITS + b" -" + _OTHER, b"0" * 10 + b"ss" + b"x" * len(_OTHER))
+# Digits and separators alike become "0": finds the stretches that can hold a card.
+_STRETCHES = bytes.maketrans(_DIGITS + b" -" + _OTHER, b"0" * 12 + b"x" * len(_OTHER))
+_THIRTEEN = b"0" * _MIN_DIGITS
+_DIGIT_CLASS = ord("0")
+_SPACES = bytes.maketrans(b"-", b" ")
+_CARD_FIRST = frozenset(b"23456")
+_DOT = ord(".")
+_LUHN_PLAIN = bytes.maketrans(_DIGITS, bytes(range(10)))
+_LUHN_DOUBLED = bytes.maketrans(_DIGITS, bytes((0, 2, 4, 6, 8, 1, 3, 5, 7, 9)))
 
 
-def _luhn_valid(digits: str) -> bool:
-    total = 0
-    double = False
-    for char in reversed(digits):
-        digit = ord(char) - 48
-        if double:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-        double = not double
-    return total % 10 == 0
+def _luhn_valid(digits: bytes) -> bool:
+    """``digits``: ASCII digits only."""
+    plain = sum(digits[-1::-2].translate(_LUHN_PLAIN))
+    doubled = sum(digits[-2::-2].translate(_LUHN_DOUBLED))
+    return (plain + doubled) % 10 == 0
 
 
 def normalize_key(key: str) -> str:
@@ -108,29 +129,160 @@ def filter_card_numbers(text: str) -> tuple[str, list[tuple[int, int]]]:
     ``(start, end)`` of each ``[Filtered]`` written, as positions in the returned text."""
     if type(text) is not str or len(text) < MIN_CARD_CHARS:
         return text, []
-    hint = _CARD_HINT.search(text)
-    if hint is None:
+    # One byte per character (anything not ASCII becomes "?"), so positions carry over.
+    raw = text.encode("ascii", "replace")
+    squeezed = raw.translate(_CLASSES, b" -")
+    if _THIRTEEN not in squeezed:
         return text, []
-    match = _CARD_CANDIDATE.search(text, hint.start())
-    if match is None:
+    cards = _find_cards(raw, len(squeezed))
+    if not cards:
         return text, []
     pieces: list[str] = []
     spans: list[tuple[int, int]] = []
     written = 0
     consumed = 0
-    while match is not None:
-        start, end = match.span()
-        digits = match.group().replace(" ", "").replace("-", "")
-        if (start == 0 or text[start - 1] not in _NOT_BEFORE_CARD) and _luhn_valid(digits):
-            kept = text[consumed:start]
-            pieces.append(kept)
-            written += len(kept)
-            pieces.append(FILTERED)
-            spans.append((written, written + len(FILTERED)))
-            written += len(FILTERED)
-            consumed = end
-        match = _CARD_CANDIDATE.search(text, end)
-    if not spans:
-        return text, []
+    for start, end in cards:
+        kept = text[consumed:start]
+        pieces.append(kept)
+        written += len(kept)
+        pieces.append(FILTERED)
+        spans.append((written, written + len(FILTERED)))
+        written += len(FILTERED)
+        consumed = end
     pieces.append(text[consumed:])
     return "".join(pieces), spans
+
+
+def _find_cards(raw: bytes, unseparated: int) -> list[tuple[int, int]]:
+    """The ``(start, end)`` of every card in ``raw``, in order, not overlapping.
+
+    ``unseparated``: how many characters of ``raw`` are not separators."""
+    classes = raw.translate(_CLASSES)
+    cards: list[tuple[int, int]] = []
+    size = len(raw)
+    if b"x" not in classes:  # numbers only (a row of ids, amounts): one stretch
+        _cards_in_stretch(raw, classes, 0, size, cards, unseparated)
+        return cards
+    stretches = raw.translate(_STRETCHES)
+    position = 0
+    while True:
+        # Searching from the start or from an "x" finds the first character of a stretch.
+        start = stretches.find(_THIRTEEN, position)
+        if start < 0:
+            return cards
+        end = stretches.find(b"x", start)
+        if end < 0:
+            end = size
+        if classes.find(b"s", start, end) < 0:  # one number, no separators: the common case
+            if _is_card(raw, start, end):
+                cards.append((start, end))
+        else:
+            _cards_in_stretch(raw, classes, start, end, cards)
+        position = end
+
+
+def _is_card(raw: bytes, start: int, end: int) -> bool:
+    """Whether the digits ``raw[start:end]`` (13 or more, no separators) are a card number."""
+    return (
+        end - start <= _MAX_DIGITS
+        and raw[start] in _CARD_FIRST
+        and (start == 0 or raw[start - 1] != _DOT)
+        and _luhn_valid(raw[start:end])
+    )
+
+
+def _cards_in_stretch(
+    raw: bytes,
+    classes: bytes,
+    start: int,
+    end: int,
+    cards: list[tuple[int, int]],
+    digits: int = -1,
+) -> None:
+    """Cuts the stretch ``raw[start:end]`` of digits and separators into chunks.
+
+    ``digits``: how many digits the stretch holds, when the caller knows."""
+    low = classes.find(b"0", start, end)
+    while low >= 0:
+        cut = classes.find(b"ss", low, end)
+        high = end if cut < 0 else cut
+        if classes[high - 1] != _DIGIT_CLASS:  # a single separator ends the stretch
+            high -= 1
+        if cut >= 0 or digits < 0:
+            chunk_digits = high - low - classes.count(b"s", low, high)
+        else:  # the whole stretch is one chunk
+            chunk_digits = digits
+        digits = -1
+        if chunk_digits >= _MIN_DIGITS:
+            if chunk_digits <= _MAX_GROUPED_CHUNK:
+                _cards_in_groups(raw, low, high, cards)
+            else:
+                _cards_without_separators(raw, classes, low, high, cards)
+        if cut < 0:
+            return
+        low = classes.find(b"0", cut, end)
+
+
+def _cards_without_separators(
+    raw: bytes, classes: bytes, low: int, high: int, cards: list[tuple[int, int]]
+) -> None:
+    """Cards written as one group of digits in the long chunk ``raw[low:high]``."""
+    position = low
+    while True:
+        # Searching from the chunk's start or from a separator finds the start of a group.
+        start = classes.find(_THIRTEEN, position, high)
+        if start < 0:
+            return
+        end = classes.find(b"s", start, high)
+        if end < 0:
+            end = high
+        if _is_card(raw, start, end):
+            cards.append((start, end))
+        position = end
+
+
+def _cards_in_groups(raw: bytes, low: int, high: int, cards: list[tuple[int, int]]) -> None:
+    """Cards in the short chunk ``raw[low:high]``, written in groups or without separators.
+
+    From each group that can start a card, the longest run of groups of 13 to 19 digits that
+    passes the Luhn check is a card; the search goes on after it.
+    """
+    groups = raw[low:high].translate(_SPACES).split(b" ")
+    sizes = [len(group) for group in groups]
+    # offsets[k]: where group k starts; offsets[k + 1] - 1: where it ends.
+    offsets = list(accumulate([size + 1 for size in sizes], initial=low))
+    count = len(groups)
+    resume = 0  # groups before this one are part of a card already found
+    for index, group in enumerate(groups):
+        size = sizes[index]
+        if (
+            index < resume
+            or group[0] not in _CARD_FIRST
+            or not (size == _FIRST_GROUP or _MIN_DIGITS <= size <= _MAX_DIGITS)
+        ):
+            continue
+        start = offsets[index]
+        if start and raw[start - 1] == _DOT:
+            continue
+        windows = []  # for each window of 13 to 19 digits from here: the index after its end
+        if size >= _MIN_DIGITS:
+            windows.append(index + 1)
+        else:  # a card in groups: its inner groups have 3 digits or more
+            digits = size
+            after = index + 1
+            while after < count:
+                size = sizes[after]
+                digits += size
+                after += 1
+                if digits > _MAX_DIGITS:
+                    break
+                if digits >= _MIN_DIGITS:
+                    windows.append(after)
+                if size < _MIN_INNER_GROUP:
+                    break
+        for after in reversed(windows):
+            end = offsets[after] - 1
+            if _luhn_valid(raw[start:end].translate(None, b" -")):
+                cards.append((start, end))
+                resume = after
+                break

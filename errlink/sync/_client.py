@@ -58,7 +58,8 @@ class Client(ClientFace):
         return self._core.capture_exception(exc, **event_fields)
 
     def capture_message(self, message: str, level: str = "info", **event_fields: Any) -> str | None:
-        """Report a message at `level` (fatal, error, warning, info, debug)."""
+        """Report a message at `level` (fatal, error, warning, info, debug, or a logging level
+        name or number)."""
         if self._closed:
             return None
         stack_from = sys._getframe(1) if self.options.attach_stacktrace else None

@@ -1,0 +1,141 @@
+"""Caller-side cost of capturing an exception whose locals hold 100 KB of digit-heavy text.
+
+Run: python -m benchmarks.bench_scan [--quick]
+
+The card-number scan runs over every string an event carries. A frame whose locals hold numeric
+data (ids, amounts, CSV rows) must not cost much more to capture than one holding letters. The
+exception is raised 10 frames deep; the frame that raises holds 100 KB of text in its locals,
+in two shapes at once:
+
+- ``rows``: 100 strings of 1 KB (two lists of 50, since containers are cut at 50 items), each
+  kept whole, so every character is scanned;
+- ``blob``: one 100 KB string, cut to ``max_value_length`` (the scan must still cover what is
+  kept, including a card straddling the cut).
+
+Texts: letters (the baseline), ``'1234 5678 '`` repeated, random numbers of 1-8 digits with
+spaces and dashes, and random digits with few separators (card-shaped numbers, the worst case).
+Each figure is the median µs per capture, errlink's sync client and sentry-sdk side by side,
+each with an in-memory transport; the ratio is digit-heavy / letters for the same SDK.
+Compare figures within one run (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.bench_capture import NullTransport
+from errlink.sync import Client
+
+SIZE = 100_000
+ROW = 1000
+
+
+def _texts() -> dict[str, str]:
+    rng = random.Random(7)
+    return {
+        "letters": "".join(rng.choice("abcdefghij klmnop") for _ in range(SIZE)),
+        "'1234 5678 ' repeated": "1234 5678 " * (SIZE // 10),
+        # Numbers of 1 to 8 digits, as in a table of ids and amounts.
+        "random numbers, spaces, dashes": "".join(
+            "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 8))) + rng.choice(" -")
+            for _ in range(SIZE // 4)
+        )[:SIZE],
+        # Random digits, a space or dash one character in 16: numbers of 16 digits on average,
+        # many of them shaped like cards, each needing a Luhn check.
+        "random digits, 1 in 16 a space or dash": "".join(
+            rng.choice("0123456789" * 3 + " -") for _ in range(SIZE)
+        ),
+    }
+
+
+def _raise_with(text: str) -> BaseException:
+    return _deep(10, text)
+
+
+def _deep(remaining: int, text: str) -> BaseException:
+    if remaining > 1:
+        return _deep(remaining - 1, text)
+    rows = [text[i : i + ROW] for i in range(0, SIZE // 2, ROW)]
+    more_rows = [text[i : i + ROW] for i in range(SIZE // 2, SIZE, ROW)]
+    blob = text
+    try:
+        raise ValueError(f"payment declined ({len(rows)}, {len(more_rows)}, {len(blob)})")
+    except ValueError as exc:
+        return exc
+
+
+def _median_us(fn: Callable[[], Any], rounds: int, per_round: int) -> float:
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(per_round):
+            fn()
+        samples.append((time.perf_counter() - start) / per_round * 1e6)
+    return statistics.median(samples)
+
+
+def bench_errlink(texts: dict[str, str], rounds: int, per_round: int) -> dict[str, float]:
+    client = Client(transport=NullTransport(), queue_size=1_000_000)
+    results = {}
+    for name, text in texts.items():
+        # A fresh exception per capture: the same object is reported once by design.
+        exceptions = [_raise_with(text) for _ in range(rounds * per_round)]
+        pending = iter(exceptions)
+        results[name] = _median_us(
+            lambda p=pending: client.capture_exception(next(p)), rounds, per_round
+        )
+    client.close(10)
+    return results
+
+
+def bench_sentry_sdk(texts: dict[str, str], rounds: int, per_round: int) -> dict[str, float]:
+    try:
+        import sentry_sdk
+        from sentry_sdk.transport import Transport
+    except ImportError:
+        return {}
+
+    class Sink(Transport):  # type: ignore[misc]
+        def capture_envelope(self, envelope: Any) -> None:
+            pass
+
+    sentry_sdk.init(dsn="http://k@127.0.0.1:1/1", transport=Sink, default_integrations=False)
+    results = {}
+    for name, text in texts.items():
+        exceptions = [_raise_with(text) for _ in range(rounds * per_round)]
+        pending = iter(exceptions)
+        results[name] = _median_us(
+            lambda p=pending: sentry_sdk.capture_exception(next(p)), rounds, per_round
+        )
+    sentry_sdk.get_client().close(timeout=0)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few rounds only (smoke test)")
+    args = parser.parse_args(argv)
+    rounds, per_round = (3, 10) if args.quick else (9, 60)
+    texts = _texts()
+    sdks = {"errlink": bench_errlink(texts, rounds, per_round)}
+    peer = bench_sentry_sdk(texts, rounds, per_round)
+    if peer:
+        sdks["sentry-sdk"] = peer
+    print(f"Python {sys.version.split()[0]}; exception 10 frames deep, 100 KB of text in locals")
+    print(f"median of {rounds} rounds x {per_round} captures\n")
+    print("| locals | SDK | µs per capture | vs letters |")
+    print("|---|---|---:|---:|")
+    for name in texts:
+        for sdk, results in sdks.items():
+            ratio = results[name] / results["letters"]
+            print(f"| {name} | {sdk} | {results[name]:.1f} | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
