@@ -22,14 +22,15 @@ from tests._support.collector import CollectorProcess
 @pytest.fixture
 async def collector(tmp_path: Path) -> AsyncIterator[Collector]:
     """A started `Collector` on the test's event loop, for async tests."""
-    async with Collector(db_path=tmp_path / "collector.db") as started:
+    # An explicit key: the fault proxy (`tests/faults/_proxy.py`) hands out DSNs with it.
+    async with Collector(db_path=tmp_path / "collector.db", public_key="errlink") as started:
         yield started
 
 
 @pytest.fixture
 def collector_thread(tmp_path: Path) -> Iterator[CollectorThread]:
     """A started `CollectorThread` (its own loop in a daemon thread), for sync tests."""
-    with CollectorThread(db_path=tmp_path / "collector-thread.db") as started:
+    with CollectorThread(db_path=tmp_path / "collector-thread.db", public_key="errlink") as started:
         yield started
 
 

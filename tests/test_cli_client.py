@@ -45,7 +45,7 @@ def test_errlink_test_reads_the_dsn_from_the_environment(collector_thread: Any) 
 
 
 def test_errlink_test_fails_when_the_server_refuses(collector_thread: Any) -> None:
-    wrong_key = collector_thread.dsn.replace("errlink@", "wrong@")
+    wrong_key = collector_thread.dsn.replace("//errlink@", "//wrong@")
     result = _errlink("test", wrong_key)
     assert result.returncode == 1
     assert "did not accept" in result.stderr

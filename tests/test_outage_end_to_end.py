@@ -24,7 +24,7 @@ async def test_outage_then_recovery_accounts_for_every_event(tmp_path: Path) -> 
     assert during.dropped["queue_overflow"] >= 280
     assert sum(event_id is not None for event_id in ids) == 300 - during.dropped["queue_overflow"]
 
-    second = Collector(port=port, db_path=tmp_path / "b.db")
+    second = Collector(port=port, db_path=tmp_path / "b.db", public_key=first.public_key)
     await second.start()
     try:
         assert await client.flush(60)

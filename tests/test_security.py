@@ -322,7 +322,10 @@ async def test_the_collector_refuses_a_wrong_key(collector: Collector) -> None:
 async def test_the_collector_caps_bodies_before_and_after_decompression(tmp_path: Path) -> None:
     limit = 1024 * 1024
     async with Collector(
-        db_path=tmp_path / "c.db", max_body_bytes=limit, max_decompressed_bytes=limit
+        db_path=tmp_path / "c.db",
+        public_key="errlink",
+        max_body_bytes=limit,
+        max_decompressed_bytes=limit,
     ) as collector:
         url = f"{collector.url}/api/1/envelope/"
         padding = b" " * (limit + 1)

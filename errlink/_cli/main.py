@@ -63,7 +63,7 @@ DEFAULT_MAX_EVENTS = 10_000
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..collector import DEFAULT_HOST, DEFAULT_PROJECT_ID, DEFAULT_PUBLIC_KEY
+    from ..collector import DEFAULT_HOST, DEFAULT_PROJECT_ID
 
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)"
@@ -79,13 +79,32 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--key",
-        default=DEFAULT_PUBLIC_KEY,
-        help="public key clients must present (default: %(default)s)",
+        default=None,
+        help="public key clients must present (default: a new random key each start, "
+        "shown in the DSN printed)",
     )
     parser.add_argument(
         "--project", default=DEFAULT_PROJECT_ID, help="project id to accept (default: %(default)s)"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="do not log each event received")
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this Host name (repeatable; '*' for any); by default "
+        "only names of the listening address are answered, against DNS rebinding",
+    )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="take events sent by web pages of this origin, e.g. http://localhost:3000 "
+        "(repeatable; '*' for any); by default ingestion from a browser is refused",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="do not log each event received (refusals are)"
+    )
     parser.add_argument(
         "--max-events",
         type=_non_negative_int,
@@ -139,6 +158,8 @@ def _run_serve(args: argparse.Namespace) -> int:
             db_path=args.db,
             public_key=args.key,
             project_id=args.project,
+            allowed_hosts=args.allowed_host,
+            allowed_origins=args.allow_origin,
             max_events=args.max_events or None,
             fail_rate=args.fail_rate,
             fail_status=args.status,
@@ -148,8 +169,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _error("serve", str(exc))
         return EXIT_USAGE
-    if not args.quiet:
-        _log_received_events()
+    # Refusals (a wrong Host, a browser page, the connection limit) are warnings, shown even
+    # with -q; each stored event is shown unless -q.
+    _log_collector(logging.WARNING if args.quiet else logging.INFO)
     try:
         asyncio.run(serve_until_signalled(collector, sys.stdout))
     except OSError as exc:
@@ -209,12 +231,12 @@ def _error_status(text: str) -> int:
     )
 
 
-def _log_received_events() -> None:
+def _log_collector(level: int) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     collector_logger = logging.getLogger("errlink.collector")
     collector_logger.addHandler(handler)
-    collector_logger.setLevel(logging.INFO)
+    collector_logger.setLevel(level)
 
 
 # -- errlink test ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ the stored events grouped into issues, and can misbehave on purpose (`Faults`) s
 retries and rate limiting can be watched. For production, send to Sentry, GlitchTip or Relay.
 """
 
-from ._collector import DEFAULT_HOST, DEFAULT_PROJECT_ID, DEFAULT_PUBLIC_KEY, Collector
+from ._collector import DEFAULT_HOST, DEFAULT_PROJECT_ID, Collector
 from ._faults import Faults
 from ._state import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DECOMPRESSED_BYTES
 from ._store import StoreError
@@ -17,7 +17,6 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_DECOMPRESSED_BYTES",
     "DEFAULT_PROJECT_ID",
-    "DEFAULT_PUBLIC_KEY",
     "Collector",
     "CollectorThread",
     "Faults",

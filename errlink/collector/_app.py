@@ -1,7 +1,8 @@
 """The collector's aiohttp application: routes plus JSON error answers.
 
 Each concern (ingestion, the JSON read API, the web UI) adds its routes with an
-`add_*_routes(app)` and reads the shared state from `request.app[STATE]`.
+`add_*_routes(app)` and reads the shared state from `request.app[STATE]`. Every request first
+passes the access checks of `_access.py` (Host, and for ingestion the browser origin).
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from aiohttp import web
 
 from ._api import add_api_routes
 from ._errors import Rejected
-from ._ingest import Handler, add_ingest_routes
+from ._ingest import INGEST_ROUTES, Handler, add_ingest_routes
 from ._state import STATE, CollectorState
 from ._ui import add_ui_routes
 
 
 def build_app(state: CollectorState) -> web.Application:
-    app = web.Application(middlewares=[_json_errors])
+    app = web.Application(middlewares=[_json_errors, _access_checks])
     app[STATE] = state
     add_ingest_routes(app)
     add_api_routes(app)
@@ -36,3 +37,47 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
             raise
         headers = {name: exc.headers[name] for name in ("Allow",) if name in exc.headers}
         return web.json_response({"detail": exc.reason}, status=exc.status, headers=headers)
+
+
+@web.middleware
+async def _access_checks(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[STATE]
+    if state.head_deadline is not None:
+        state.head_deadline.request_started(request.protocol)
+    access = state.access
+    host = request.headers.get("Host")
+    if not access.host_allowed(host):
+        state.refusals.refused(
+            "host",
+            "refused a request for Host %r, which does not name this collector "
+            "(a DNS rebinding page?); allow a name with --allowed-host",
+            host,
+        )
+        raise Rejected(
+            421,
+            f"this collector does not answer for Host {host!r:.100} "
+            "(allow the name with errlink serve --allowed-host)",
+        )
+    origin = access.browser_origin(request.headers)
+    if origin is None or request.match_info.route.name not in INGEST_ROUTES:
+        return await handler(request)
+    if not access.origin_allowed(origin):
+        state.refusals.refused(
+            "origin",
+            "refused ingestion sent by a web page from %r; allow it with --allow-origin",
+            origin,
+        )
+        raise Rejected(
+            403,
+            f"ingestion from a browser page ({origin!r:.100}) is refused "
+            "(allow its origin with errlink serve --allow-origin)",
+        )
+    # Let the page's SDK read the answer (rate limits, refusals) as well.
+    cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    try:
+        response = await handler(request)
+    except Rejected as exc:
+        exc.headers.update(cors)
+        raise
+    response.headers.update(cors)
+    return response

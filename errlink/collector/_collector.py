@@ -4,34 +4,45 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
+from ._access import AccessPolicy
 from ._api import API_PREFIX
 from ._app import build_app
+from ._connections import CappedTCPSite, HeadDeadline, descriptor_bound
 from ._faults import FaultInjector, FaultKnobs, Faults
 from ._queries import StoredGroup
+from ._refusals import RefusalLog
 from ._retention import checked_max_events
 from ._state import (
+    DEFAULT_BODY_TIMEOUT_SECONDS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_DECOMPRESSED_BYTES,
+    DEFAULT_MAX_ENVELOPE_ITEMS,
     CollectorState,
     IngestSettings,
 )
 from ._store import EventStore
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PUBLIC_KEY = "errlink"
 DEFAULT_PROJECT_ID = "1"
+DEFAULT_MAX_CONNECTIONS = 256
+# A connection must send a whole request head within this long of opening or of its last
+# answer; an idle keep-alive connection is closed after it too.
+DEFAULT_IDLE_TIMEOUT_SECONDS = 15.0
 # How long stop() lets requests in flight finish.
 _SHUTDOWN_GRACE_SECONDS = 5.0
 _POLL_INTERVAL_SECONDS = 0.01
@@ -43,6 +54,12 @@ class Collector(FaultKnobs):
 
     With `db_path=None` the database is a private temporary file, removed once the collector
     is garbage collected (reads keep working after `stop()`).
+
+    `public_key=None` (the default) makes a random key, part of `dsn`. Requests are served
+    only for a `Host` naming the bound address or one of `allowed_hosts` ("*": any), and
+    ingestion sent by a browser page only from `allowed_origins` ("*": any); see
+    docs/security.md. `max_connections`, `idle_timeout`, `body_timeout` and
+    `max_envelope_items` bound what one client can hold or send.
 
     `max_events` keeps only the newest events (None keeps all); groups keep their counts.
 
@@ -59,10 +76,16 @@ class Collector(FaultKnobs):
         host: str = DEFAULT_HOST,
         port: int = 0,
         db_path: str | os.PathLike[str] | None = None,
-        public_key: str = DEFAULT_PUBLIC_KEY,
+        public_key: str | None = None,
         project_id: str = DEFAULT_PROJECT_ID,
+        allowed_hosts: Iterable[str] = (),
+        allowed_origins: Iterable[str] = (),
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+        max_envelope_items: int = DEFAULT_MAX_ENVELOPE_ITEMS,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT_SECONDS,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT_SECONDS,
         max_events: int | None = None,
         fail_rate: float = 0.0,
         fail_status: int = 500,
@@ -70,7 +93,20 @@ class Collector(FaultKnobs):
         retry_after: float = 1.0,
         fault_seed: int | None = None,
     ) -> None:
-        _validate(port, public_key, project_id, max_body_bytes, max_decompressed_bytes)
+        if public_key is None:
+            public_key = secrets.token_hex(16)
+        _validate(port, public_key, project_id)
+        _validate_limits(
+            max_body_bytes=max_body_bytes,
+            max_decompressed_bytes=max_decompressed_bytes,
+            max_envelope_items=max_envelope_items,
+            max_connections=max_connections,
+        )
+        _validate_timeouts(idle_timeout=idle_timeout, body_timeout=body_timeout)
+        self._allowed_hosts = _names("allowed_hosts", allowed_hosts)
+        self._allowed_origins = _names("allowed_origins", allowed_origins)
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
         self._faults = FaultInjector(
             Faults(
                 fail_rate=fail_rate,
@@ -89,7 +125,10 @@ class Collector(FaultKnobs):
             project_id=str(project_id),
             max_body_bytes=max_body_bytes,
             max_decompressed_bytes=max_decompressed_bytes,
+            max_envelope_items=max_envelope_items,
+            body_timeout=body_timeout,
         )
+        self.refusals = RefusalLog()
         self.request_statuses: collections.Counter[int] = collections.Counter()
         self.ignored_items: collections.Counter[str] = collections.Counter()
         self._store: EventStore | None = None
@@ -112,8 +151,16 @@ class Collector(FaultKnobs):
             weakref.finalize(store, shutil.rmtree, private_directory, ignore_errors=True)
         await asyncio.to_thread(store.open)
         self._store = store
+        head_deadline = HeadDeadline(self.idle_timeout, self.refusals)
         state = CollectorState(
-            self.settings, store, self.request_statuses, self.ignored_items, self._faults
+            self.settings,
+            store,
+            self.request_statuses,
+            self.ignored_items,
+            self._faults,
+            AccessPolicy.for_address(self.host, self._allowed_hosts, self._allowed_origins),
+            self.refusals,
+            head_deadline,
         )
         runner = web.AppRunner(
             build_app(state),
@@ -121,10 +168,18 @@ class Collector(FaultKnobs):
             # Bodies are inflated by the handlers, under a size limit; aiohttp's would not be.
             auto_decompress=False,
             shutdown_timeout=_SHUTDOWN_GRACE_SECONDS,
+            keepalive_timeout=self.idle_timeout,
         )
         await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self.port).start()
+            await CappedTCPSite(
+                runner,
+                self.host,
+                self.port,
+                max_connections=descriptor_bound(self.max_connections),
+                head_deadline=head_deadline,
+                refusals=self.refusals,
+            ).start()
         except BaseException:
             await runner.cleanup()
             await asyncio.to_thread(store.close)
@@ -167,6 +222,11 @@ class Collector(FaultKnobs):
         self._require_started()
         key, project = self.settings.public_key, self.settings.project_id
         return f"http://{key}@{_url_host(self.host)}:{self.port}/{project}"
+
+    @property
+    def public_key(self) -> str:
+        """The key clients must present (random unless given); part of `dsn`."""
+        return self.settings.public_key
 
     @property
     def events_url(self) -> str:
@@ -230,9 +290,7 @@ class Collector(FaultKnobs):
             raise RuntimeError("the Collector has not been started")
 
 
-def _validate(
-    port: int, public_key: str, project_id: str, max_body_bytes: int, max_decompressed: int
-) -> None:
+def _validate(port: int, public_key: str, project_id: str) -> None:
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be between 0 and 65535, got {port!r}")
     if not isinstance(public_key, str) or not _PUBLIC_KEY_PATTERN.fullmatch(public_key):
@@ -242,12 +300,29 @@ def _validate(
     project = str(project_id)
     if not (project.isdigit() or project.isidentifier()):
         raise ValueError(f"project id must be digits or an identifier, got {project_id!r}")
-    for name, value in (
-        ("max_body_bytes", max_body_bytes),
-        ("max_decompressed_bytes", max_decompressed),
-    ):
-        if not isinstance(value, int) or value <= 0:
+
+
+def _validate_limits(**limits: int) -> None:
+    for name, value in limits.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _validate_timeouts(**timeouts: float) -> None:
+    for name, value in timeouts.items():
+        valid = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not valid or not 0 < value < math.inf:
+            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+def _names(option: str, names: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(names, str):
+        raise TypeError(f"{option} must be a list of strings, not one string: {names!r}")
+    checked = tuple(names)
+    for name in checked:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{option} must hold non-empty strings, got {name!r}")
+    return checked
 
 
 def _url_host(host: str) -> str:

@@ -15,6 +15,11 @@ from aiohttp import web
 from ._errors import Rejected
 
 _INFLATE_STEP = 64 * 1024
+_FEED_STEP = 64 * 1024
+# A client compresses a body as one gzip member; a few more are tolerated, not thousands.
+MAX_GZIP_MEMBERS = 100
+# `Content-Encoding: gzip, gzip` is legal; a long list is only a way to multiply the work.
+MAX_CONTENT_CODINGS = 2
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _ZLIB_WBITS = zlib.MAX_WBITS
@@ -40,6 +45,10 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 def decode_content(body: bytes, content_encoding: str, limit: int) -> bytes:
     """Undo `Content-Encoding` (gzip, deflate, identity; several listed are undone in reverse)."""
     codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    if len(codings) > MAX_CONTENT_CODINGS:
+        raise Rejected(
+            415, f"more than {MAX_CONTENT_CODINGS} Content-Encodings ({content_encoding!r:.100})"
+        )
     for coding in reversed(codings):
         if coding == "identity":
             continue
@@ -52,6 +61,12 @@ def decode_content(body: bytes, content_encoding: str, limit: int) -> bytes:
     if len(body) > limit:
         raise Rejected(413, f"body exceeds the limit of {limit} bytes")
     return body
+
+
+def is_compressed(content_encoding: str) -> bool:
+    return any(
+        coding.strip().lower() not in ("", "identity") for coding in content_encoding.split(",")
+    )
 
 
 def decode_raven_body(body: bytes, limit: int) -> bytes:
@@ -68,26 +83,45 @@ def decode_raven_body(body: bytes, limit: int) -> bytes:
 
 
 def inflate(data: bytes, wbits: int, limit: int, what: str) -> bytes:
-    """Decompress `data`, refusing with 413 once the output would pass `limit` bytes."""
+    """Decompress `data`, refusing with 413 once the output would pass `limit` bytes.
+
+    Linear in the input: it is fed in slices, so what is left after a gzip member is never
+    copied whole (copying the rest after each of a million tiny members took minutes).
+    """
     output = bytearray()
-    remaining = data
+    view = memoryview(data)
+    pos = 0
+    members = 0
     while True:
-        inflater = zlib.decompressobj(wbits)
-        _inflate_stream(inflater, remaining, output, limit, what)
-        remaining = inflater.unused_data
+        members += 1
+        if members > MAX_GZIP_MEMBERS:
+            raise Rejected(400, f"more than {MAX_GZIP_MEMBERS} gzip members in one body")
+        pos = _inflate_stream(zlib.decompressobj(wbits), view, pos, output, limit, what)
         # gzip allows several members back to back; trailing zero padding is tolerated.
-        if wbits == _GZIP_WBITS and remaining.startswith(_GZIP_MAGIC):
+        if wbits == _GZIP_WBITS and data.startswith(_GZIP_MAGIC, pos):
             continue
-        if remaining.strip(b"\x00"):
+        if view[pos:].tobytes().strip(b"\x00"):
             raise Rejected(400, f"unexpected bytes after the end of the {what} data")
         return bytes(output)
 
 
 def _inflate_stream(
-    inflater: zlib._Decompress, data: bytes, output: bytearray, limit: int, what: str
-) -> None:
-    pending = data
+    inflater: zlib._Decompress,
+    data: memoryview,
+    pos: int,
+    output: bytearray,
+    limit: int,
+    what: str,
+) -> int:
+    """Inflate one stream starting at `pos` into `output`; the position just past its end."""
+    pending: bytes | memoryview = b""
+    more_output = False  # the last call filled its output step: zlib may hold more
     while not inflater.eof:
+        if not pending and not more_output:
+            if pos >= len(data):
+                raise Rejected(400, f"truncated {what} data")
+            pending = data[pos : pos + _FEED_STEP]
+            pos += len(pending)
         try:
             chunk = inflater.decompress(pending, _INFLATE_STEP)
         except zlib.error as exc:
@@ -96,10 +130,9 @@ def _inflate_stream(
             raise Rejected(413, f"decompressed body exceeds the limit of {limit} bytes")
         output += chunk
         pending = inflater.unconsumed_tail
-        if not pending and len(chunk) < _INFLATE_STEP:
-            break
-    if not inflater.eof:
-        raise Rejected(400, f"truncated {what} data")
+        more_output = len(chunk) == _INFLATE_STEP
+    # At the end of the stream every input byte after it is in `unused_data`.
+    return pos - len(inflater.unused_data)
 
 
 def _deflate_wbits(body: bytes) -> int:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from .._wire.codec import loads
 from .._wire.envelope import Envelope, EnvelopeError, Item, parse_envelope
 from ._auth import check_key, key_from_envelope_dsn, key_from_request
-from ._decode import decode_content, decode_raven_body, read_body
+from ._decode import decode_content, decode_raven_body, is_compressed, read_body
 from ._errors import Rejected
 from ._records import (
     EventRecord,
@@ -28,6 +29,11 @@ from ._store import StoreError
 logger = logging.getLogger("errlink.collector")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+INGEST_ROUTES = frozenset({"ingest-envelope", "ingest-store"})
+# Bodies up to this size are decoded and parsed on the loop; larger ones in a worker thread,
+# so one big request never stalls the others.
+_ON_LOOP_BYTES = 64 * 1024
+_T = TypeVar("_T")
 
 
 def add_ingest_routes(app: web.Application) -> None:
@@ -61,15 +67,48 @@ def _counted(handler: Handler) -> Handler:
 @_counted
 async def receive_envelope(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    settings = state.settings
     await _faults(request, state)
     project_id = _checked_project(request, state)
     presented_key = key_from_request(request.headers, request.query)
     if presented_key is not None:
-        check_key(presented_key, state.settings.public_key)
-    envelope = _parse_envelope(await _read_decoded_body(request, state))
+        check_key(presented_key, settings.public_key)
+    encoding = request.headers.get("Content-Encoding", "")
+    if presented_key is None and is_compressed(encoding):
+        # The envelope's own `dsn` is only readable after inflating, and nothing is inflated
+        # for a client that has not shown the key.
+        raise Rejected(
+            401,
+            "missing public key: a compressed envelope must carry it in the X-Sentry-Auth "
+            "header or ?sentry_key=",
+        )
+    body = await _read_body(request, state)
+    envelope = await _off_loop(
+        len(body),
+        lambda: _parse_envelope(decode_content(body, encoding, settings.max_decompressed_bytes)),
+    )
     if presented_key is None:
-        check_key(key_from_envelope_dsn(envelope.headers.get("dsn")), state.settings.public_key)
+        check_key(key_from_envelope_dsn(envelope.headers.get("dsn")), settings.public_key)
+    if len(envelope.items) > settings.max_envelope_items:
+        raise Rejected(
+            413,
+            f"envelope has {len(envelope.items)} items, more than the limit of "
+            f"{settings.max_envelope_items}",
+        )
 
+    batch, ignored = await _off_loop(len(body), lambda: _batch(envelope, project_id))
+    await _store(state, batch)
+    state.ignored_items.update(ignored)
+    event_id = envelope.headers.get("event_id")
+    if event_id is not None:
+        event_id = normalize_event_id(event_id, "envelope header")
+    elif batch.events:
+        event_id = batch.events[0].event_id
+    return web.json_response({"id": event_id} if event_id else {})
+
+
+def _batch(envelope: Envelope, project_id: str) -> tuple[WriteBatch, collections.Counter[str]]:
+    """What of the envelope is stored, and the types of the items that are not."""
     header_event_id = envelope.headers.get("event_id")
     if header_event_id is not None:
         header_event_id = normalize_event_id(header_event_id, "envelope header")
@@ -91,11 +130,7 @@ async def receive_envelope(request: web.Request) -> web.StreamResponse:
             )
         else:
             ignored[item.type] += 1
-
-    await _store(state, batch)
-    state.ignored_items.update(ignored)
-    event_id = header_event_id or (batch.events[0].event_id if batch.events else None)
-    return web.json_response({"id": event_id} if event_id else {})
+    return batch, ignored
 
 
 @_counted
@@ -104,19 +139,15 @@ async def receive_store(request: web.Request) -> web.StreamResponse:
     await _faults(request, state)
     project_id = _checked_project(request, state)
     check_key(key_from_request(request.headers, request.query), state.settings.public_key)
-    body = await _read_decoded_body(request, state)
-    if not body.strip():
-        raise Rejected(400, "empty store body")
-    if body.lstrip()[:1] != b"{":
-        body = decode_raven_body(body, state.settings.max_decompressed_bytes)
-    payload = _json(body, "store body")
+    body = await _read_body(request, state)
+    payload = await _off_loop(len(body), lambda: _store_payload(request, state, body))
     record = event_record(payload, project_id=project_id, fallback_event_id=None, where="event")
     await _store(state, WriteBatch(events=[record]))
     return web.json_response({"id": record.event_id})
 
 
 async def _faults(request: web.Request, state: CollectorState) -> None:
-    await state.faults.before_ingest(lambda: read_body(request, state.settings.max_body_bytes))
+    await state.faults.before_ingest(lambda: _read_body(request, state))
 
 
 def _checked_project(request: web.Request, state: CollectorState) -> str:
@@ -126,12 +157,41 @@ def _checked_project(request: web.Request, state: CollectorState) -> str:
     return project_id
 
 
-async def _read_decoded_body(request: web.Request, state: CollectorState) -> bytes:
+async def _read_body(request: web.Request, state: CollectorState) -> bytes:
     settings = state.settings
-    body = await read_body(request, settings.max_body_bytes)
-    return decode_content(
-        body, request.headers.get("Content-Encoding", ""), settings.max_decompressed_bytes
-    )
+    try:
+        return await asyncio.wait_for(
+            read_body(request, settings.max_body_bytes), settings.body_timeout
+        )
+    except asyncio.TimeoutError:
+        # Close the connection after the answer, without waiting for the rest (aiohttp would
+        # otherwise linger, reading the stalled body for several more seconds).
+        request.protocol.close()
+        request.content.feed_eof()
+        state.refusals.refused(
+            "slow-body",
+            "refused a request whose body did not arrive within %gs",
+            settings.body_timeout,
+        )
+        raise Rejected(
+            408, f"the request body did not arrive within {settings.body_timeout:g}s"
+        ) from None
+
+
+async def _off_loop(size: int, work: Callable[[], _T]) -> _T:
+    if size <= _ON_LOOP_BYTES:
+        return work()
+    return await asyncio.to_thread(work)
+
+
+def _store_payload(request: web.Request, state: CollectorState, body: bytes) -> Any:
+    limit = state.settings.max_decompressed_bytes
+    body = decode_content(body, request.headers.get("Content-Encoding", ""), limit)
+    if not body.strip():
+        raise Rejected(400, "empty store body")
+    if body.lstrip()[:1] != b"{":
+        body = decode_raven_body(body, limit)
+    return _json(body, "store body")
 
 
 def _parse_envelope(body: bytes) -> Envelope:

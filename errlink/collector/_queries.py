@@ -8,6 +8,7 @@ connection so tests can inspect exactly the SQL the collector runs.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ _SUMMARY_COLUMNS = (
     "exception_type, exception_value, message, group_id"
 )
 _EVENT_COLUMNS = _SUMMARY_COLUMNS + ", payload"
+# The largest row id SQLite stores (a signed 64-bit integer).
+MAX_ROW_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,10 @@ class GroupCursor:
             cursor = cls(float(seen), int(group_id))
         except ValueError:
             return None
-        return cursor if sep and cursor.last_seen == cursor.last_seen else None  # no NaN
+        if not sep or not math.isfinite(cursor.last_seen):
+            return None
+        # A larger id would not fit SQLite's integers (and no group has one).
+        return cursor if 0 <= cursor.group_id <= MAX_ROW_ID else None
 
 
 # -- groups ---------------------------------------------------------------------------------
@@ -240,8 +246,15 @@ def _stored_event(row: tuple[Any, ...]) -> StoredEvent:
         exception_value=exception_value,
         message=message,
         group_id=group_id,
-        payload=json.loads(payload),
+        payload=stored_json(payload),
     )
+
+
+def stored_json(text: str) -> Any:
+    """A stored payload. NaN and Infinity are stored as strings since ingestion normalises them
+    (`_records`); older files may still hold them as numbers: they are read as strings too, so
+    what the read API sends is valid JSON."""
+    return json.loads(text, parse_constant=str)
 
 
 def _escape_like(text: str) -> str:

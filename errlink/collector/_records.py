@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,8 @@ def event_record(
     if payload.get("event_id") is None:
         payload["event_id"] = fallback_event_id or uuid.uuid4().hex
     event_id = normalize_event_id(payload["event_id"], where)
+    # First: it replaces NaN and Infinity in the payload, which the fields below are read from.
+    payload_json = _to_json(payload, where)
     exception_type, exception_value = _main_exception(payload.get("exception"))
     return EventRecord(
         event_id=event_id,
@@ -84,7 +87,7 @@ def event_record(
         exception_type=_indexed(exception_type),
         exception_value=_indexed(exception_value),
         message=_indexed(_message(payload)),
-        payload_json=_to_json(payload, where),
+        payload_json=payload_json,
         group=group_key(payload),
     )
 
@@ -146,8 +149,35 @@ def _safe_text(text: str) -> str:
 
 
 def _to_json(payload: dict[str, Any], where: str) -> str:
+    """The payload as strict JSON; NaN and Infinity (which Python's parser accepts) become the
+    strings "NaN", "Infinity" and "-Infinity", in `payload` too."""
     try:
-        # ASCII output keeps lone surrogates storable as escapes.
-        return json.dumps(payload, ensure_ascii=True, separators=(",", ":"))
+        return _strict_json(payload)
+    except ValueError:
+        pass
+    except RecursionError:
+        raise Rejected(400, f"{where} cannot be stored as JSON") from None
+    _replace_non_finite(payload)
+    try:
+        return _strict_json(payload)
     except (ValueError, RecursionError):
         raise Rejected(400, f"{where} cannot be stored as JSON") from None
+
+
+def _strict_json(payload: dict[str, Any]) -> str:
+    # ASCII output keeps lone surrogates storable as escapes.
+    return json.dumps(payload, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
+def _replace_non_finite(payload: dict[str, Any]) -> None:
+    # Iterative: a payload may be nested as deeply as the JSON parser allows.
+    pending: list[dict[Any, Any] | list[Any]] = [payload]
+    while pending:
+        node = pending.pop()
+        keys = list(node) if isinstance(node, dict) else range(len(node))
+        for key in keys:
+            value = node[key]
+            if isinstance(value, float) and not math.isfinite(value):
+                node[key] = "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+            elif isinstance(value, (dict, list)):
+                pending.append(value)

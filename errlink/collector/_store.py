@@ -2,17 +2,22 @@
 
 Writes go through one writer thread that commits whatever has queued up in a single transaction
 (group commit): a burst costs few commits, a lone event is committed at once, and the event loop
-only waits on a future. `write()` returns once the rows are committed, so anything acknowledged
-to a client is visible to every reader. Every event is filed into its group in the same
-transaction; retention prunes the oldest events after the commit, in its own transactions.
-Reads open their own short-lived connection (WAL lets them run beside the writer), so they work
-from any thread, even after the store is closed.
+only waits on a future. A large batch is written in slices: when requests arrive meanwhile, the
+slices so far are committed and those requests go next (so such a batch is not atomic: if a
+later slice fails, the earlier ones stay stored). `write()` returns once the rows are committed, so
+anything acknowledged to a client is visible to every reader. Every event is filed into its
+group in the same transaction; retention prunes the oldest events after the commit, in its own
+transactions. Reads open their own short-lived connection (WAL lets them run beside the writer),
+so they work from any thread, even after the store is closed.
+
+Once the file is found deleted, replaced or damaged (`_integrity`), the store is unusable: every
+write and read raises StoreError saying so, and ingestion answers 503 until a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import collections
 import logging
 import queue
 import sqlite3
@@ -20,16 +25,28 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import _queries
 from ._group_index import GroupIndex
+from ._integrity import (
+    FileIdentity,
+    StoreError,
+    WriterLock,
+    change_of,
+    damage,
+    damaged_message,
+    is_damage,
+    vanished_message,
+)
 from ._queries import EventSummary, GroupCursor, GroupFilter, StoredEvent, StoredGroup
-from ._records import ClientReportRecord, EventRecord, WriteBatch
+from ._records import WriteBatch
 from ._retention import Retention
 from ._schema import SchemaError, prepare_schema
+from ._writes import SLICE_ROWS, Part, Submission, batch_slices, insert_batch, settle, transaction
+
+__all__ = ["EventStore", "StoreError"]
 
 logger = logging.getLogger("errlink.collector")
 
@@ -39,28 +56,21 @@ _T = TypeVar("_T")
 _MAX_REQUESTS_PER_COMMIT = 1000
 
 
-class StoreError(RuntimeError):
-    """The database cannot be opened or used."""
-
-
-@dataclass(frozen=True)
-class _Submission:
-    batch: WriteBatch
-    received_at: float
-    loop: asyncio.AbstractEventLoop
-    done: asyncio.Future[None]
-
-
 _STOP = object()
 
 
 class EventStore:
     def __init__(self, path: Path, *, max_events: int | None = None) -> None:
         self.path = path
-        self._read_uri = path.absolute().as_uri() + "?mode=rw"
-        self._queue: queue.SimpleQueue[_Submission | object] = queue.SimpleQueue()
+        self._absolute = path.absolute()
+        self._read_uri = self._absolute.as_uri() + "?mode=rw"
+        self._queue: queue.SimpleQueue[Submission | object] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._connection: sqlite3.Connection | None = None
+        self._lock = WriterLock(self._absolute)
+        self._identity: FileIdentity | None = None
+        self._failure: str | None = None  # why the database cannot be used any more
+        self._failure_lock = threading.Lock()
         self._closed = False
         # Makes "not closed, so queue it" atomic with closing: nothing is queued after _STOP.
         self._closing_lock = threading.Lock()
@@ -71,10 +81,31 @@ class EventStore:
     def max_events(self) -> int | None:
         return self._retention.max_events
 
+    @property
+    def failure(self) -> str | None:
+        """Why the database cannot be used any more (deleted, replaced, damaged), or None."""
+        return self._failure
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create, check or migrate the schema and start the writer thread (blocking)."""
+        """Lock, check, create or migrate the database and start the writer thread (blocking).
+
+        Raises StoreError when another collector uses the file, or when it is damaged.
+        """
+        self._lock.acquire()
+        try:
+            connection = self._connect()
+        except BaseException:
+            self._lock.release()
+            raise
+        self._connection = connection
+        self._writer = threading.Thread(
+            target=self._write_loop, name="errlink-collector-writer", daemon=True
+        )
+        self._writer.start()
+
+    def _connect(self) -> sqlite3.Connection:
         try:
             connection = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30
@@ -82,19 +113,21 @@ class EventStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open event database {self.path}: {exc}") from None
         try:
+            problems = damage(connection)
+            if problems is not None:
+                raise StoreError(damaged_message(self.path, problems, running=False))
             _prepare(connection)
             self._retention.start(connection)
-        except (sqlite3.Error, SchemaError) as exc:
+            self._identity = FileIdentity.of(self._absolute)
+        except (sqlite3.Error, SchemaError, OSError) as exc:
             connection.close()
+            if isinstance(exc, sqlite3.Error) and is_damage(exc):
+                raise StoreError(damaged_message(self.path, str(exc), running=False)) from None
             raise StoreError(f"cannot use event database {self.path}: {exc}") from None
-        except StoreError:
+        except BaseException:
             connection.close()
             raise
-        self._connection = connection
-        self._writer = threading.Thread(
-            target=self._write_loop, name="errlink-collector-writer", daemon=True
-        )
-        self._writer.start()
+        return connection
 
     def close(self) -> None:
         """Commit what is queued, stop the writer thread and close its connection (blocking)."""
@@ -108,6 +141,37 @@ class EventStore:
             self._writer.join()
         if self._connection is not None:
             self._connection.close()
+        self._lock.release()
+
+    # -- the file's health -----------------------------------------------------------------
+
+    def _fail(self, message: str) -> str:
+        """Make the store unusable for `message`, logged once; returns the first failure."""
+        with self._failure_lock:
+            if self._failure is None:
+                self._failure = message
+                logger.error("%s", message)
+            return self._failure
+
+    def _usable(self) -> str | None:
+        """Why the store cannot be used (checking the file is still the one opened), or None."""
+        if self._failure is None and self._identity is not None:
+            change = change_of(self._absolute, self._identity)
+            if change is not None:
+                self._fail(vanished_message(self.path, change))
+        return self._failure
+
+    def _damaged(self, connection: sqlite3.Connection, exc: Exception) -> str | None:
+        """After an error: the failure when the file turns out damaged, else None."""
+        if not isinstance(exc, sqlite3.DatabaseError) or not is_damage(exc):
+            return None
+        try:
+            problems = damage(connection)
+        except sqlite3.Error as check_error:
+            problems = str(check_error)
+        if problems is None:
+            return None
+        return self._fail(damaged_message(self.path, problems, running=True))
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -118,49 +182,99 @@ class EventStore:
         with self._closing_lock:
             if self._closed or self._writer is None:
                 raise StoreError("the event store is not open")
-            self._queue.put(_Submission(batch, time.time(), loop, done))
+            if self._failure is not None:
+                raise StoreError(self._failure)
+            self._queue.put(Submission(batch, time.time(), loop, done))
         await done
 
     def _write_loop(self) -> None:
-        assert self._connection is not None
+        backlog: collections.deque[Part] = collections.deque()  # slices of large batches
         stopping = False
-        while not stopping:
-            pending: list[_Submission] = []
-            item = self._queue.get()
-            while True:
-                if isinstance(item, _Submission):
-                    pending.append(item)
-                else:
-                    stopping = True
-                    break
-                if len(pending) >= _MAX_REQUESTS_PER_COMMIT:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if pending:
-                outcomes = self._commit(pending)
+        while not stopping or backlog:
+            parts, stopping = self._queued_parts(backlog, stopping)
+            if parts or backlog:
+                self._write(parts, backlog)
+
+    def _queued_parts(
+        self, backlog: collections.deque[Part], stopping: bool
+    ) -> tuple[list[Part], bool]:
+        """The requests queued meanwhile: whole when small, else as slices into `backlog`."""
+        parts: list[Part] = []
+        rows = 0
+        wait = not backlog
+        while not stopping and len(parts) < _MAX_REQUESTS_PER_COMMIT and rows < SLICE_ROWS:
+            try:
+                item = self._queue.get() if wait else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            wait = False
+            if not isinstance(item, Submission):
+                stopping = True
+                break
+            slices = batch_slices(item.batch)
+            item.parts_left = len(slices)
+            if len(slices) == 1:
+                parts.append(Part(item, item.batch))
+                rows += len(item.batch.events) + len(item.batch.client_reports)
+            else:
+                backlog.extend(Part(item, piece) for piece in slices)
+        return parts, stopping
+
+    def _write(self, parts: list[Part], backlog: collections.deque[Part]) -> None:
+        failure = self._usable()
+        if failure is None:
+            parts, outcomes = self._commit(parts, backlog)
+            # Rows committed into a file that was deleted meanwhile are lost: refuse them too.
+            failure = self._usable()
+            if failure is None:
                 # Before answering, so a client never sees more than max_events stored.
                 self._prune()
-                _settle(pending, outcomes)
+        if failure is not None:
+            parts += backlog
+            backlog.clear()
+            outcomes = [StoreError(failure) for _ in parts]
+        settle(parts, outcomes)
 
-    def _commit(self, pending: list[_Submission]) -> list[BaseException | None]:
+    def _commit(
+        self, parts: list[Part], backlog: collections.deque[Part] | None = None
+    ) -> tuple[list[Part], list[BaseException | None]]:
+        """Commit `parts` and slices from `backlog`: one at least, more while no other request
+        waits (a commit per slice would make a large batch twice as slow when it is alone).
+        Returns what it wrote, with the outcome of each."""
         connection = self._connection
         assert connection is not None
+        # Slices are added one after the other only while no request waits for this commit.
+        greedy = not parts
+        parts = list(parts)
         try:
-            with _transaction(connection):
-                inserted = sum(_insert(connection, self._groups, s) for s in pending)
+            with transaction(connection):
+                inserted = sum(self._insert(part) for part in parts)
+                sliced = False
+                while backlog and (not sliced or (greedy and self._queue.empty())):
+                    part = backlog.popleft()
+                    if part.submission.failed:
+                        continue
+                    parts.append(part)
+                    inserted += self._insert(part)
+                    sliced = True
                 self._groups.flush(connection)
             self._retention.added(inserted)
-            return [None] * len(pending)
-        except Exception:
+            return parts, [None] * len(parts)
+        except Exception as exc:
             self._groups.discard()
-            if len(pending) == 1:
+            failure = self._damaged(connection, exc)
+            if failure is not None:
+                return parts, [StoreError(failure) for _ in parts]
+            if len(parts) == 1:
                 logger.exception("storing a batch failed")
-                return [StoreError("the event could not be stored")]
+                return parts, [StoreError("the event could not be stored")]
         # One bad batch must not sink the others that shared its transaction: retry alone.
-        return [self._commit([submission])[0] for submission in pending]
+        return parts, [self._commit([part])[1][0] for part in parts]
+
+    def _insert(self, part: Part) -> int:
+        assert self._connection is not None
+        received_at = part.submission.received_at
+        return insert_batch(self._connection, self._groups, part.batch, received_at)
 
     def _prune(self) -> None:
         assert self._connection is not None
@@ -173,6 +287,9 @@ class EventStore:
 
     @contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
+        failure = self._usable()
+        if failure is not None:
+            raise StoreError(failure)
         try:
             connection = sqlite3.connect(self._read_uri, uri=True, timeout=30)
         except sqlite3.Error as exc:
@@ -181,6 +298,9 @@ class EventStore:
             try:
                 yield connection
             except sqlite3.Error as exc:
+                failure = self._damaged(connection, exc)
+                if failure is not None:
+                    raise StoreError(failure) from None
                 raise StoreError(f"cannot read event database {self.path}: {exc}") from None
 
     def read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -196,7 +316,7 @@ class EventStore:
         """Every stored event payload, oldest first."""
         with self._reader() as db:
             rows = db.execute("SELECT payload FROM events ORDER BY id").fetchall()
-        return [json.loads(payload) for (payload,) in rows]
+        return [_queries.stored_json(payload) for (payload,) in rows]
 
     def list_events(self, *, limit: int, offset: int) -> list[StoredEvent]:
         """A page of stored events, newest first."""
@@ -246,7 +366,7 @@ class EventStore:
         """Every stored client report payload, oldest first."""
         with self._reader() as db:
             rows = db.execute("SELECT payload FROM client_reports ORDER BY id").fetchall()
-        return [json.loads(payload) for (payload,) in rows]
+        return [_queries.stored_json(payload) for (payload,) in rows]
 
     def count_client_reports(self) -> int:
         with self._reader() as db:
@@ -269,102 +389,3 @@ def _prepare(connection: sqlite3.Connection) -> None:
     # Committed data survives a crash of the process; only a power cut may lose the last commits.
     connection.execute("PRAGMA synchronous=NORMAL")
     prepare_schema(connection)
-
-
-@contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    connection.execute("BEGIN")
-    try:
-        yield
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
-
-
-def _insert(connection: sqlite3.Connection, groups: GroupIndex, submission: _Submission) -> int:
-    """Insert the submission's rows; returns how many events it stored."""
-    received_at = submission.received_at
-    for event in submission.batch.events:
-        group_id = groups.group_id(
-            connection, event.project_id, event.group, event.level, received_at
-        )
-        cursor = connection.execute(
-            "INSERT INTO events (received_at, project_id, event_id, level, environment, release, "
-            "exception_type, exception_value, message, payload, group_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*_event_row(received_at, event), group_id),
-        )
-        assert cursor.lastrowid is not None
-        groups.add_event(
-            group_id,
-            cursor.lastrowid,
-            seen_at=received_at,
-            level=event.level,
-            environment=event.environment,
-            key=event.group,
-        )
-    for report in submission.batch.client_reports:
-        _insert_client_report(connection, received_at, report)
-    return len(submission.batch.events)
-
-
-def _event_row(received_at: float, event: EventRecord) -> tuple[object, ...]:
-    return (
-        received_at,
-        event.project_id,
-        event.event_id,
-        event.level,
-        event.environment,
-        event.release,
-        event.exception_type,
-        event.exception_value,
-        event.message,
-        event.payload_json,
-    )
-
-
-def _insert_client_report(
-    connection: sqlite3.Connection, received_at: float, report: ClientReportRecord
-) -> None:
-    cursor = connection.execute(
-        "INSERT INTO client_reports (received_at, project_id, payload) VALUES (?, ?, ?)",
-        (received_at, report.project_id, report.payload_json),
-    )
-    connection.executemany(
-        "INSERT INTO discarded_events (report_id, reason, category, quantity) VALUES (?, ?, ?, ?)",
-        [(cursor.lastrowid, d.reason, d.category, d.quantity) for d in report.discards],
-    )
-
-
-def _settle(pending: list[_Submission], outcomes: list[BaseException | None]) -> None:
-    """Resolve the waiting futures on their loops, one wake-up per loop."""
-    by_loop: dict[
-        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]
-    ]
-    by_loop = {}
-    for submission, outcome in zip(pending, outcomes, strict=True):
-        by_loop.setdefault(submission.loop, []).append((submission.done, outcome))
-    for loop, results in by_loop.items():
-        _call_soon(loop, results)
-
-
-def _call_soon(
-    loop: asyncio.AbstractEventLoop,
-    results: list[tuple[asyncio.Future[None], BaseException | None]],
-) -> None:
-    try:
-        loop.call_soon_threadsafe(_resolve, results)
-    except RuntimeError:  # the loop is closed: nobody is waiting any more
-        pass
-
-
-def _resolve(results: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
-    for future, error in results:
-        if future.done():  # the request was cancelled while its batch was being committed
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)

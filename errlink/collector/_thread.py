@@ -93,6 +93,10 @@ class CollectorThread(FaultKnobs):
         return self.collector.dsn
 
     @property
+    def public_key(self) -> str:
+        return self.collector.public_key
+
+    @property
     def url(self) -> str:
         return self.collector.url
 

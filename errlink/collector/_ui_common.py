@@ -35,7 +35,8 @@ Page = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def page_errors(handler: Page) -> Page:
-    """Answer a missing object with a 404 page, and an unreadable database with a 503 page."""
+    """Answer a missing object with a 404 page, and an unusable database (unreadable, deleted,
+    damaged) with a 503 page saying why."""
 
     @functools.wraps(handler)
     async def answering(request: web.Request) -> web.StreamResponse:
@@ -44,7 +45,7 @@ def page_errors(handler: Page) -> Page:
         except NotFound as missing:
             return error_page(404, missing.heading, missing.text)
         except StoreError as exc:
-            return error_page(503, "The event database cannot be read", str(exc))
+            return error_page(503, "The event database cannot be used", str(exc))
 
     return answering
 

@@ -172,7 +172,8 @@ async def test_store_endpoint_takes_raven_base64_zlib(
     body = base64.b64encode(zlib.compress(json.dumps(event).encode()))
     raven_auth = (
         "Sentry sentry_version=6, sentry_client=raven-python/6.10.0, "
-        "sentry_timestamp=1700000000, sentry_key=errlink, sentry_secret=s3cret"
+        f"sentry_timestamp=1700000000, sentry_key={Dsn.parse(collector.dsn).public_key}, "
+        "sentry_secret=s3cret"
     )
     headers = {"X-Sentry-Auth": raven_auth, "Content-Type": "application/octet-stream"}
     status, answer = await post(
@@ -258,7 +259,11 @@ async def test_key_may_come_from_query_or_envelope_dsn(
 ) -> None:
     by_query, by_dsn = new_event(), new_event()
     status, _ = await post(
-        session, collector, event_envelope(by_query), query="sentry_key=errlink", with_auth=False
+        session,
+        collector,
+        event_envelope(by_query),
+        query=f"sentry_key={Dsn.parse(collector.dsn).public_key}",
+        with_auth=False,
     )
     assert status == 200
     status, _ = await post(

@@ -28,7 +28,7 @@ REQUEST_TIMEOUT = 20.0
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorThread]:
     path: Path = tmp_path_factory.mktemp("fuzz-collector") / "c.db"
-    with CollectorThread(db_path=path, max_body_bytes=64 * 1024) as started:
+    with CollectorThread(db_path=path, public_key="errlink", max_body_bytes=64 * 1024) as started:
         yield started
 
 
