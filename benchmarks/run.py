@@ -320,6 +320,39 @@ def _per_request_row(row: dict[str, Any]) -> list[str]:
     return [scenario, variant, rate, ratio, "; ".join(added)]
 
 
+def bench_hostile(sink: Sink, s: Settings) -> list[list[str]]:
+    """Memory with a hostile server (huge and endless answers, a server that never answers)."""
+    rows = []
+    for server, sdk, peak, growth, held, notes in _table_rows("benchmarks.bench_hostile", s):
+        figure = f"peak RSS +{peak}" if not growth else f"RSS +{growth}"
+        rows.append([f"hostile server ({server})", sdk, figure, held, notes])
+    return rows
+
+
+def bench_scan(sink: Sink, s: Settings) -> list[list[str]]:
+    """Capture cost with 100 KB of digit-heavy text in locals, against the same with letters."""
+    return [
+        [f"100 KB of text in locals ({text})", sdk, f"{us} µs/capture", f"{ratio} vs letters", ""]
+        for text, sdk, us, ratio in _table_rows("benchmarks.bench_scan", s)
+    ]
+
+
+def _table_rows(module: str, s: Settings) -> list[list[str]]:
+    """The rows of the Markdown table a benchmark module prints (header and rule left out)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *(["--quick"] if s.quick else [])],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} failed:\n{proc.stderr[-2000:]}")
+    table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in table[2:]]
+
+
 def _ratios(figures: dict[str, float], sdk: str) -> list[str]:
     if not sdk.startswith("errlink"):
         return [""]
@@ -335,6 +368,8 @@ SCENARIOS: dict[str, Callable[[Sink, Settings], list[list[str]]]] = {
     "startup": bench_startup,
     "floor": bench_floor,
     "per_request": bench_per_request,
+    "hostile": bench_hostile,
+    "scan": bench_scan,
 }
 
 

@@ -42,6 +42,8 @@ def test_quick_suite_produces_a_row_of_numbers_for_every_benchmark(tmp_path: Pat
         "import + init",
         "the floor",
         "per-request overhead",
+        "hostile server",
+        "100 KB of text in locals",
     }
     sdks = {row.split("|")[2].strip().split(" (")[0] for row in rows}
     assert {"errlink", "errlink-async", "sentry-sdk", "raven"} <= sdks
