@@ -69,7 +69,13 @@ def throughput(p: dict[str, Any]) -> dict[str, Any]:
     """A burst of n captures, then flush: the parent reads how many reached the sink."""
     from benchmarks._sdks import make
 
-    sdk = make(p["sdk"], p["dsn"], include_locals=True, queue_size=p.get("queue_size"))
+    sdk = make(
+        p["sdk"],
+        p["dsn"],
+        include_locals=True,
+        queue_size=p.get("queue_size"),
+        queue_max_bytes=p.get("queue_max_bytes"),
+    )
     exceptions = [raise_deep() for _ in range(p["n"])]
     if p["sdk"] == "errlink-async":
 

@@ -40,12 +40,21 @@ class Adapter:
 class ErrlinkSync(Adapter):
     name = "errlink"
 
-    def __init__(self, dsn: str, *, include_locals: bool, queue_size: int | None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        include_locals: bool,
+        queue_size: int | None,
+        queue_max_bytes: int | None = None,
+    ) -> None:
         import errlink
 
         options: dict[str, Any] = {"include_locals": include_locals, "shutdown_timeout": 2.0}
         if queue_size is not None:
             options["queue_size"] = queue_size
+        if queue_max_bytes is not None:
+            options["queue_max_bytes"] = queue_max_bytes
         self.client = errlink.init(
             dsn, logging_event_level=None, logging_breadcrumb_level=None, **options
         )
@@ -68,12 +77,21 @@ class ErrlinkAsync(Adapter):
 
     name = "errlink-async"
 
-    def __init__(self, dsn: str, *, include_locals: bool, queue_size: int | None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        include_locals: bool,
+        queue_size: int | None,
+        queue_max_bytes: int | None = None,
+    ) -> None:
         from errlink import AsyncClient
 
         options: dict[str, Any] = {"include_locals": include_locals, "shutdown_timeout": 2.0}
         if queue_size is not None:
             options["queue_size"] = queue_size
+        if queue_max_bytes is not None:
+            options["queue_max_bytes"] = queue_max_bytes
         self.client = AsyncClient(dsn, **options)
 
     def capture(self, exc: BaseException) -> None:
@@ -192,7 +210,12 @@ class RawPost(Adapter):
 
 
 def make(
-    name: str, dsn: str, *, include_locals: bool = True, queue_size: int | None = None
+    name: str,
+    dsn: str,
+    *,
+    include_locals: bool = True,
+    queue_size: int | None = None,
+    queue_max_bytes: int | None = None,
 ) -> Adapter:
     classes: dict[str, type[Adapter]] = {
         "errlink": ErrlinkSync,
@@ -201,7 +224,10 @@ def make(
         "raven": Raven,
         "raw-post": RawPost,
     }
-    return classes[name](dsn, include_locals=include_locals, queue_size=queue_size)  # type: ignore[call-arg]
+    options: dict[str, Any] = {"include_locals": include_locals, "queue_size": queue_size}
+    if queue_max_bytes is not None:  # errlink's alone
+        options["queue_max_bytes"] = queue_max_bytes
+    return classes[name](dsn, **options)
 
 
 def version_of(name: str) -> str:

@@ -39,7 +39,7 @@ from .prepare import BeforeSendAsync, Preparer
 from .queue import HandOver, Job, Wakeup
 from .ratelimit import RateLimits
 from .sender import SENDING, Sender
-from .sizing import estimate_size
+from .sizing import UNMEASURED_HEAD, estimate_size
 from .spill import CLOSE_GRACE, Spill
 from .stats import Stats
 
@@ -152,8 +152,8 @@ class Pipeline:
         Thread-safe; never blocks, awaits or raises. At most `queue_size` events, and about
         `queue_max_bytes` of them, are held at once (buffered or being sent); beyond that, and
         after `aclose`, the new event is dropped. `size_hint` is the event's size in bytes when
-        the caller knows it; otherwise it is estimated here (`sizing.py`), in a pass much
-        cheaper than the capture that built the event. Events submitted before `start` wait in
+        the caller knows it; otherwise it is estimated here (`sizing.py`) once a few items are
+        held, in a pass much cheaper than the capture that built the event. Events submitted before `start` wait in
         the buffer.
         """
         return self._submit(event_kind(event), event, size_hint)
@@ -164,7 +164,7 @@ class Pipeline:
 
     def _submit(self, kind: ItemKind, payload: Any, size_hint: int) -> bool:
         try:
-            if size_hint <= 0:
+            if size_hint <= 0 and self._handover.held >= UNMEASURED_HEAD:
                 size_hint = estimate_size(payload)
             job = Job(kind, payload, size_hint)
             accepted, held = self._handover.offer(job)

@@ -14,6 +14,10 @@ from __future__ import annotations
 import marshal
 from typing import Any
 
+# While fewer items than this are held (a server that keeps up), nothing is measured: capture
+# pays for the estimate only once a backlog builds, and the byte bound may be passed by at most
+# these few items.
+UNMEASURED_HEAD = 4
 # Roughly what one node adds to its JSON (separators, quotes, a number's digits).
 _NODE_BYTES = 4
 # Data nested without end (a cycle built by a hook) is cut off here and counted as huge.
