@@ -37,6 +37,17 @@ class Adapter:
         return {}
 
 
+def _errlink_options(
+    include_locals: bool, queue_size: int | None, queue_max_bytes: int | None
+) -> dict[str, Any]:
+    options: dict[str, Any] = {"include_locals": include_locals, "shutdown_timeout": 2.0}
+    if queue_size is not None:
+        options["queue_size"] = queue_size
+    if queue_max_bytes is not None:
+        options["queue_max_bytes"] = queue_max_bytes
+    return options
+
+
 class ErrlinkSync(Adapter):
     name = "errlink"
 
@@ -50,11 +61,7 @@ class ErrlinkSync(Adapter):
     ) -> None:
         import errlink
 
-        options: dict[str, Any] = {"include_locals": include_locals, "shutdown_timeout": 2.0}
-        if queue_size is not None:
-            options["queue_size"] = queue_size
-        if queue_max_bytes is not None:
-            options["queue_max_bytes"] = queue_max_bytes
+        options = _errlink_options(include_locals, queue_size, queue_max_bytes)
         self.client = errlink.init(
             dsn, logging_event_level=None, logging_breadcrumb_level=None, **options
         )
@@ -87,11 +94,7 @@ class ErrlinkAsync(Adapter):
     ) -> None:
         from errlink import AsyncClient
 
-        options: dict[str, Any] = {"include_locals": include_locals, "shutdown_timeout": 2.0}
-        if queue_size is not None:
-            options["queue_size"] = queue_size
-        if queue_max_bytes is not None:
-            options["queue_max_bytes"] = queue_max_bytes
+        options = _errlink_options(include_locals, queue_size, queue_max_bytes)
         self.client = AsyncClient(dsn, **options)
 
     def capture(self, exc: BaseException) -> None:

@@ -12,25 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from errlink._outbox.records import Removal, SpillRecord
+from errlink._outbox.records import Removal
 from errlink._outbox.schema import SCHEMA_VERSION
-from errlink._outbox.store import OutboxStore
 from tests._support import FakeClock
+from tests._support.outbox import TARGET, opened, record
 
-TARGET = "t1"
 DAY = 24 * 3600.0
-
-
-def record(n: int, category: str = "error") -> SpillRecord:
-    return SpillRecord(f"{n:032x}", "event", category, f'{{"n":{n}}}'.encode())
-
-
-def opened(path: Path, **kwargs: object) -> OutboxStore:
-    options: dict[str, object] = {"target": TARGET, "max_bytes": 10_000_000, "max_age": 3600.0}
-    options.update(kwargs)
-    store = OutboxStore(path, **options)  # type: ignore[arg-type]
-    store.open()
-    return store
 
 
 @pytest.fixture

@@ -12,23 +12,8 @@ import pytest
 
 from errlink._outbox.records import OutboxUnavailable, Removal, SpillRecord, outbox_target
 from errlink._outbox.schema import SCHEMA_VERSION
-from errlink._outbox.store import OutboxStore
 from tests._support import FakeClock
-
-TARGET = "t1"
-
-
-def record(n: int, size: int = 20, category: str = "error") -> SpillRecord:
-    payload = (f'{{"n":{n},"pad":"' + "x" * size + '"}').encode()
-    return SpillRecord(f"{n:032x}", "event", category, payload)
-
-
-def opened(path: Path, **kwargs: object) -> OutboxStore:
-    options: dict[str, object] = {"target": TARGET, "max_bytes": 10_000_000, "max_age": 3600.0}
-    options.update(kwargs)
-    store = OutboxStore(path, **options)  # type: ignore[arg-type]
-    store.open()
-    return store
+from tests._support.outbox import opened, record
 
 
 @pytest.fixture
