@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks._sdks import init_sentry_sdk_without_transport
 from benchmarks._workload import raise_deep
 from errlink import AsyncClient, TransportResponse
 from errlink._capture.scope import current_scope
@@ -91,28 +92,15 @@ def bench_errlink(rounds: int, per_round: int) -> dict[str, float]:
 
 
 def bench_sentry_sdk(rounds: int, per_round: int) -> dict[str, float]:
-    try:
-        import sentry_sdk
-        from sentry_sdk.transport import Transport
-    except ImportError:
-        return {}
-
-    class Sink(Transport):  # type: ignore[misc]
-        def capture_envelope(self, envelope: Any) -> None:
-            pass
-
-    results = {}
+    results: dict[str, float] = {}
     for include_locals in (True, False):
         suffix = "" if include_locals else ", locals off"
-        sentry_sdk.init(
-            dsn="http://k@127.0.0.1:1/1",
-            transport=Sink,
-            include_local_variables=include_locals,
-            default_integrations=False,
-        )
+        sentry_sdk = init_sentry_sdk_without_transport(include_local_variables=include_locals)
+        if sentry_sdk is None:
+            return {}
         raise_only = _median_us(lambda: raise_deep(10), rounds, per_round)
         results[f"sentry-sdk capture{suffix}"] = (
-            _median_us(lambda: sentry_sdk.capture_exception(raise_deep(10)), rounds, per_round)
+            _median_us(lambda s=sentry_sdk: s.capture_exception(raise_deep(10)), rounds, per_round)
             - raise_only
         )
         sentry_sdk.get_client().close(timeout=0)

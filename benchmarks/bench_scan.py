@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks._sdks import init_sentry_sdk_without_transport
 from benchmarks.bench_capture import NullTransport
 from errlink.sync import Client
 
@@ -95,17 +96,9 @@ def bench_errlink(texts: dict[str, str], rounds: int, per_round: int) -> dict[st
 
 
 def bench_sentry_sdk(texts: dict[str, str], rounds: int, per_round: int) -> dict[str, float]:
-    try:
-        import sentry_sdk
-        from sentry_sdk.transport import Transport
-    except ImportError:
+    sentry_sdk = init_sentry_sdk_without_transport()
+    if sentry_sdk is None:
         return {}
-
-    class Sink(Transport):  # type: ignore[misc]
-        def capture_envelope(self, envelope: Any) -> None:
-            pass
-
-    sentry_sdk.init(dsn="http://k@127.0.0.1:1/1", transport=Sink, default_integrations=False)
     results = {}
     for name, text in texts.items():
         exceptions = [_raise_with(text) for _ in range(rounds * per_round)]
