@@ -99,3 +99,108 @@ async def test_locals_full_of_numbers_reach_the_server_with_cards_filtered(
     assert frame_vars["card"] == FILTERED
     assert frame_vars["rows"][:2] == rows[:2]  # the numbers are kept as they are
     assert card not in json.dumps(event)
+
+
+def _card_dense(rng: random.Random, size: int) -> str:
+    """Random digits with a space or dash one character in 16: numbers of 16 digits on average,
+    many shaped like cards and one in ten or so passing the Luhn check."""
+    return "".join(rng.choice("0123456789" * 3 + " -") for _ in range(size))
+
+
+def _count_luhn_checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    checks: list[bytes] = []
+    luhn_valid = sensitive._luhn_valid
+
+    def counted(digits: bytes) -> bool:
+        checks.append(digits)
+        return luhn_valid(digits)
+
+    monkeypatch.setattr(sensitive, "_luhn_valid", counted)
+    return checks
+
+
+def _cards_left(value: object) -> list[str]:
+    """Texts in ``value`` that still hold a card, by the scan without any budget."""
+    texts = json.loads(json.dumps(value))
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for item in node.values():
+                walk(item)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, str) and sensitive.filter_card_numbers(node)[1]:
+            found.append(node)
+
+    walk(texts)
+    return found
+
+
+def test_text_dense_with_card_shaped_numbers_costs_a_bounded_number_of_checks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = random.Random(5)
+    rows = [_card_dense(rng, 1000) for _ in range(50)]
+    checks = _count_luhn_checks(monkeypatch)
+    for row in rows:
+        Scrubber().scrub_text(row)
+    unbounded = len(checks)
+    checks.clear()
+
+    meta: Meta = {}
+    result = Serializer(scrubber=Scrubber()).normalize_mapping({"rows": rows}, meta)
+
+    assert len(checks) * 10 < unbounded  # the budget, not the text, bounds the work
+    assert _cards_left(result) == []  # and nothing unchecked leaves
+    # The first rows were scanned number by number, the rest filtered whole (from their first
+    # digit to their last), all in `_meta`.
+    assert any(FILTERED in row and row.strip(" -") != FILTERED for row in result["rows"][:3])
+    assert all(row.strip(" -") == FILTERED for row in result["rows"][-40:])
+    start = result["rows"][-1].index(FILTERED)
+    assert meta["rows"]["49"] == {"": {"rem": [["!config", "s", start, start + len(FILTERED)]]}}
+
+
+def test_past_the_budget_single_numbers_and_plain_rows_are_still_checked_exactly() -> None:
+    rng = random.Random(6)
+    tree = {
+        "dense": [_card_dense(rng, 1000) for _ in range(10)],
+        "order_id": "4111111111111112",  # card-shaped, but fails the Luhn check
+        "card": "4111111111111111",
+        "row": "1234 5678 " * 20,  # a long run of short numbers
+        "line": "paid 12.50 with 4111 1111 1111 1111 on 2024-01-31",
+    }
+    result = Serializer(scrubber=Scrubber()).normalize_mapping(tree)
+    assert all(row.strip(" -") == FILTERED for row in result["dense"][-5:])  # budget spent
+    assert result["order_id"] == "4111111111111112"
+    assert result["card"] == FILTERED
+    assert result["row"] == "1234 5678 " * 20
+    assert result["line"] == f"paid 12.50 with {FILTERED} on 2024-01-31"
+
+
+async def test_frames_of_one_stack_trace_share_the_scan_budget(
+    collector: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(8)
+
+    def nested(depth: int, rows: list[str]) -> None:
+        if depth:
+            nested(depth - 1, [_card_dense(rng, 1000) for _ in range(5)])
+        raise ValueError("settlement failed")
+
+    checks = _count_luhn_checks(monkeypatch)
+    async with AsyncClient(collector.dsn) as client:
+        try:
+            nested(20, [])
+        except ValueError as exc:
+            await client.capture_exception(exc)
+        assert await client.flush(10)
+    (event,) = await collector.wait_for_events(1)
+    frames = event["exception"]["values"][0]["stacktrace"]["frames"]
+    # 100 KB of card-dense text over 20 frames: every frame holds some, the last ones whole
+    # [Filtered], and no card reached the server.
+    assert len([frame for frame in frames if frame.get("vars", {}).get("rows")]) == 20
+    assert [row.strip(" -") for row in frames[-2]["vars"]["rows"]] == [FILTERED] * 5
+    assert _cards_left(event) == []
+    assert len(checks) < 300

@@ -26,7 +26,7 @@ def repr_vars(mapping: Mapping[str, object], meta: Meta) -> dict[str, Any]:
 
 @pytest.fixture
 def frames() -> FrameExtractor:
-    return FrameExtractor(vars_normalizer=repr_vars, source_cache=SourceCache())
+    return FrameExtractor(vars_normalizers=lambda: repr_vars, source_cache=SourceCache())
 
 
 def caught(func: Any, *args: Any) -> BaseException:
@@ -278,7 +278,7 @@ def test_stacktrace_meta_lands_under_the_value_index() -> None:
         meta[""] = {"len": 1000}
         return {}
 
-    frames = FrameExtractor(vars_normalizer=trimming)
+    frames = FrameExtractor(vars_normalizers=lambda: trimming)
     meta: Meta = {}
     values = exception_values(caught(helpers.raise_from), frames=frames, meta=meta)
 

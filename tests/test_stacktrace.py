@@ -47,7 +47,7 @@ def assert_valid(stacktrace: dict[str, Any], meta: Meta | None = None) -> None:
 
 @pytest.fixture
 def extractor() -> FrameExtractor:
-    return FrameExtractor(vars_normalizer=repr_vars, source_cache=SourceCache())
+    return FrameExtractor(vars_normalizers=lambda: repr_vars, source_cache=SourceCache())
 
 
 @pytest.fixture
@@ -222,7 +222,7 @@ def test_source_cache_rereads_a_file_whose_mtime_or_size_changed(tmp_path: Path)
 def test_frames_show_the_edited_source_line(modules_dir: Path) -> None:
     path = write_module(modules_dir, "editable", "def boom():\n    raise KeyError('k')\n")
     tb = traceback_of(importlib.import_module("editable").boom)
-    extractor = FrameExtractor(vars_normalizer=None, source_cache=SourceCache(revalidate_after=0))
+    extractor = FrameExtractor(vars_normalizers=None, source_cache=SourceCache(revalidate_after=0))
 
     before = extractor.from_traceback(tb, {})["frames"][-1]
     path.write_text("def boom():\n    raise KeyError('the new line')\n", encoding="utf-8")
@@ -373,12 +373,14 @@ def test_in_app_include_and_exclude_match_dotted_module_prefixes(
     exclude: tuple[str, ...],
     expected: dict[str, bool],
 ) -> None:
-    extractor = FrameExtractor(vars_normalizer=None, in_app_include=include, in_app_exclude=exclude)
+    extractor = FrameExtractor(
+        vars_normalizers=None, in_app_include=include, in_app_exclude=exclude
+    )
     assert {name: in_app_of(extractor, packages[name]) for name in expected} == expected
 
 
 def test_in_app_include_overrides_the_library_path_rule() -> None:
-    including = FrameExtractor(vars_normalizer=None, in_app_include=["json"])
+    including = FrameExtractor(vars_normalizers=None, in_app_include=["json"])
     frames = including.from_traceback(traceback_of(json.loads, "{"), {})["frames"]
     assert all(frame["in_app"] for frame in frames if frame["module"].startswith("json."))
 
@@ -395,8 +397,8 @@ def test_locals_are_left_out_without_include_locals_or_a_normalizer() -> None:
 
     tb = traceback_of(helpers.call_chain, 3)
     for extractor in (
-        FrameExtractor(vars_normalizer=spy, include_locals=False),
-        FrameExtractor(vars_normalizer=None),
+        FrameExtractor(vars_normalizers=lambda: spy, include_locals=False),
+        FrameExtractor(vars_normalizers=None),
     ):
         frames = extractor.from_traceback(tb, {})["frames"]
         assert all("vars" not in frame for frame in frames)
@@ -409,7 +411,7 @@ def test_normalizer_meta_lands_under_the_frame_index() -> None:
             meta["fourth"] = {"": {"len": 99}}
         return dict.fromkeys(mapping, "...")
 
-    extractor = FrameExtractor(vars_normalizer=trimming)
+    extractor = FrameExtractor(vars_normalizers=lambda: trimming)
     meta: Meta = {}
     stacktrace = extractor.from_traceback(traceback_of(helpers.call_chain, 2), meta)
 
@@ -431,7 +433,7 @@ def test_a_raising_normalizer_only_costs_that_frame_its_vars() -> None:
             raise RuntimeError("cannot normalize")
         return {"ok": "yes"}
 
-    extractor = FrameExtractor(vars_normalizer=hostile)
+    extractor = FrameExtractor(vars_normalizers=lambda: hostile)
     frames = extractor.from_traceback(traceback_of(helpers.Account().withdraw, 100), {})["frames"]
 
     assert frames[0]["vars"] == {"ok": "yes"}
@@ -476,7 +478,7 @@ def test_recursion_error_keeps_the_oldest_and_newest_frames() -> None:
     while entry is not None:
         total, entry = total + 1, entry.tb_next
 
-    extractor = FrameExtractor(vars_normalizer=counting, source_cache=CountingCache())
+    extractor = FrameExtractor(vars_normalizers=lambda: counting, source_cache=CountingCache())
     meta: Meta = {}
     stacktrace = extractor.from_traceback(tb, meta)
     frames = stacktrace["frames"]
@@ -498,7 +500,7 @@ def test_recursion_error_keeps_the_oldest_and_newest_frames() -> None:
 
 
 def test_max_frames_is_configurable() -> None:
-    extractor = FrameExtractor(vars_normalizer=None, max_frames=4)
+    extractor = FrameExtractor(vars_normalizers=None, max_frames=4)
     stacktrace = extractor.from_traceback(traceback_of(helpers.call_chain, 10), {})
 
     assert len(stacktrace["frames"]) == 4
@@ -553,7 +555,7 @@ def test_from_stack_starts_at_the_given_frame_and_fills_meta() -> None:
         meta[""] = {"len": len(mapping)}
         return {}
 
-    extractor = FrameExtractor(vars_normalizer=trimming, max_frames=6)
+    extractor = FrameExtractor(vars_normalizers=lambda: trimming, max_frames=6)
     meta: Meta = {}
     here = sys._getframe()
     stacktrace = extractor.from_stack(here, meta, skip_modules=())
@@ -571,7 +573,7 @@ def test_from_stack_starts_at_the_given_frame_and_fills_meta() -> None:
 def test_errlinks_own_frames_are_never_in_app() -> None:
     from errlink._capture.stacktrace import FrameExtractor
 
-    extractor = FrameExtractor(vars_normalizer=None, include_locals=False)
+    extractor = FrameExtractor(vars_normalizers=None, include_locals=False)
     # errlink may be installed editable (outside site-packages): its module name decides.
     assert extractor._in_app("errlink._capture.core", "/work/src/errlink/_core.py") is False
     assert extractor._in_app("errlinkish.app", "/work/src/errlinkish/app.py") is True

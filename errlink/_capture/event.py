@@ -69,7 +69,7 @@ class EventBuilder:
             scrubber=self.scrubber,
         )
         self.frames = FrameExtractor(
-            vars_normalizer=self.serializer.normalize_mapping if options.include_locals else None,
+            vars_normalizers=self.serializer.mapping_normalizer if options.include_locals else None,
             include_locals=options.include_locals,
             in_app_include=options.in_app_include,
             in_app_exclude=options.in_app_exclude,

@@ -24,6 +24,7 @@ from .sensitive import (
     FILTERED,
     MIN_CARD_CHARS,
     KeyVerdicts,
+    ScanBudget,
     filter_card_numbers,
     normalize_key,
 )
@@ -93,10 +94,14 @@ class Scrubber:
             return text
         return self.scrub_text_spans(text)[0]
 
-    def scrub_text_spans(self, text: str) -> tuple[str, list[tuple[int, int]]]:
+    def scrub_text_spans(
+        self, text: str, budget: ScanBudget | None = None
+    ) -> tuple[str, list[tuple[int, int]]]:
         """Like `scrub_text`, also returning the ``(start, end)`` of each ``[Filtered]`` it wrote,
-        as positions in the returned text (the serializer records them in ``_meta``)."""
-        return filter_card_numbers(text)
+        as positions in the returned text (the serializer records them in ``_meta``).
+
+        ``budget``: see `filter_card_numbers`."""
+        return filter_card_numbers(text, budget)
 
     # -- query strings and forms ----------------------------------------------------------------
 

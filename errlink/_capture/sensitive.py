@@ -59,19 +59,30 @@ _MAX_CACHED_KEY_LEN = 256
 # which keeps millisecond timestamps and zero-padded ids (which start with 1 or 0) from being
 # taken for cards one time in ten. A card is not the tail of a number or of a decimal.
 #
-# The scan is linear, and nearly all of it runs in C (bytes.translate and bytes.find), so that
+# The scan is linear, and nearly all of it runs in C (bytes.translate, find and count), so that
 # text full of digits costs about what text full of letters does:
-# 1. a pre-filter: with the separators deleted, a card is 13 digits in a row; most texts have none;
-# 2. "chunks": digits joined by single separators, cut at anything else (letters, `.`, `,`, two
-#    separators in a row); only chunks of 13 digits or more are looked at;
-# 3. in a chunk, a number written without separators (one group of 13-19 digits) is checked;
-#    a card written in groups (`4111 1111 1111 1111`, `3782 822463 10005`) is checked only in a
-#    chunk of at most `_MAX_GROUPED_CHUNK` digits: a longer run of short numbers is data (ids,
-#    amounts, a row of a table), and checking every window of it would cost a Luhn check per group.
+# 1. a pre-filter: every card holds four digits in a row; most texts have none;
+# 2. "stretches": runs of digits and single or double separators, cut at anything else; only
+#    stretches of 13 digits or more are looked at;
+# 3. "chunks": a stretch cut at two separators in a row. In a chunk, a number written without
+#    separators (one group of 13-19 digits) is checked; a card written in groups
+#    (`4111 1111 1111 1111`, `3782 822463 10005`) is checked only in a chunk of at most
+#    `_MAX_GROUPED_CHUNK` digits: a longer run of short numbers is data (ids, amounts, a row of a
+#    table), and checking every window of it would cost a Luhn check per group. A stretch that is
+#    one such long chunk with no 13 digits in a row is known clean after a few C calls.
+#
+# Text dense with card-shaped numbers (many groups of 13 to 19 digits) still needs a look from
+# Python at each. A `ScanBudget` bounds that work for one value tree (a frame's locals,
+# `extra`...): once it is spent, a stretch that would need the look is filtered whole instead,
+# so the cost stays near that of plain text and nothing unchecked leaves.
 MIN_CARD_CHARS = 13
 _MIN_DIGITS = 13
 _MAX_DIGITS = 19
 _MAX_GROUPED_CHUNK = 40
+# A chunk (no two separators in a row) longer than this has more than `_MAX_GROUPED_CHUNK` digits.
+_LONG_CHUNK = 2 * _MAX_GROUPED_CHUNK + 1
+# Characters of stretches one value tree may scan in detail: room for ~100 card-shaped numbers.
+DETAILED_SCAN_CHARS = 2048
 # A card written in groups starts with a group of 4 digits (4-4-4-4, 4-6-5, 4-6-4, 4-4-4-4-3),
 # and its inner groups have at least 3: this bounds the windows tried at each group.
 _FIRST_GROUP = 4
@@ -84,6 +95,7 @@ _CLASSES = bytes.maketrans(_DIGITS + b" -" + _OTHER, b"0" * 10 + b"ss" + b"x" * 
 # Digits and separators alike become "0": finds the stretches that can hold a card.
 _STRETCHES = bytes.maketrans(_DIGITS + b" -" + _OTHER, b"0" * 12 + b"x" * len(_OTHER))
 _THIRTEEN = b"0" * _MIN_DIGITS
+_FOUR = b"0" * _FIRST_GROUP
 _DIGIT_CLASS = ord("0")
 _SPACES = bytes.maketrans(b"-", b" ")
 _CARD_FIRST = frozenset(b"23456")
@@ -101,6 +113,15 @@ def _luhn_valid(digits: bytes) -> bool:
 
 def normalize_key(key: str) -> str:
     return key.lower().translate(_SEPARATORS)
+
+
+class ScanBudget:
+    """Characters of digit chunks that one value tree may still scan in detail."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int = DETAILED_SCAN_CHARS) -> None:
+        self.left = left
 
 
 class KeyVerdicts(dict[str, bool]):
@@ -124,17 +145,29 @@ class KeyVerdicts(dict[str, bool]):
         return sensitive
 
 
-def filter_card_numbers(text: str) -> tuple[str, list[tuple[int, int]]]:
+def filter_card_numbers(
+    text: str, budget: ScanBudget | None = None
+) -> tuple[str, list[tuple[int, int]]]:
     """``text`` with every Luhn-valid card number replaced by ``[Filtered]``, and the
-    ``(start, end)`` of each ``[Filtered]`` written, as positions in the returned text."""
+    ``(start, end)`` of each ``[Filtered]`` written, as positions in the returned text.
+
+    ``budget``: shared by the values of one tree and spent here; once it is spent, a stretch of
+    digits that would need a closer look is filtered whole. Without one, every stretch is
+    looked at."""
     if type(text) is not str or len(text) < MIN_CARD_CHARS:
         return text, []
     # One byte per character (anything not ASCII becomes "?"), so positions carry over.
     raw = text.encode("ascii", "replace")
-    squeezed = raw.translate(_CLASSES, b" -")
-    if _THIRTEEN not in squeezed:
+    classes = raw.translate(_CLASSES)
+    if _FOUR not in classes:
         return text, []
-    cards = _find_cards(raw, len(squeezed))
+    cards: list[tuple[int, int]] = []
+    if b"x" in classes:
+        _cards_in_text(raw, classes, cards, budget)
+    elif b"s" in classes:  # numbers only (a row of ids, amounts): one stretch
+        _cards_in_stretch(raw, classes, 0, len(raw), cards, budget)
+    elif _is_card(raw, 0, len(raw)):  # one number
+        cards.append((0, len(raw)))
     if not cards:
         return text, []
     pieces: list[str] = []
@@ -153,23 +186,18 @@ def filter_card_numbers(text: str) -> tuple[str, list[tuple[int, int]]]:
     return "".join(pieces), spans
 
 
-def _find_cards(raw: bytes, unseparated: int) -> list[tuple[int, int]]:
-    """The ``(start, end)`` of every card in ``raw``, in order, not overlapping.
-
-    ``unseparated``: how many characters of ``raw`` are not separators."""
-    classes = raw.translate(_CLASSES)
-    cards: list[tuple[int, int]] = []
+def _cards_in_text(
+    raw: bytes, classes: bytes, cards: list[tuple[int, int]], budget: ScanBudget | None
+) -> None:
+    """Appends the ``(start, end)`` of every card in ``raw`` to ``cards``, in order."""
     size = len(raw)
-    if b"x" not in classes:  # numbers only (a row of ids, amounts): one stretch
-        _cards_in_stretch(raw, classes, 0, size, cards, unseparated)
-        return cards
     stretches = raw.translate(_STRETCHES)
     position = 0
     while True:
         # Searching from the start or from an "x" finds the first character of a stretch.
         start = stretches.find(_THIRTEEN, position)
         if start < 0:
-            return cards
+            return
         end = stretches.find(b"x", start)
         if end < 0:
             end = size
@@ -177,7 +205,7 @@ def _find_cards(raw: bytes, unseparated: int) -> list[tuple[int, int]]:
             if _is_card(raw, start, end):
                 cards.append((start, end))
         else:
-            _cards_in_stretch(raw, classes, start, end, cards)
+            _cards_in_stretch(raw, classes, start, end, cards, budget)
         position = end
 
 
@@ -197,22 +225,26 @@ def _cards_in_stretch(
     start: int,
     end: int,
     cards: list[tuple[int, int]],
-    digits: int = -1,
+    budget: ScanBudget | None,
 ) -> None:
-    """Cuts the stretch ``raw[start:end]`` of digits and separators into chunks.
-
-    ``digits``: how many digits the stretch holds, when the caller knows."""
+    """Cards in the stretch ``raw[start:end]`` of digits and separators."""
+    if classes.find(_THIRTEEN, start, end) < 0:  # then only cards written in groups
+        if end - start > _LONG_CHUNK and classes.find(b"ss", start, end) < 0:
+            return  # one chunk of short numbers, too long to be a card written in groups
+        if end - start - classes.count(b"s", start, end) < _MIN_DIGITS:
+            return
+    if budget is not None:
+        if budget.left <= 0:
+            cards.append((classes.find(b"0", start, end), classes.rfind(b"0", start, end) + 1))
+            return
+        budget.left -= end - start
     low = classes.find(b"0", start, end)
     while low >= 0:
         cut = classes.find(b"ss", low, end)
         high = end if cut < 0 else cut
         if classes[high - 1] != _DIGIT_CLASS:  # a single separator ends the stretch
             high -= 1
-        if cut >= 0 or digits < 0:
-            chunk_digits = high - low - classes.count(b"s", low, high)
-        else:  # the whole stretch is one chunk
-            chunk_digits = digits
-        digits = -1
+        chunk_digits = high - low - classes.count(b"s", low, high)
         if chunk_digits >= _MIN_DIGITS:
             if chunk_digits <= _MAX_GROUPED_CHUNK:
                 _cards_in_groups(raw, low, high, cards)

@@ -15,6 +15,8 @@ being the dict key or the list index as a string, annotations under the ``""`` k
 * a container deeper than ``max_depth``, replaced by a short repr: ``{"rem": [["!limit", "s"]]}``;
 * a value under a sensitive key: ``{"rem": [["!config", "s"]]}`` (the value becomes ``[Filtered]``);
 * a card number inside a string: ``["!config", "s", START, END]`` for the ``[Filtered]`` text.
+  Each call shares one `ScanBudget` among its strings; past it, a chunk of digits dense with
+  card-shaped numbers is filtered whole (same remark) rather than checked number by number.
 
 Bytes are decoded as UTF-8 (invalid sequences become U+FFFD) after slicing to
 ``max_value_length`` bytes; a ``len`` annotation then counts bytes, not characters.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable, Mapping
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +38,7 @@ from .reprs import (
     try_repr,
     without_surrogates,
 )
-from .sensitive import FILTERED, MIN_CARD_CHARS
+from .sensitive import FILTERED, MIN_CARD_CHARS, ScanBudget
 
 if TYPE_CHECKING:
     from .scrub import Scrubber
@@ -119,7 +122,7 @@ class Serializer:
     """Bounded, never-raising conversion of Python values to JSON-able data.
 
     One instance serves many threads: it holds configuration and caches only; the state of one
-    call travels in a ``walk`` list: ``[nodes_left, id(ancestor), id(ancestor)...]``. The
+    call travels in a ``walk`` list: ``[nodes_left, scan_budget, id(ancestor)...]``. The
     ancestors are the containers being walked, for cycle detection; they can never be mistaken
     for the small budget number because they are memory addresses.
     """
@@ -170,7 +173,9 @@ class Serializer:
         self._cyclic = self._cut(_CYCLIC)
         self._filtered = self._cut(FILTERED)
         self._is_sensitive: Callable[[str], bool] | None = None
-        self._scrub_spans: Callable[[str], tuple[str, list[tuple[int, int]]]] | None = None
+        self._scrub_spans: (
+            Callable[[str, ScanBudget | None], tuple[str, list[tuple[int, int]]]] | None
+        ) = None
         if scrubber is not None:
             self._is_sensitive = scrubber.sensitive_str_key
             self._scrub_spans = scrubber.scrub_text_spans
@@ -189,17 +194,22 @@ class Serializer:
         If ``meta`` is given, what was cut or filtered is recorded in it (see the module doc).
         """
         try:
-            return self._value(value, 1, [self.max_nodes - 1], meta)
+            return self._value(value, 1, [self.max_nodes - 1, ScanBudget()], meta)
         except Exception:
             return self._placeholder("unserializable", value)
 
     def normalize_mapping(
-        self, mapping: Mapping[Any, object], meta: Meta | None = None
+        self,
+        mapping: Mapping[Any, object],
+        meta: Meta | None = None,
+        budget: ScanBudget | None = None,
     ) -> dict[str, Any]:
-        """Like `normalize`, but always a dict (``{}`` when ``mapping`` is not a mapping)."""
+        """Like `normalize`, but always a dict (``{}`` when ``mapping`` is not a mapping).
+
+        ``budget``: for scanning text for card numbers, when several calls are to share one."""
         result: Any = None
         try:
-            walk = [self.max_nodes - 1]
+            walk: list[Any] = [self.max_nodes - 1, ScanBudget() if budget is None else budget]
             if type(mapping) is dict:
                 result = self._mapping(mapping, len(mapping), 1, walk, meta)
             else:
@@ -212,6 +222,11 @@ class Serializer:
             errors = _annotations(meta).setdefault("err", [])
             errors.append(["invalid_data", {"reason": "expected a mapping"}])
         return {}
+
+    def mapping_normalizer(self) -> Callable[[Mapping[Any, object], Meta], dict[str, Any]]:
+        """`normalize_mapping` for a group of mappings that share one card-scan budget (the
+        frames of one stack trace)."""
+        return partial(self.normalize_mapping, budget=ScanBudget())
 
     def safe_repr(self, value: object) -> str:
         """repr() bounded to ``max_value_length``; never raises, never builds the repr of a
@@ -244,16 +259,16 @@ class Serializer:
 
     # -- values ---------------------------------------------------------------------------------
 
-    def _value(self, value: Any, depth: int, walk: list[int], where: _Where) -> Any:
+    def _value(self, value: Any, depth: int, walk: list[Any], where: _Where) -> Any:
         value_type = type(value)
         if value_type is str:
             if len(value) <= self._fast_len and value.isascii():
                 return value
-            return self._text(value, where)
+            return self._text(value, where, -1, walk[1])
         if value_type is int:
             if -0x8000000000000000 <= value <= 0xFFFFFFFFFFFFFFFF:
                 return value
-            return self._big_int(value, where)
+            return self._big_int(value, where, walk[1])
         if value is None or value_type is bool or (value_type is float and value - value == 0.0):
             return value
         if value_type is dict:
@@ -263,7 +278,7 @@ class Serializer:
         return self._other(value, value_type, depth, walk, where)
 
     def _other(
-        self, value: Any, value_type: type, depth: int, walk: list[int], where: _Where
+        self, value: Any, value_type: type, depth: int, walk: list[Any], where: _Where
     ) -> Any:
         """Everything `_value` does not handle inline."""
         try:
@@ -281,29 +296,29 @@ class Serializer:
                 default_repr = object.__repr__(value)
                 if len(default_repr) <= self.max_value_length and default_repr.isascii():
                     return default_repr
-                return self._text(default_repr, where)
+                return self._text(default_repr, where, -1, walk[1])
             if kind == _KIND_REPR:
                 text = try_repr(value)
                 if text is None:
                     return self._placeholder("unrepresentable", value)
-                return self._text(text, where)
+                return self._text(text, where, -1, walk[1])
             if kind == _KIND_MAPPING:
                 return self._mapping(value, len(value), depth, walk, where)
             if kind == _KIND_SEQUENCE:
                 return self._sequence(value, len(value), depth, walk, where)
             if kind == _KIND_TEXT:
                 head = str.__getitem__(value, slice(0, self._window()))
-                return self._text(head, where, str.__len__(value))
+                return self._text(head, where, str.__len__(value), walk[1])
             if kind == _KIND_INT:
                 return self._value(int.__int__(value), depth, walk, where)
             if kind == _KIND_FLOAT:
                 return self._value(float.__float__(value), depth, walk, where)
-            return self._binary(value, where)
+            return self._binary(value, where, walk[1])
         except Exception:
             return self._placeholder("unrepresentable", value)
 
     def _mapping(
-        self, mapping: Mapping[Any, Any], length: int, depth: int, walk: list[int], where: _Where
+        self, mapping: Mapping[Any, Any], length: int, depth: int, walk: list[Any], where: _Where
     ) -> dict[str, Any] | str:
         if depth > self.max_depth:
             return self._too_deep(mapping, where)
@@ -336,7 +351,9 @@ class Serializer:
                     if len(item) <= fast_len and item.isascii():
                         result[key] = item
                     else:
-                        result[key] = self._text(item, None if where is None else (where, key))
+                        result[key] = self._text(
+                            item, None if where is None else (where, key), -1, walk[1]
+                        )
                 elif (
                     (item_type is int and -0x8000000000000000 <= item <= 0xFFFFFFFFFFFFFFFF)
                     or item is None
@@ -365,7 +382,7 @@ class Serializer:
         return result
 
     def _sequence(
-        self, sequence: Any, length: int, depth: int, walk: list[int], where: _Where
+        self, sequence: Any, length: int, depth: int, walk: list[Any], where: _Where
     ) -> list[Any] | str:
         if depth > self.max_depth:
             return self._too_deep(sequence, where)
@@ -426,7 +443,9 @@ class Serializer:
         """How much of a long text is looked at before cutting it."""
         return self._keep + _CARD_MARGIN
 
-    def _text(self, text: str, where: _Where, total: int = -1) -> str:
+    def _text(
+        self, text: str, where: _Where, total: int = -1, budget: ScanBudget | None = None
+    ) -> str:
         """``text`` cut to ``max_value_length``, made UTF-8 safe and scrubbed.
 
         ``total`` is the length of the original value when ``text`` is already a slice of it.
@@ -442,7 +461,7 @@ class Serializer:
             text = without_surrogates(text)
         cards: list[tuple[int, int]] = []
         if self._scrub_spans is not None and len(text) >= MIN_CARD_CHARS:
-            text, cards = self._scrub_spans(text)
+            text, cards = self._scrub_spans(text, budget)
         if not cut:
             if cards and where is not None:
                 _add_remarks(where, [["!config", "s", start, end] for start, end in cards])
@@ -459,7 +478,7 @@ class Serializer:
             _annotations(where)["len"] = total
         return result
 
-    def _binary(self, value: Any, where: _Where) -> str:
+    def _binary(self, value: Any, where: _Where, budget: ScanBudget | None) -> str:
         if type(value) is memoryview or isinstance(value, memoryview):
             view = value.cast("B") if value.ndim != 1 or value.format != "B" else value
             total = view.nbytes
@@ -467,13 +486,13 @@ class Serializer:
         else:
             total = len(value)
             head = value[: self.max_value_length]
-        return self._text(head.decode("utf-8", "replace"), where, total)
+        return self._text(head.decode("utf-8", "replace"), where, total, budget)
 
-    def _big_int(self, value: int, where: _Where) -> str:
+    def _big_int(self, value: int, where: _Where, budget: ScanBudget | None) -> str:
         bits = value.bit_length()
         if bits > MAX_INT_TEXT_BITS:
             return self._cut(f"<int of {bits} bits>")
-        return self._text(str(value), where)
+        return self._text(str(value), where, -1, budget)
 
     # -- reprs ----------------------------------------------------------------------------------
 

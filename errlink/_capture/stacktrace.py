@@ -19,10 +19,13 @@ from typing import Any, NamedTuple
 from .._log import INTERNAL, logger
 from .source import SourceCache, is_pseudo_filename
 
-__all__ = ["FrameExtractor", "Meta", "VarsNormalizer"]
+__all__ = ["FrameExtractor", "Meta", "VarsNormalizer", "VarsNormalizers"]
 
 Meta = dict[str, Any]
 VarsNormalizer = Callable[[Mapping[str, object], Meta], dict[str, Any]]
+# Called once per stack trace: the normalizer it returns serves all of the trace's frames, so that
+# they share one set of limits (such as the budget for scanning text for card numbers).
+VarsNormalizers = Callable[[], VarsNormalizer]
 
 _LIBRARY_DIR_NAMES = ("site-packages", "dist-packages")
 
@@ -96,14 +99,14 @@ class FrameExtractor:
     def __init__(
         self,
         *,
-        vars_normalizer: VarsNormalizer | None,
+        vars_normalizers: VarsNormalizers | None,
         include_locals: bool = True,
         in_app_include: Sequence[str] = (),
         in_app_exclude: Sequence[str] = (),
         max_frames: int = 100,
         source_cache: SourceCache | None = None,
     ) -> None:
-        self._vars_normalizer = vars_normalizer if include_locals else None
+        self._vars_normalizers = vars_normalizers if include_locals else None
         rules = [(prefix, True) for prefix in in_app_include if prefix]
         rules += [(prefix, False) for prefix in in_app_exclude if prefix]
         # Longest prefix first; for an equal prefix the include rule (True) sorts first.
@@ -168,8 +171,10 @@ class FrameExtractor:
     def _stacktrace(self, cut: _Cut, meta: Meta) -> dict[str, Any]:
         self._check_sys_path()
         frames_meta: Meta = {}
+        new_normalizer = self._vars_normalizers
+        normalizer = None if new_normalizer is None else new_normalizer()
         frames = [
-            self._frame(frame, lineno, str(index), frames_meta)
+            self._frame(frame, lineno, str(index), frames_meta, normalizer)
             for index, (frame, lineno) in enumerate(cut.frames)
         ]
         stacktrace: dict[str, Any] = {"frames": frames}
@@ -182,7 +187,12 @@ class FrameExtractor:
         return stacktrace
 
     def _frame(
-        self, frame: FrameType, lineno: int | None, index: str, frames_meta: Meta
+        self,
+        frame: FrameType,
+        lineno: int | None,
+        index: str,
+        frames_meta: Meta,
+        normalizer: VarsNormalizer | None,
     ) -> dict[str, Any]:
         code = frame.f_code
         f_globals = frame.f_globals
@@ -209,7 +219,6 @@ class FrameExtractor:
                 result["post_context"] = post
         result["in_app"] = location.in_app
 
-        normalizer = self._vars_normalizer
         if normalizer is not None:
             try:
                 f_locals = frame.f_locals

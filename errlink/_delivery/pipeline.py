@@ -153,8 +153,8 @@ class Pipeline:
         `queue_max_bytes` of them, are held at once (buffered or being sent); beyond that, and
         after `aclose`, the new event is dropped. `size_hint` is the event's size in bytes when
         the caller knows it; otherwise it is estimated here (`sizing.py`) once a few items are
-        held, in a pass much cheaper than the capture that built the event. Events submitted before `start` wait in
-        the buffer.
+        held, in a pass much cheaper than the capture that built the event. Events submitted
+        before `start` wait in the buffer.
         """
         return self._submit(event_kind(event), event, size_hint)
 
