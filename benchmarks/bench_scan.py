@@ -15,8 +15,9 @@ in two shapes at once:
 Texts: letters (the baseline), ``'1234 5678 '`` repeated, random numbers of 1-8 digits with
 spaces and dashes, and random digits with few separators (card-shaped numbers, the worst case).
 Each figure is the median µs per capture, errlink's sync client and sentry-sdk side by side,
-each with an in-memory transport; the ratio is digit-heavy / letters for the same SDK.
-Compare figures within one run (the machine is shared).
+each with an in-memory transport; the ratio is digit-heavy / letters for the same SDK. Rounds
+take turns between the texts, so that a noisy neighbour slows them alike; still, compare figures
+within one run (the machine is shared).
 """
 
 from __future__ import annotations
