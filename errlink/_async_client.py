@@ -14,6 +14,7 @@ from ._delivery.pipeline import Pipeline
 from ._face import ClientFace
 from ._log import INTERNAL, logger
 from ._options import Hint, build_options
+from ._task_errors import TaskErrorWatch
 
 if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
@@ -36,6 +37,8 @@ class AsyncClient(ClientFace):
         self._closed = False
         self._wrong_loop_logged = False
         self._token: Any = None
+        self._task_watch: TaskErrorWatch | None = None
+        self._watch_tasks()
 
     # -- public surface ---------------------------------------------------------------------------
 
@@ -111,6 +114,8 @@ class AsyncClient(ClientFace):
         if self._closed:
             return True
         self._closed = True
+        if self._task_watch is not None:
+            self._task_watch.uninstall()
         pipeline = self._core.pipeline
         if pipeline is None:
             return True
@@ -126,6 +131,7 @@ class AsyncClient(ClientFace):
         pipeline = self._core.pipeline
         if pipeline is not None and pipeline.loop is None and self.options.outbox is not None:
             pipeline.start()  # drain what an earlier run left in the outbox right away
+        self._watch_tasks()
         return self
 
     async def __aexit__(
@@ -150,6 +156,7 @@ class AsyncClient(ClientFace):
             return False
         if pipeline.loop is None:
             pipeline.start()
+            self._watch_tasks()
             return True
         if self._on_pipeline_loop():
             return True
@@ -163,6 +170,29 @@ class AsyncClient(ClientFace):
         pipeline = self._core.pipeline
         if pipeline is not None:
             await pipeline.pace()
+
+    def _watch_tasks(self) -> None:
+        """Report failures of tasks nobody awaited on the running loop, the pipeline's
+        (`_task_errors`)."""
+        pipeline = self._core.pipeline
+        if (
+            self._task_watch is not None
+            or self._closed
+            or pipeline is None
+            or not self.options.capture_task_errors
+        ):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # installed at the first use on a loop
+        if pipeline.loop is not None and loop is not pipeline.loop:
+            return
+        self._task_watch = TaskErrorWatch(loop, self._report_task_error)
+        self._task_watch.install()
+
+    def _report_task_error(self, exc: BaseException) -> None:
+        self.capture_exception_now(exc, handled=False, mechanism="asyncio")
 
     def _on_pipeline_loop(self) -> bool:
         pipeline = self._core.pipeline

@@ -48,6 +48,7 @@ class ClientOptions(TypedDict, total=False):
     before_breadcrumb: BeforeBreadcrumb | None
     ignore_errors: Iterable[type[BaseException] | str]
     include_locals: bool
+    capture_task_errors: bool
     send_default_pii: bool
     in_app_include: Iterable[str]
     in_app_exclude: Iterable[str]
@@ -85,6 +86,7 @@ class Options:
     before_breadcrumb: BeforeBreadcrumb | None = None
     ignore_errors: tuple[type[BaseException] | str, ...] = ()
     include_locals: bool = True
+    capture_task_errors: bool = True
     send_default_pii: bool = False
     in_app_include: tuple[str, ...] = ()
     in_app_exclude: tuple[str, ...] = ()
@@ -190,7 +192,14 @@ def _validate_values(values: dict[str, Any]) -> None:
         hook = values.get(name)
         if hook is not None and not callable(hook):
             raise TypeError(f"option {name!r} must be callable or None, not {type(hook).__name__}")
-    for name in ("include_locals", "send_default_pii", "debug", "attach_stacktrace", "verify_tls"):
+    for name in (
+        "include_locals",
+        "capture_task_errors",
+        "send_default_pii",
+        "debug",
+        "attach_stacktrace",
+        "verify_tls",
+    ):
         if name in values and not isinstance(values[name], bool):
             raise TypeError(f"option {name!r} must be True or False, not {values[name]!r}")
     values["ignore_errors"] = _ignore_errors(values.get("ignore_errors", ()))

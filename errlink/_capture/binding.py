@@ -8,7 +8,7 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .scope import Scope, install_scope, new_request_scope, restore_scope
+from .scope import Scope, TransactionName, install_scope, new_request_scope, restore_scope
 
 if TYPE_CHECKING:
     from .core import ClientCore
@@ -55,7 +55,7 @@ def request_scope(
     *,
     request: Mapping[str, Any] | None = None,
     user: Mapping[str, Any] | None = None,
-    transaction: str | None = None,
+    transaction: str | TransactionName | None = None,
     tags: Mapping[str, str] = _EMPTY,
     contexts: Mapping[str, Any] = _EMPTY,
     extra: Mapping[str, Any] = _EMPTY,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import islice
 from types import FrameType
 from typing import Any
@@ -196,6 +196,8 @@ class EventBuilder:
             event["level"] = level
         for name in ("transaction", "logger"):
             value = extra_fields.pop(name, None) or getattr(scope, name, None)
+            if callable(value):
+                value = _named_late(value, name, meta)
             if value:
                 text = _text_or_meta(value, name, meta)
                 if text is not None:
@@ -269,6 +271,15 @@ def _invalid(meta: Meta, name: str, reason: str) -> None:
     """Record in ``_meta`` that the field ``name`` was left out, the way Relay records it."""
     node = meta.setdefault(name, {}).setdefault("", {})
     node.setdefault("err", []).append(["invalid_data", {"reason": reason}])
+
+
+def _named_late(name_it: Callable[[], object], name: str, meta: Meta) -> object:
+    """The value of a field named once the request was routed (see `TransactionName`)."""
+    try:
+        return name_it()
+    except Exception:
+        _invalid(meta, name, "naming it raised")
+        return None
 
 
 def _text_or_meta(value: object, name: str, meta: Meta) -> str | None:

@@ -12,7 +12,7 @@ a logging level name), anything else is logged once on the `errlink` logger and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from itertools import islice
@@ -39,6 +39,11 @@ def _crumbs_from(values: list[dict[str, Any]]) -> _Crumb | None:
     return node
 
 
+# A transaction named once the request is routed: integrations whose framework routes inside the
+# app (Starlette, Litestar) give the scope this, called only if an event is captured.
+TransactionName = Callable[[], "str | None"]
+
+
 class Scope:
     __slots__ = (
         "_breadcrumbs",
@@ -59,7 +64,7 @@ class Scope:
         self.extra: Mapping[str, Any] = _EMPTY
         self.level: str | None = None
         self.fingerprint: tuple[str, ...] | None = None
-        self.transaction: str | None = None
+        self.transaction: str | TransactionName | None = None
         self.request: Mapping[str, Any] | None = None
         self._breadcrumbs: _Crumb | None = None
 
@@ -279,7 +284,7 @@ def push_breadcrumb(crumb: dict[str, Any], limit: int) -> None:
 def new_request_scope(
     request: Mapping[str, Any] | None,
     user: Mapping[str, Any] | None,
-    transaction: str | None,
+    transaction: str | TransactionName | None,
     tags: Mapping[str, str],
     contexts: Mapping[str, Any],
     extra: Mapping[str, Any],

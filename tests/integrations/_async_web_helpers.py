@@ -10,7 +10,7 @@ import aiohttp
 
 # Generous: the suite must pass on a loaded two-core machine.
 EVENT_TIMEOUT = 30.0
-CONCURRENT_REQUESTS = 100
+CONCURRENT_REQUESTS = 200
 
 # Headers every error test sends: each must come out scrubbed (or not at all) in the event.
 SENSITIVE_HEADERS = {
@@ -83,7 +83,7 @@ async def fetch_concurrently(base_url: str, path: str, count: int) -> list[tuple
 
 
 def assert_no_leakage(events: list[dict[str, Any]], count: int) -> None:
-    """Each event carries exactly its own request's tag, URL query and error message."""
+    """Each event carries exactly its own request's tag, extra, user, URL query and error."""
     assert len(events) == count
     seen = set()
     for event in events:
@@ -92,6 +92,7 @@ def assert_no_leakage(events: list[dict[str, Any]], count: int) -> None:
         assert newest_exception(event)["value"] == f"request {n} failed"
         assert set(event["tags"]) == {"n"}
         assert event.get("extra", {}).get("n") == int(n)
+        assert event["user"] == {"id": f"user-{n}"}
         seen.add(n)
     assert seen == {str(n) for n in range(count)}
 

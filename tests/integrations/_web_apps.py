@@ -10,8 +10,8 @@ Every app has the same routes:
 - ``GET /handled``: reports a caught error itself and answers ``{"event_id": ...}``;
 - ``GET /forbidden`` (403) and ``GET /unavailable`` (503), the framework's own way;
 - ``GET /moved``: a redirect to /ok; ``/missing`` matches no route (404);
-- ``GET /work?n=<n>``: tags and extra ``n``, waits at `State.barrier` until all concurrent
-  requests are in flight, then raises ``RuntimeError("request <n> failed")``;
+- ``GET /work?n=<n>``: tag, extra and user id from ``n``, waits at `State.barrier` until all
+  concurrent requests are in flight, then raises ``RuntimeError("request <n> failed")``;
 - ``GET /tag`` and ``GET /report``: the first leaves a tag, a user and a breadcrumb in its scope,
   the second reports a message; both note their connection in `State.connections`.
 
@@ -23,6 +23,7 @@ serves the same app without errlink.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import threading
 import uuid
@@ -111,6 +112,7 @@ def flask_app(state: State) -> Any:
         n = int(request.args["n"])
         errlink.set_tag("n", n)
         errlink.set_extra("n", n)
+        errlink.set_user({"id": f"user-{n}"})
         state.barrier.wait(EVENT_TIMEOUT)  # all requests are in flight, each with its own tags
         raise RuntimeError(f"request {n} failed")
 
@@ -217,6 +219,7 @@ def django_urlconf(state: State) -> type:
         n = int(request.GET["n"])
         errlink.set_tag("n", n)
         errlink.set_extra("n", n)
+        errlink.set_user({"id": f"user-{n}"})
         state.barrier.wait(EVENT_TIMEOUT)
         raise RuntimeError(f"request {n} failed")
 
@@ -346,6 +349,7 @@ def sanic_app(state: State, *, own_loop: bool = False) -> Any:
         n = int(request.args["n"][0])
         errlink.set_tag("n", n)
         errlink.set_extra("n", n)
+        errlink.set_user({"id": f"user-{n}"})
         await meet(state.barrier)
         raise RuntimeError(f"request {n} failed")
 
@@ -477,6 +481,7 @@ class WorkHandler(Handler):
         n = int(self.get_argument("n"))
         errlink.set_tag("n", n)
         errlink.set_extra("n", n)
+        errlink.set_user({"id": f"user-{n}"})
         await meet(self.state.barrier)
         raise RuntimeError(f"request {n} failed")
 
@@ -579,6 +584,7 @@ def aiohttp_app(state: State, **app_options: Any) -> Any:
         n = int(request.query["n"])
         errlink.set_tag("n", n)
         errlink.set_extra("n", n)
+        errlink.set_user({"id": f"user-{n}"})
         await meet(state.barrier)
         raise RuntimeError(f"request {n} failed")
 
@@ -627,10 +633,26 @@ async def serve_aiohttp(dsn: str | None, **options: Any) -> AsyncIterator[Served
         yield Served(base, None if ext is None else ext.client, "", state)
 
 
+def _served_by(module: str, function: str) -> Callable[..., AbstractAsyncContextManager[Served]]:
+    """`module.function` (a `serve_*` of the same shape, kept in a module of its own), imported
+    when first used."""
+
+    def serve(dsn: str | None, **options: Any) -> AbstractAsyncContextManager[Served]:
+        served: Callable[..., AbstractAsyncContextManager[Served]]
+        served = getattr(importlib.import_module(module), function)
+        return served(dsn, **options)
+
+    return serve
+
+
 SERVERS: dict[str, Callable[..., AbstractAsyncContextManager[Served]]] = {
     "flask": serve_flask,
     "django": serve_django,
     "sanic": serve_sanic,
     "tornado": serve_tornado,
     "aiohttp": serve_aiohttp,
+    "starlette": _served_by("_web_apps_starlette", "serve_starlette"),
+    "fastapi": _served_by("_web_apps_starlette", "serve_fastapi"),
+    "litestar": _served_by("_web_apps_litestar", "serve_litestar"),
+    "quart": _served_by("_web_apps_quart", "serve_quart"),
 }

@@ -1,4 +1,5 @@
-"""What every web integration (Flask, Django, Sanic, Tornado, aiohttp.web) promises, tested once.
+"""What every web integration (Flask, Django, Sanic, Tornado, aiohttp.web and the ASGI frameworks)
+promises, tested once.
 
 Each test runs against the same tiny app written for each framework (`_web_apps`), served by the
 real framework on 127.0.0.1 and reporting to errlink's collector on the test's loop. What differs
@@ -178,6 +179,11 @@ EXPECTED: dict[str, Expected] = {
             "missing": ("HTTPNotFound", "Not Found"),
         },
     ),
+    # -- ASGI: each entry is written with its adapter, in place of its marker line --
+    # <starlette>
+    # <fastapi>
+    # <litestar>
+    # <quart>
 }
 FRAMEWORKS = list(EXPECTED)
 WITH_STATUS_CODES_OPTION = [name for name in FRAMEWORKS if EXPECTED[name].status_codes_option]

@@ -1,0 +1,115 @@
+"""Errors of asyncio tasks nobody awaited, reported when they happen.
+
+An exception in a task that nothing awaits only reaches asyncio's "Task exception was never
+retrieved" log line, and only once the task is garbage-collected, which may be never. An
+`AsyncClient` watches its loop for these:
+
+- a task factory (chained to the one installed before, if any) adds a done callback to every
+  task. When a task ends with an exception, the callback waits `GRACE` seconds: an awaiter, a
+  `gather` or a `wait` caller that reads the result takes it within that time. If nobody did,
+  the exception is reported, with mechanism ``asyncio``, and left unretrieved, so that asyncio
+  still logs it as before;
+- the loop's exception handler (chained to the previous one, which still runs) reports the
+  exception of anything else the loop reports: an exception in a callback, a protocol, or a task
+  collected before the grace ended. The client's dedupe makes one event of each exception,
+  whichever path sees it first, and so does the logging handler, for asyncio's log line.
+
+`uninstall` puts the previous factory and handler back when they are still the loop's ones;
+otherwise ours stay in the chain as pass-throughs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any
+
+from ._log import INTERNAL, logger
+
+# Long enough for an awaiter woken by the task's end to read its result, even a caller of
+# `asyncio.wait` that looks at the finished set on its next step.
+GRACE = 0.05
+
+Report = Callable[[BaseException], object]
+TaskFactory = Callable[..., "asyncio.Future[Any]"]
+ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+
+
+class TaskErrorWatch:
+    """Reports failures of tasks nobody awaited on `loop`, through `report`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, report: Report) -> None:
+        self._loop = loop
+        self._report = report
+        self._active = False
+        self._previous_factory: TaskFactory | None = None
+        self._previous_handler: ExceptionHandler | None = None
+
+    def install(self) -> None:
+        loop = self._loop
+        self._previous_factory = loop.get_task_factory()
+        self._previous_handler = loop.get_exception_handler()
+        loop.set_task_factory(self._new_task)
+        loop.set_exception_handler(self._on_loop_error)
+        self._active = True
+
+    def uninstall(self) -> None:
+        """Restore what `install` replaced, unless something replaced it after us."""
+        self._active = False
+        loop = self._loop
+        if loop.is_closed():
+            return
+        if loop.get_task_factory() == self._new_task:
+            loop.set_task_factory(self._previous_factory)
+        if loop.get_exception_handler() == self._on_loop_error:
+            loop.set_exception_handler(self._previous_handler)
+
+    # -- the task factory -----------------------------------------------------------------------
+
+    def _new_task(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
+        **kwargs: Any,
+    ) -> asyncio.Future[Any]:
+        previous = self._previous_factory
+        if previous is not None:
+            task = previous(loop, coro, **kwargs)
+        else:
+            task = asyncio.Task(coro, loop=loop, **kwargs)
+        if self._active:
+            task.add_done_callback(self._on_task_done)
+        return task
+
+    def _on_task_done(self, task: asyncio.Future[Any]) -> None:
+        # `_log_traceback` is asyncio's own "nobody retrieved the exception yet" flag; reading it
+        # (unlike `exception()`) leaves the task as it is.
+        if self._active and getattr(task, "_log_traceback", False):
+            self._loop.call_later(GRACE, self._check, task)
+
+    def _check(self, task: asyncio.Future[Any]) -> None:
+        if not getattr(task, "_log_traceback", False):
+            return  # somebody took the exception meanwhile
+        exc = getattr(task, "_exception", None)
+        if isinstance(exc, BaseException):
+            self._safely_report(exc)
+
+    # -- the loop's exception handler -------------------------------------------------------------
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if self._active and isinstance(exc, Exception):
+            self._safely_report(exc)
+        previous = self._previous_handler
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    def _safely_report(self, exc: BaseException) -> None:
+        try:
+            self._report(exc)
+        except Exception:
+            logger.warning(
+                "errlink: could not report an asyncio task's error", exc_info=True, extra=INTERNAL
+            )

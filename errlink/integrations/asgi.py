@@ -1,0 +1,292 @@
+"""ASGI integration: any ASGI 3 application, and the base of the Starlette, FastAPI, Litestar and
+Quart adapters.
+
+Usage::
+
+    from errlink.integrations.asgi import ErrlinkMiddleware
+
+    app = ErrlinkMiddleware(app, dsn="https://key@sentry.example.com/1", environment="prod")
+
+- The `AsyncClient` is created on the server's loop when the lifespan starts, and flushed and
+  closed when it shuts down (a server that sends no lifespan: created at the first request).
+- Each HTTP request and WebSocket connection runs in a fresh scope bound to that client, whose
+  `request` (url, method, query string, headers, cookies only with ``send_default_pii``, body
+  within ``max_request_body_size``) is built only if an event is captured. The body is copied as
+  the app reads it, so the app's stream is untouched; an error before the app read it reads
+  what already arrived.
+- An exception escaping the app is reported (mechanism ``asgi``, unhandled) and re-raised for the
+  server. The transaction is the route the framework matched, read from the ASGI scope when an
+  event is captured (Starlette's ``route``, else the ``endpoint``).
+- Exceptions of asyncio tasks nobody awaited are reported too (see `AsyncClient`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ._async_web import AsyncWebIntegration, content_length, qualified_name
+from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES
+from ._lazy import LazyRequest, build_request
+from ._request import body_data, request_interface, to_text
+from ._sdk import INTERNAL, ClientCore, ClientOptions, Dsn, logger, request_scope
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["ASGIApp", "AsgiIntegration", "ErrlinkMiddleware", "Receive", "Scope", "Send"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# How long an error report waits for a request body that has not fully arrived.
+_BODY_WAIT = 0.1
+_SHUTDOWN = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
+
+
+class AsgiIntegration(AsyncWebIntegration):
+    """What an ASGI adapter shares: the client's lifetime and the per-connection scope.
+
+    `handle(app, scope, receive, send)` serves one ASGI call of `app`. Subclasses name the
+    integration (`name`, also the mechanism) and may override `name_transaction`.
+    """
+
+    name = "asgi"
+
+    def __init__(
+        self,
+        dsn: str | Dsn | None = None,
+        *,
+        capture_status_codes: Iterable[int] = DEFAULT_CAPTURE_STATUS_CODES,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        super().__init__(dsn, capture_status_codes, options)
+        self._stopped = False
+
+    # -- the client's lifetime --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the client on the running loop (once; never again after `aclose`)."""
+        if self.client is None and not self._stopped:
+            self.client = self.new_client()
+
+    async def aclose(self) -> None:
+        """Flush and close the client; connections served afterwards are left alone."""
+        self._stopped = True
+        client = self.client
+        if client is not None:
+            await client.aclose()
+
+    def core(self) -> ClientCore | None:
+        if self.client is None:
+            self.start()
+        return self.active_core()
+
+    # -- serving ----------------------------------------------------------------------------------
+
+    async def handle(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(app, scope, receive, send)
+            return
+        core = self.core() if kind == "http" or kind == "websocket" else None
+        if core is None:
+            await app(scope, receive, send)
+            return
+        try:
+            connection = AsgiConnection(scope, self.max_request_body_bytes)
+            lazy = LazyRequest(connection, request_data, self.max_request_body_bytes)
+            bound = request_scope(
+                core, request=lazy, transaction=functools.partial(self.name_transaction, scope)
+            )
+            app_receive = connection.copying(receive) if kind == "http" else receive
+        except Exception:
+            logger.warning(
+                "errlink: could not set up a request's scope", exc_info=True, extra=INTERNAL
+            )
+            await app(scope, receive, send)
+            return
+        with bound:
+            try:
+                await app(scope, app_receive, send)
+            except Exception as exc:
+                if self.should_report(exc):
+                    await self.report(exc, connection, receive)
+                raise
+
+    def should_report(self, exc: Exception) -> bool:
+        """Whether an exception escaping the app is reported (adapters filter HTTP errors)."""
+        return True
+
+    def name_transaction(self, scope: Scope) -> str | None:
+        """The route the framework matched, from what it wrote in the ASGI scope."""
+        path = getattr(scope.get("route"), "path", None)
+        if isinstance(path, str) and path:
+            return path
+        endpoint = scope.get("endpoint")
+        return qualified_name(endpoint) if endpoint is not None else None
+
+    async def report(
+        self, exc: BaseException, connection: AsgiConnection, receive: Receive | None = None
+    ) -> str | None:
+        """Report `exc` for `connection`, reading the rest of its body from `receive` first."""
+        try:
+            if receive is not None:
+                await connection.read_rest(receive)
+            data = build_request(request_data, connection, self.max_request_body_bytes)
+            return await self.capture_unhandled(exc, data, self.name_transaction(connection.scope))
+        except Exception:
+            logger.warning(
+                f"errlink: could not report an {self.name} error", exc_info=True, extra=INTERNAL
+            )
+            return None
+
+    async def _lifespan(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        async def receiving() -> Message:
+            message = await receive()
+            if message.get("type") == "lifespan.startup":
+                self.start()
+            return message
+
+        async def sending(message: Message) -> None:
+            if message.get("type") in _SHUTDOWN:
+                await self.aclose()
+            await send(message)
+
+        try:
+            await app(scope, receiving, sending)
+        finally:
+            if self.client is not None and not self._stopped:
+                await self.aclose()  # the app failed its lifespan after starting it
+
+
+class ErrlinkMiddleware(AsgiIntegration):
+    """Wraps an ASGI 3 `app`: ``ErrlinkMiddleware(app, dsn=..., **client options)``.
+
+    Also takes `capture_status_codes` (unused by the generic middleware, which sees no HTTP
+    exceptions; the framework adapters use it). `client` is the `AsyncClient` while it serves.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        dsn: str | Dsn | None = None,
+        *,
+        capture_status_codes: Iterable[int] = DEFAULT_CAPTURE_STATUS_CODES,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        super().__init__(dsn, capture_status_codes=capture_status_codes, **options)
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.handle(self.app, scope, receive, send)
+
+
+class AsgiHop:
+    """An ASGI middleware class for frameworks that build their own middleware stack
+    (``app.add_middleware(AsgiHop, errlink=integration)``): serves `app` through `errlink`."""
+
+    def __init__(self, app: ASGIApp, errlink: AsgiIntegration) -> None:
+        self.app = app
+        self.errlink = errlink
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.errlink.handle(self.app, scope, receive, send)
+
+
+class AsgiConnection:
+    """One HTTP request or WebSocket connection, with the part of its body the app has read."""
+
+    __slots__ = ("_chunks", "complete", "max_bytes", "scope", "size")
+
+    def __init__(self, scope: Scope, max_bytes: int | None) -> None:
+        self.scope = scope
+        self.max_bytes = max_bytes
+        self._chunks: list[bytes] = []
+        self.size = 0
+        self.complete = scope["type"] != "http"
+
+    def copying(self, receive: Receive) -> Receive:
+        """`receive`, keeping a copy of the body the app reads (within `max_bytes`)."""
+        if self.max_bytes == 0:
+            return receive
+
+        async def receive_and_copy() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                self._keep(message)
+            return message
+
+        return receive_and_copy
+
+    def _keep(self, message: Message) -> None:
+        body = message.get("body") or b""
+        if body and (self.max_bytes is None or self.size <= self.max_bytes):
+            self._chunks.append(bytes(body))
+        self.size += len(body)
+        if not message.get("more_body", False):
+            self.complete = True
+
+    async def read_rest(self, receive: Receive) -> None:
+        """After the app failed: the rest of a body it did not read, if it already arrived."""
+        declared = content_length(self.header(b"content-length"))
+        if self.complete or self.max_bytes == 0:
+            return
+        if self.max_bytes is not None and declared is not None and declared > self.max_bytes:
+            return  # described from its declared length
+        try:
+            while not self.complete and (self.max_bytes is None or self.size <= self.max_bytes):
+                message = await asyncio.wait_for(receive(), _BODY_WAIT)
+                if message.get("type") != "http.request":
+                    return
+                self._keep(message)
+        except Exception:  # not there in time, or the server has no more to give
+            return
+
+    def body(self) -> bytes | None:
+        return b"".join(self._chunks) if self.complete else None
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.scope.get("headers") or ():
+            if bytes(key).lower() == name:
+                return bytes(value)
+        return None
+
+
+def request_data(connection: AsgiConnection, max_bytes: int | None) -> dict[str, Any]:
+    """The protocol's `request` of an ASGI connection."""
+    scope = connection.scope
+    headers = scope.get("headers") or ()
+    websocket = scope["type"] == "websocket"
+    client = scope.get("client")
+    declared = content_length(connection.header(b"content-length"))
+    content_type = connection.header(b"content-type")
+    return request_interface(
+        url=_url(scope, connection.header(b"host"), websocket),
+        method="GET" if websocket else to_text(scope.get("method", "GET")),
+        query_string=to_text(scope.get("query_string") or b""),
+        headers=headers,
+        cookies=to_text(connection.header(b"cookie") or b"") or None,
+        data=body_data(
+            connection.body(),
+            content_type=None if content_type is None else to_text(content_type),
+            content_length=declared if declared is not None else connection.size or None,
+            max_bytes=max_bytes,
+        ),
+        remote_addr=to_text(client[0]) if client else None,
+    )
+
+
+def _url(scope: Scope, host: bytes | None, websocket: bool) -> str:
+    scheme = scope.get("scheme") or ("ws" if websocket else "http")
+    if host is not None:
+        authority = to_text(host)
+    else:
+        server = scope.get("server")
+        authority = f"{server[0]}:{server[1]}" if server else "localhost"
+    return f"{scheme}://{authority}{scope.get('path', '')}"
