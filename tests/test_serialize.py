@@ -559,3 +559,47 @@ def test_anything_becomes_bounded_json(value: object, scrub: bool) -> None:
     orjson.dumps(meta)
     assert all(len(text) <= MAX_VALUE_LENGTH for text in texts)
     orjson.dumps(texts)
+
+
+HEADER_PAIRS = [
+    (b"host", b"shop.example"),
+    (b"authorization", b"Bearer top-secret"),
+    ["Cookie", "sessionid=abc"],
+    ("X-Forwarded-For", "203.0.113.9"),
+    ("accept", "*/*"),
+]
+
+
+def test_header_pairs_in_locals_have_their_secrets_filtered() -> None:
+    meta: Meta = {}
+    result = Serializer(scrubber=Scrubber()).normalize({"headers": HEADER_PAIRS}, meta)
+    assert result["headers"] == [
+        ["host", "shop.example"],
+        ["authorization", "[Filtered]"],
+        ["Cookie", "[Filtered]"],
+        ["X-Forwarded-For", "[Filtered]"],  # the client's address: personal data
+        ["accept", "*/*"],
+    ]
+    assert meta["headers"]["1"] == {"1": {"": {"rem": [["!config", "s"]]}}}
+    with_pii = Serializer(scrubber=Scrubber(send_default_pii=True)).normalize(HEADER_PAIRS)
+    assert with_pii[3] == ["X-Forwarded-For", "203.0.113.9"]
+    assert with_pii[1] == ["authorization", "[Filtered]"]  # a secret all the same
+
+
+def test_an_asgi_scope_in_locals_keeps_neither_secrets_nor_the_client_address() -> None:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "path": "/orders",
+        "query_string": b"page=2&token=abc",
+        "client": ("203.0.113.9", 51000),
+        "headers": HEADER_PAIRS,
+    }
+    result = Serializer(scrubber=Scrubber()).normalize({"scope": scope})["scope"]
+    assert result["path"] == "/orders"
+    assert result["query_string"] == "page=2&token=%5BFiltered%5D"
+    assert result["client"] == "[Filtered]"
+    assert result["headers"][1] == ["authorization", "[Filtered]"]
+    assert scope["client"] == ("203.0.113.9", 51000)  # the app's own scope is left as it was
+    with_pii = Serializer(scrubber=Scrubber(send_default_pii=True)).normalize(scope)
+    assert with_pii["client"] == ["203.0.113.9", 51000]

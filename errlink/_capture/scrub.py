@@ -85,6 +85,30 @@ class Scrubber:
                 return False
         return self._verdicts[key]
 
+    def sensitive_pair_name(self, name: object) -> bool:
+        """Whether the value paired with `name` in a ``(name, value)`` pair is left out: a
+        sensitive key (an ASGI or HTTP header list in a frame's locals, say), or, without
+        ``send_default_pii``, a header naming the client's address."""
+        if type(name) is bytes:
+            name = name.decode("latin-1")
+        if type(name) is not str:
+            return False
+        if self._verdicts[name]:
+            return True
+        return not self.send_default_pii and normalize_key(name) in _CLIENT_IP_HEADERS
+
+    def scrub_asgi_scope(self, scope: Mapping[str, Any]) -> dict[str, Any]:
+        """An ASGI connection scope (a dict every ASGI app has in its locals) without the query
+        string's secrets and, without ``send_default_pii``, the client's address. Its headers
+        are pairs, filtered by the serializer (`sensitive_pair_name`)."""
+        safe = dict(scope)
+        query = safe.get("query_string")
+        if isinstance(query, bytes | str) and query:
+            safe["query_string"] = self.scrub_query_string(_as_text(query))
+        if not self.send_default_pii and "client" in safe:
+            safe["client"] = FILTERED
+        return safe
+
     # -- text -----------------------------------------------------------------------------------
 
     def scrub_text(self, text: str) -> str:

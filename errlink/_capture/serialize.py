@@ -56,6 +56,8 @@ _CYCLIC = "<cyclic>"
 _CARD_MARGIN = 40
 _LIMIT_REMARK = ["!limit", "s"]
 _FILTERED_REMARK = ["!config", "s"]
+# A (name, value) pair is a header only if its name is short.
+MAX_PAIR_NAME = 64
 
 
 def _meta_node(where: _Where) -> Meta:
@@ -86,6 +88,13 @@ def _add_remarks(where: _Where, remarks: list[list[Any]]) -> None:
         existing.extend(remarks)
 
 
+def _is_asgi_scope(mapping: Mapping[Any, Any]) -> bool:
+    try:
+        return type(mapping.get("asgi")) is dict and mapping.get("type") in ("http", "websocket")
+    except Exception:
+        return False
+
+
 # How a type that is not handled inline is turned into data; decided once per type.
 _KIND_REPR = 0  # repr() of the object, scrubbed
 _KIND_DEFAULT_REPR = 1  # object.__repr__: "<module.Type object at 0x...>", nothing to scrub
@@ -101,6 +110,8 @@ _KIND_CACHE_SIZE = 1024
 def _kind_of(value_type: type) -> int:
     if issubclass(value_type, enum.Enum):
         return _KIND_REPR  # `Color.RED` says more than its value
+    if getattr(value_type, "__errlink_repr_only__", False):
+        return _KIND_REPR  # errlink's own holders of unscrubbed data, met in frame locals
     if issubclass(value_type, str):
         return _KIND_TEXT
     if issubclass(value_type, int):
@@ -137,6 +148,7 @@ class Serializer:
         "_kinds",
         "_reprs",
         "_scrub_spans",
+        "_sensitive_pair",
         "max_breadth",
         "max_depth",
         "max_nodes",
@@ -176,9 +188,11 @@ class Serializer:
         self._scrub_spans: (
             Callable[[str, ScanBudget | None], tuple[str, list[tuple[int, int]]]] | None
         ) = None
+        self._sensitive_pair: Callable[[object], bool] | None = None
         if scrubber is not None:
             self._is_sensitive = scrubber.sensitive_str_key
             self._scrub_spans = scrubber.scrub_text_spans
+            self._sensitive_pair = scrubber.sensitive_pair_name
         # ASCII strings up to this length are copied as they are (shorter than any card number
         # when scrubbing).
         self._fast_len = (
@@ -325,6 +339,8 @@ class Serializer:
         mapping_id = id(mapping)
         if mapping_id in walk:
             return self._cyclic
+        if "asgi" in mapping and self.scrubber is not None and _is_asgi_scope(mapping):
+            mapping = self.scrubber.scrub_asgi_scope(mapping)
         take = length
         if take > self.max_breadth:
             take = self.max_breadth
@@ -389,6 +405,10 @@ class Serializer:
         sequence_id = id(sequence)
         if sequence_id in walk:
             return self._cyclic
+        if length == 2 and self._sensitive_pair is not None:
+            pair = self._filtered_pair(sequence, depth, walk, where)
+            if pair is not None:
+                return pair
         take = length
         if take > self.max_breadth:
             take = self.max_breadth
@@ -428,6 +448,25 @@ class Serializer:
         if length > take and where is not None:
             _annotations(where)["len"] = length
         return result
+
+    def _filtered_pair(
+        self, pair: Any, depth: int, walk: list[Any], where: _Where
+    ) -> list[Any] | None:
+        """``[name, "[Filtered]"]`` for a ``(name, value)`` pair whose name is sensitive (a
+        header list's entry); None for anything else."""
+        pair_type = type(pair)
+        if pair_type is not tuple and pair_type is not list:
+            return None
+        name = pair[0]
+        name_type = type(name)
+        if (name_type is not str and name_type is not bytes) or len(name) > MAX_PAIR_NAME:
+            return None
+        assert self._sensitive_pair is not None
+        if not self._sensitive_pair(name):
+            return None
+        if where is not None:
+            _add_remarks((where, "1"), [list(_FILTERED_REMARK)])
+        return [self._value(name, depth + 1, walk, None), self._filtered]
 
     def _key(self, key: object) -> str:
         if key is None:

@@ -22,6 +22,9 @@ class LazyMapping(Mapping[str, Any]):
     """A read-only mapping computed by `factory` on first use, then kept."""
 
     __slots__ = ("_data", "_factory")
+    # In a frame's locals (an integration's own frame), shown by its repr, not walked: what it
+    # holds is scrubbed as a request only when it becomes the event's `request`.
+    __errlink_repr_only__ = True
 
     def __init__(self, factory: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self._factory = factory
@@ -44,6 +47,9 @@ class LazyMapping(Mapping[str, Any]):
                 data = {}
             self._data = data
         return data
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
 
     def __getitem__(self, key: str) -> Any:
         return self._resolved()[key]

@@ -18,7 +18,8 @@ async def uvicorn_serving(app: Any, **config: Any) -> AsyncIterator[str]:
 
     sock = free_socket()
     port = sock.getsockname()[1]
-    settings = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False, **config)
+    config = {"lifespan": "on", "log_level": "warning", "access_log": False, **config}
+    settings = uvicorn.Config(app, **config)
     server = uvicorn.Server(settings)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve(sockets=[sock]))
