@@ -12,6 +12,7 @@ Every app has the same routes:
 - ``GET /moved``: a redirect to /ok; ``/missing`` matches no route (404);
 - ``GET /work?n=<n>``: tag, extra and user id from ``n``, waits at `State.barrier` until all
   concurrent requests are in flight, then raises ``RuntimeError("request <n> failed")``;
+- ``GET /spawn`` (async frameworks only): starts a task that fails and that nothing awaits;
 - ``GET /tag`` and ``GET /report``: the first leaves a tag, a user and a breadcrumb in its scope,
   the second reports a message; both note their connection in `State.connections`.
 
@@ -58,6 +59,18 @@ class Served:
 
 def fail_in_app(why: str) -> None:
     raise ValueError(f"boom: {why}")
+
+
+def start_unawaited_task() -> None:
+    """`/spawn` of the async apps: tags the scope, then starts a task that fails, and that
+    nothing awaits."""
+    errlink.set_tag("handler", "spawn")
+
+    async def fail_later() -> None:
+        await asyncio.sleep(0)
+        raise LookupError("nobody awaited me")
+
+    asyncio.get_running_loop().create_task(fail_later())
 
 
 # -- Flask -------------------------------------------------------------------------------------
@@ -365,6 +378,11 @@ def sanic_app(state: State, *, own_loop: bool = False) -> Any:
         errlink.capture_message("second request")
         return response.text("reported")
 
+    @app.get("/spawn")
+    async def spawn(request: Request) -> response.HTTPResponse:
+        start_unawaited_task()
+        return response.text("spawned")
+
     return app
 
 
@@ -415,6 +433,7 @@ def tornado_app(state: State) -> Application:
         (r"/work", WorkHandler),
         (r"/tag", TagHandler),
         (r"/report", ReportHandler),
+        (r"/spawn", SpawnHandler),
     ]
     return Application([(route, handler, {"state": state}) for route, handler in handlers])
 
@@ -498,6 +517,12 @@ class ReportHandler(Handler):
         self.state.connections.append(self.request.connection.stream)  # type: ignore[union-attr]
         errlink.capture_message("second request")
         self.write("reported")
+
+
+class SpawnHandler(Handler):
+    def get(self) -> None:
+        start_unawaited_task()
+        self.write("spawned")
 
 
 @asynccontextmanager
@@ -599,6 +624,11 @@ def aiohttp_app(state: State, **app_options: Any) -> Any:
         state.connections.append(request.transport)
         errlink.capture_message("second request")
         return web.Response(text="reported")
+
+    @routes.get("/spawn")
+    async def spawn(request: web.Request) -> web.Response:
+        start_unawaited_task()
+        return web.Response(text="spawned")
 
     app = web.Application(**app_options)
     app.add_routes(routes)

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator
@@ -85,10 +84,12 @@ async def test_the_client_lives_from_lifespan_startup_to_shutdown(
 ) -> None:
     async with serving(collector) as (base, middleware):
         client = middleware.client
-        assert client is not None and client.enabled  # created at startup, before any request
+        assert client is not None  # created at startup, before any request
+        assert client.enabled
         assert await fetch(session, "GET", f"{base}/note") == (200, b"fine")
         # Not flushed by the test: leaving shuts uvicorn down, and the lifespan flushes.
-    assert middleware.client is client and not client.enabled
+    assert middleware.client is client
+    assert not client.enabled
     [event] = await collector.wait_for_events(1, EVENT_TIMEOUT)
     assert event["logentry"]["formatted"] == "noted"
     assert event["request"]["url"] == f"{base}/note"
@@ -251,8 +252,11 @@ async def test_events_captured_just_before_sigterm_arrive(
     sock = free_socket()
     sock.listen()
     port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, str(script), collector.dsn, str(sock.fileno())],
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        collector.dsn,
+        str(sock.fileno()),
         pass_fds=[sock.fileno()],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
     )
@@ -262,11 +266,12 @@ async def test_events_captured_just_before_sigterm_arrive(
         assert status == 200
         process.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then raises the signal again to exit by it.
-        assert await asyncio.to_thread(process.wait, EVENT_TIMEOUT) in (0, -signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), EVENT_TIMEOUT) in (0, -signal.SIGTERM)
     finally:
         sock.close()
-        if process.poll() is None:
+        if process.returncode is None:
             process.kill()
+            await process.wait()
     events = await collector.wait_for_events(2, EVENT_TIMEOUT)
     assert sorted(event["logentry"]["formatted"] for event in events) == [
         "captured in the last request",
