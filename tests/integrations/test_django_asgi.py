@@ -77,3 +77,29 @@ async def test_async_view_error_is_captured_with_the_same_fields(sink: Any) -> N
     assert any('FROM "auth_user"' in q and "COUNT" in q.upper() for q in queries)
     logs = [c["message"] for c in crumbs if c["category"] == "shop"]
     assert logs == ["async order 5 for 1"]
+
+
+async def test_under_a_real_asgi_server_async_views_report_with_the_same_core(sink: Any) -> None:
+    # Django's own ASGI handler served by uvicorn, as in production: the errlink middleware stays
+    # async there, and reports through the process's default client like under WSGI.
+    import aiohttp
+    from _asgi_serving import uvicorn_serving
+    from django.core.asgi import get_asgi_application
+
+    with errlink_configured(dsn=sink.dsn) as client:
+        async with uvicorn_serving(get_asgi_application(), lifespan="off") as base:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"{base}/async/7/?page=2") as response:
+                    assert response.status == 500
+                async with session.get(f"{base}/hello/") as response:
+                    assert response.status == 200
+        assert await asyncio.to_thread(client.flush, FLUSH_TIMEOUT)
+
+    [event] = sink.events()
+    exc = event["exception"]["values"][-1]
+    assert (exc["type"], exc["value"]) == ("ValueError", "async order 7 failed")
+    assert (exc["mechanism"]["type"], exc["mechanism"]["handled"]) == ("django", False)
+    assert event["transaction"] == "async-order"
+    assert event["request"]["url"] == f"{base}/async/7/"
+    assert event["request"]["query_string"] == "page=2"
+    assert "django" in event["sdk"]["integrations"]
