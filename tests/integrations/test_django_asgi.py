@@ -87,12 +87,14 @@ async def test_under_a_real_asgi_server_async_views_report_with_the_same_core(si
     from django.core.asgi import get_asgi_application
 
     with errlink_configured(dsn=sink.dsn) as client:
-        async with uvicorn_serving(get_asgi_application(), lifespan="off") as base:
-            async with aiohttp.ClientSession() as session:
-                async with session.get(f"{base}/async/7/?page=2") as response:
-                    assert response.status == 500
-                async with session.get(f"{base}/hello/") as response:
-                    assert response.status == 200
+        async with (
+            uvicorn_serving(get_asgi_application(), lifespan="off") as base,
+            aiohttp.ClientSession() as session,
+        ):
+            async with session.get(f"{base}/async/7/?page=2") as response:
+                assert response.status == 500
+            async with session.get(f"{base}/hello/") as response:
+                assert response.status == 200
         assert await asyncio.to_thread(client.flush, FLUSH_TIMEOUT)
 
     [event] = sink.events()
