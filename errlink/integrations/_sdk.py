@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._async_client import AsyncClient
-from .._capture.binding import bind_client, current_client, request_scope
+from .._capture.binding import bind_client, bind_client_here, current_client, request_scope
 from .._capture.breadcrumbs import add_breadcrumb_dict
 from .._capture.core import ClientCore
 from .._capture.logs import EventHandler, level_number
@@ -39,6 +39,7 @@ __all__ = [
     "Options",
     "add_breadcrumb_dict",
     "bind_client",
+    "bind_client_here",
     "build_options",
     "current_client",
     "current_scope",

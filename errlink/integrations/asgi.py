@@ -9,6 +9,7 @@ Usage::
 
 - The `AsyncClient` is created on the server's loop when the lifespan starts, and flushed and
   closed when it shuts down (a server that sends no lifespan: created at the first request).
+  Module-level capture calls in the app's startup and shutdown code reach it.
 - Each HTTP request and WebSocket connection runs in a fresh scope bound to that client, whose
   `request` (url, method, query string, headers, cookies only with ``send_default_pii``, body
   within ``max_request_body_size``) is built only if an event is captured. The body is copied as
@@ -31,7 +32,15 @@ from ._async_web import AsyncWebIntegration, content_length, qualified_name
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES
 from ._lazy import LazyRequest, build_request
 from ._request import body_data, request_interface, to_text
-from ._sdk import INTERNAL, ClientCore, ClientOptions, Dsn, logger, request_scope
+from ._sdk import (
+    INTERNAL,
+    ClientCore,
+    ClientOptions,
+    Dsn,
+    bind_client_here,
+    logger,
+    request_scope,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -151,6 +160,10 @@ class AsgiIntegration(AsyncWebIntegration):
             message = await receive()
             if message.get("type") == "lifespan.startup":
                 self.start()
+                # Startup and shutdown code, and the tasks it starts, reach the client too.
+                core = self.active_core()
+                if core is not None:
+                    bind_client_here(core)
             return message
 
         async def sending(message: Message) -> None:

@@ -230,7 +230,8 @@ SERVER = textwrap.dedent(
                 message = await receive()
                 if message["type"] == "lifespan.shutdown":
                     # Captured after the last request: only the lifespan's flush can deliver it.
-                    await middleware.client.capture_message("said at shutdown")
+                    # A module-level call: the lifespan is bound to the middleware's client.
+                    errlink.capture_message("said at shutdown")
                 await send({"type": message["type"] + ".complete"})
                 if message["type"] == "lifespan.shutdown":
                     return
