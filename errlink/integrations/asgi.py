@@ -79,8 +79,12 @@ class AsgiIntegration(AsyncWebIntegration):
 
     # -- the client's lifetime --------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Create the client on the running loop (once; never again after `aclose`)."""
+    def start(self, *, again: bool = False) -> None:
+        """Create the client on the running loop: once, and after `aclose` only when `again`
+        (a new lifespan: the app is served once more, as tests do)."""
+        if again and self._stopped:
+            self._stopped = False
+            self.client = None
         if self.client is None and not self._stopped:
             self.client = self.new_client()
 
@@ -159,7 +163,7 @@ class AsgiIntegration(AsyncWebIntegration):
         async def receiving() -> Message:
             message = await receive()
             if message.get("type") == "lifespan.startup":
-                self.start()
+                self.start(again=True)
                 # Startup and shutdown code, and the tasks it starts, reach the client too.
                 core = self.active_core()
                 if core is not None:
