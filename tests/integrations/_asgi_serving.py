@@ -18,7 +18,15 @@ async def uvicorn_serving(app: Any, **config: Any) -> AsyncIterator[str]:
 
     sock = free_socket()
     port = sock.getsockname()[1]
-    config = {"lifespan": "on", "log_level": "warning", "access_log": False, **config}
+    # No proxy headers: uvicorn would otherwise take the client's address from X-Forwarded-For
+    # (the tests send one) for connections from 127.0.0.1.
+    config = {
+        "lifespan": "on",
+        "log_level": "warning",
+        "access_log": False,
+        "proxy_headers": False,
+        **config,
+    }
     settings = uvicorn.Config(app, **config)
     server = uvicorn.Server(settings)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
