@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from collections.abc import Mapping
 from types import TracebackType
@@ -33,7 +34,12 @@ class AsyncClient(ClientFace):
     """
 
     def __init__(self, dsn: str | Dsn | None = None, **options: Unpack[ClientOptions]) -> None:
-        self._core = assemble_core(build_options(dsn, options), start=_start_on_running_loop)
+        # Created on a running loop, the client belongs to it: a capture from one of its worker
+        # threads (a sync endpoint) starts the pipeline there, not nowhere.
+        home = _running_loop()
+        self._core = assemble_core(
+            build_options(dsn, options), start=functools.partial(_start_pipeline, home)
+        )
         self._closed = False
         self._wrong_loop_logged = False
         self._token: Any = None
@@ -214,10 +220,16 @@ class AsyncClient(ClientFace):
         return False
 
 
-def _start_on_running_loop(pipeline: Pipeline) -> None:
-    """On the loop running in this thread, if any; else stay buffered until then."""
+def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
-        loop = asyncio.get_running_loop()
+        return asyncio.get_running_loop()
     except RuntimeError:
-        return
-    pipeline.start(loop)
+        return None
+
+
+def _start_pipeline(home: asyncio.AbstractEventLoop | None, pipeline: Pipeline) -> None:
+    """On the client's home loop if it has one, else on the loop running in this thread, if
+    any; else stay buffered until then."""
+    loop = home if home is not None and not home.is_closed() else _running_loop()
+    if loop is not None:
+        pipeline.start(loop)

@@ -180,10 +180,99 @@ EXPECTED: dict[str, Expected] = {
         },
     ),
     # -- ASGI: each entry is written with its adapter, in place of its marker line --
-    # <starlette>
-    # <fastapi>
-    # <litestar>
-    # <quart>
+    "starlette": Expected(
+        mechanism="starlette",
+        package="starlette",
+        transactions={
+            "boom": "/boom",  # the route's path template
+            "echo": "/echo",
+            "order": "/orders/{{order_id:int}}",  # braces doubled: the names are formatted
+            "handled": "/handled",
+            "forbidden": "/forbidden",
+            "unavailable": "/unavailable",
+            "report": "/report",
+            "missing": None,  # no route matched
+        },
+        boom_in_app=["starlette_app.<locals>.boom", "fail_in_app"],
+        reported={
+            "forbidden": ("HTTPException", "403: members only"),
+            "unavailable": ("HTTPException", "503: try later"),
+            "missing": ("HTTPException", "404: Not Found"),
+        },
+    ),
+    "fastapi": Expected(
+        mechanism="fastapi",
+        package="fastapi",
+        transactions={
+            "boom": "/boom",  # the route's path template
+            "echo": "/echo",
+            "order": "/orders/{{order_id}}",  # braces doubled: the names are formatted
+            "handled": "/handled",
+            "forbidden": "/forbidden",
+            "unavailable": "/unavailable",
+            "report": "/report",
+            "missing": None,  # no route matched
+        },
+        boom_in_app=["fastapi_app.<locals>.boom", "fail_in_app"],
+        reported={
+            "forbidden": ("HTTPException", "403: members only"),
+            "unavailable": ("HTTPException", "503: try later"),
+            "missing": ("HTTPException", "404: Not Found"),
+        },
+    ),
+    "litestar": Expected(
+        mechanism="litestar",
+        package="litestar",
+        transactions={
+            "boom": "/boom",  # the route's path template
+            "echo": "/echo",
+            "order": "/orders/{{order_id}}",  # braces doubled: names are format strings
+            "handled": "/handled",
+            "forbidden": "/forbidden",
+            "unavailable": "/unavailable",
+            "report": "/report",
+            "missing": None,  # routing failed: no route to name the transaction after
+        },
+        boom_in_app=["litestar_app.<locals>.boom", "fail_in_app"],
+        reported={
+            "forbidden": ("PermissionDeniedException", "403: members only"),
+            "unavailable": ("ServiceUnavailableException", "503: try later"),
+            "missing": ("NotFoundException", "404: Not Found"),
+        },
+    ),
+    "quart": Expected(
+        mechanism="quart",
+        package="quart",
+        transactions={
+            "boom": "boom",
+            "echo": "echo",
+            "order": "order",
+            "handled": "handled",
+            "forbidden": "forbidden",
+            "unavailable": "unavailable",
+            "report": "report",
+            "missing": None,  # no route matched
+        },
+        boom_in_app=["quart_app.<locals>.boom", "fail_in_app"],
+        reported={
+            "forbidden": (
+                "Forbidden",
+                "403 Forbidden: You don't have the permission to access the requested resource."
+                " It is either read-protected or not readable by the server.",
+            ),
+            "unavailable": (
+                "ServiceUnavailable",
+                "503 Service Unavailable: The server is temporarily unable to service your"
+                " request due to maintenance downtime or capacity problems. Please try again"
+                " later.",
+            ),
+            "missing": (
+                "NotFound",
+                "404 Not Found: The requested URL was not found on the server. If you entered"
+                " the URL manually please check your spelling and try again.",
+            ),
+        },
+    ),
 }
 FRAMEWORKS = list(EXPECTED)
 WITH_STATUS_CODES_OPTION = [name for name in FRAMEWORKS if EXPECTED[name].status_codes_option]
