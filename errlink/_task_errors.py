@@ -12,7 +12,8 @@ retrieved" log line, and only once the task is garbage-collected, which may be n
 - the loop's exception handler (chained to the previous one, which still runs) reports the
   exception of anything else the loop reports: an exception in a callback, a protocol, or a task
   collected before the grace ended. The client's dedupe makes one event of each exception,
-  whichever path sees it first, and so does the logging handler, for asyncio's log line.
+  whichever path sees it first; the logging handler, whatever client it reports to, skips
+  asyncio's log line for an exception reported here.
 
 `uninstall` puts the previous factory and handler back when they are still the loop's ones;
 otherwise ours stay in the chain as pass-throughs.
@@ -24,6 +25,7 @@ import asyncio
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
+from ._capture.dedupe import mark_task_error_reported
 from ._log import INTERNAL, logger
 
 # Long enough for an awaiter woken by the task's end to read its result, even a caller of
@@ -109,6 +111,7 @@ class TaskErrorWatch:
     def _safely_report(self, exc: BaseException) -> None:
         try:
             self._report(exc)
+            mark_task_error_reported(exc)
         except Exception:
             logger.warning(
                 "errlink: could not report an asyncio task's error", exc_info=True, extra=INTERNAL

@@ -70,3 +70,20 @@ class SeenExceptions:
 
     def __len__(self) -> int:
         return len(self._refs)
+
+
+# An exception of an asyncio task nobody awaited, already reported by a client's task watch: the
+# line asyncio logs for it later ("Task exception was never retrieved") must not become a second
+# event, whichever client the logging handler reports to.
+_TASK_ERROR_MARK = "__errlink_task_error_reported__"
+
+
+def mark_task_error_reported(exc: BaseException) -> None:
+    try:
+        setattr(exc, _TASK_ERROR_MARK, True)
+    except Exception:
+        pass  # an exception refusing attributes: its log line may become an event of its own
+
+
+def task_error_reported(exc: BaseException) -> bool:
+    return getattr(exc, _TASK_ERROR_MARK, False) is True

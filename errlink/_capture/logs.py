@@ -21,6 +21,7 @@ from typing import Any
 
 from .binding import current_client
 from .breadcrumbs import add_breadcrumb_dict
+from .dedupe import task_error_reported
 
 _LEVELS = {
     logging.CRITICAL: "fatal",
@@ -107,6 +108,8 @@ class EventHandler(logging.Handler):
         message = _formatted(record)
         logentry = {"message": str(record.msg), "params": _params(record)}
         exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and record.name == "asyncio" and task_error_reported(exc):
+            return
         if exc is not None:
             fields["logentry"] = {**logentry, "formatted": message}
             core.capture_exception(exc, mechanism="logging", handled=True, **fields)

@@ -176,6 +176,50 @@ async def errlink_flush(middleware: Any) -> None:
     assert await middleware.client.flush(EVENT_TIMEOUT)
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_asyncios_own_log_line_for_the_task_is_not_a_second_event(
+    collector: Collector,
+) -> None:
+    async def fail() -> None:
+        await asyncio.sleep(0)
+        raise LookupError("nobody awaited me")
+
+    # The usual set-up of an app with both: `init()` hooks logging for the process (its client
+    # gets asyncio's log line), the web integration's AsyncClient watches the tasks.
+    default = errlink.init(collector.dsn)
+    seen = _Records()
+    asyncio_logger = logging.getLogger("asyncio")
+    asyncio_logger.addHandler(seen)
+    client = errlink.AsyncClient(collector.dsn)
+    try:
+        asyncio.get_running_loop().create_task(fail())
+        [event] = await collector.wait_for_events(1, EVENT_TIMEOUT)
+        for _ in range(100):  # until asyncio logged the collected task's exception
+            gc.collect()
+            if seen.records:
+                break
+            await asyncio.sleep(0.01)
+        [record] = seen.records
+        assert record.getMessage().startswith("Task exception was never retrieved")
+        assert await client.flush(EVENT_TIMEOUT)
+        assert await asyncio.to_thread(default.flush, EVENT_TIMEOUT)
+    finally:
+        asyncio_logger.removeHandler(seen)
+        await client.aclose()
+        await asyncio.to_thread(errlink.close, EVENT_TIMEOUT)
+    assert mechanism(event) == ("asyncio", False)
+    assert default.stats.captured == 0  # the log line carried an exception already reported
+    assert len(collector.events()) == 1
+
+
 async def test_the_loops_exception_handler_is_chained_and_given_back(collector: Collector) -> None:
     loop = asyncio.get_running_loop()
     seen: list[dict[str, Any]] = []
