@@ -65,23 +65,22 @@ async def get_event(request: web.Request) -> web.Response:
 
 
 async def get_stats(request: web.Request) -> web.Response:
-    """Counts of stored data, of client-reported drops and of answered ingestion requests."""
+    """What was stored, what was counted but not stored, what was refused, and the answers."""
     state = request.app[STATE]
-    store = state.store
-    events = await _read(store.count_events)
-    reports = await _read(store.count_client_reports)
-    totals = await _read(store.discarded_totals)
+    counts = await _read(state.store.stored_counts)
     return web.json_response(
         {
-            "events": events,
-            "client_reports": reports,
+            "events": counts.events,
+            "groups": counts.groups,
+            "client_reports": counts.client_reports,
             "discarded": [
                 {"reason": reason, "category": category, "quantity": quantity}
-                for (reason, category), quantity in totals.items()
+                for (reason, category), quantity in counts.discarded.items()
             ],
-            "discarded_total": sum(totals.values()),
-            "requests": {str(status): n for status, n in sorted(state.request_statuses.items())},
+            "discarded_total": sum(counts.discarded.values()),
             "ignored_items": dict(sorted(state.ignored_items.items())),
+            "refusals": state.refusals.summary(),
+            "requests": {str(status): n for status, n in sorted(state.request_statuses.items())},
         }
     )
 

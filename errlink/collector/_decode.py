@@ -1,7 +1,8 @@
 """Reading request bodies within size limits and undoing their compression.
 
 Every limit is enforced while reading or inflating, so an oversized body or a compression bomb
-is refused after at most `limit` bytes, never after materializing the whole thing.
+is refused after at most `limit` bytes (plus one bounded slice), never after materializing the
+whole thing. gzip and deflate come with Python; Brotli and Zstandard are in `_optional_codecs`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import zlib
 from aiohttp import web
 
 from ._errors import Rejected
+from ._optional_codecs import accepted_encodings, append_within, unbrotli, unzstd
 
 _INFLATE_STEP = 64 * 1024
 _FEED_STEP = 64 * 1024
@@ -27,6 +29,10 @@ _RAW_DEFLATE_WBITS = -zlib.MAX_WBITS
 _ZLIB_OR_GZIP_WBITS = 32 + zlib.MAX_WBITS
 
 
+class ClientDisconnected(Exception):
+    """The client closed the connection before its whole body arrived: there is no one to answer."""
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The raw request body; 413 as soon as it is known to exceed `limit` bytes."""
     declared = request.content_length
@@ -34,16 +40,20 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise Rejected(413, f"body of {declared} bytes exceeds the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise Rejected(413, f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise Rejected(413, f"body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ConnectionError:  # aiohttp's "Connection lost" once the client has gone
+        raise ClientDisconnected from None
     return b"".join(chunks)
 
 
 def decode_content(body: bytes, content_encoding: str, limit: int) -> bytes:
-    """Undo `Content-Encoding` (gzip, deflate, identity; several listed are undone in reverse)."""
+    """Undo `Content-Encoding` (gzip, deflate, br, zstd, identity; several listed are undone in
+    reverse)."""
     codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
     if len(codings) > MAX_CONTENT_CODINGS:
         raise Rejected(
@@ -56,8 +66,16 @@ def decode_content(body: bytes, content_encoding: str, limit: int) -> bytes:
             body = inflate(body, _GZIP_WBITS, limit, "gzip")
         elif coding == "deflate":
             body = inflate(body, _deflate_wbits(body), limit, "deflate")
+        elif coding == "br":
+            body = unbrotli(body, limit)
+        elif coding == "zstd":
+            body = unzstd(body, limit)
         else:
-            raise Rejected(415, f"unsupported Content-Encoding {coding!r} (use gzip or deflate)")
+            raise Rejected(
+                415,
+                f"unsupported Content-Encoding {coding!r:.40} (use gzip, deflate, br or zstd)",
+                headers={"Accept-Encoding": accepted_encodings()},
+            )
     if len(body) > limit:
         raise Rejected(413, f"body exceeds the limit of {limit} bytes")
     return body
@@ -126,9 +144,7 @@ def _inflate_stream(
             chunk = inflater.decompress(pending, _INFLATE_STEP)
         except zlib.error as exc:
             raise Rejected(400, f"invalid {what} data: {exc}") from None
-        if len(output) + len(chunk) > limit:
-            raise Rejected(413, f"decompressed body exceeds the limit of {limit} bytes")
-        output += chunk
+        append_within(output, chunk, limit)
         pending = inflater.unconsumed_tail
         more_output = len(chunk) == _INFLATE_STEP
     # At the end of the stream every input byte after it is in `unused_data`.

@@ -9,14 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ._grouping import exceptions_of, formatted_message, frames_of
+from ._exception_links import links, note_after
+from ._grouping import exceptions_of, formatted_message, frames_of, is_synthetic_message
 from ._html import Markup, html, join, json_text, value_text
 from ._templates import iso_time, level_badge, plural
-
-_CHAIN_NOTES = {
-    "__cause__": "The above exception was the direct cause of the following exception:",
-    "__context__": "During handling of the above exception, another exception occurred:",
-}
 
 
 def event_sections(payload: dict[str, Any]) -> Markup:
@@ -25,6 +21,7 @@ def event_sections(payload: dict[str, Any]) -> Markup:
         for section in (
             _message(payload),
             _exception_chain(payload),
+            _message_stack(payload),
             _breadcrumbs(payload),
             _request(payload),
             _mapping_section("User", payload.get("user"), "user"),
@@ -61,22 +58,47 @@ def _message(payload: dict[str, Any]) -> Markup:
 
 def _exception_chain(payload: dict[str, Any]) -> Markup:
     exceptions = exceptions_of(payload)
-    if not exceptions:
+    if not exceptions or is_synthetic_message(payload):
         return Markup("")
+    chain_links = links(exceptions)
     parts: list[Markup] = []
     for index, exception in enumerate(exceptions):
         if index > 0:
-            note = _CHAIN_NOTES.get(_mechanism_source(exceptions[index - 1]), "Then:")
+            note = note_after(index - 1, exceptions, chain_links[index - 1])
             parts.append(html('<p class="chain-note">{note}</p>', note=note))
         parts.append(_exception(exception))
     heading = "Exception" if len(exceptions) == 1 else "Exceptions (most recent last)"
     return html('<h2 id="exception">{heading}</h2>{parts}', heading=heading, parts=join(parts))
 
 
-def _mechanism_source(exception: dict[str, Any]) -> str:
-    mechanism = exception.get("mechanism")
-    source = mechanism.get("source") if isinstance(mechanism, dict) else None
-    return source if isinstance(source, str) else ""
+def _message_stack(payload: dict[str, Any]) -> Markup:
+    """The stack a message was sent from: a JavaScript SDK's synthetic exception, the current
+    thread's stack (sentry-python's `attach_stacktrace`), or a top-level `stacktrace`."""
+    if is_synthetic_message(payload):
+        holder: object = exceptions_of(payload)[0]
+    elif exceptions_of(payload):
+        return Markup("")
+    else:
+        holder = _current_thread(payload.get("threads")) or payload
+    if not isinstance(holder, dict) or not frames_of(holder):
+        return Markup("")
+    return html(
+        '<h2 id="stacktrace">Stack trace</h2>{note}{frames}',
+        note=html('<p class="muted">where the message was sent</p>')
+        if formatted_message(payload) is not None
+        else "",
+        frames=_frames(holder),
+    )
+
+
+def _current_thread(threads: object) -> dict[str, Any] | None:
+    values = threads.get("values") if isinstance(threads, dict) else threads
+    candidates = [thread for thread in _list(values) if isinstance(thread, dict)]
+    for wanted in ("crashed", "current"):
+        for thread in candidates:
+            if thread.get(wanted) is True and frames_of(thread):
+                return thread
+    return next((thread for thread in candidates if frames_of(thread)), None)
 
 
 def _exception(exception: dict[str, Any]) -> Markup:

@@ -8,6 +8,9 @@ In order of precedence:
   failing line, or a different id in the message, keeps the group;
 - the message template (`logentry.message`, as the logging integration sends it), else the
   formatted message.
+
+A message sent with its stack dressed up as an exception (JavaScript SDKs' `captureMessage`
+with `attachStacktrace`) is a message: titled and grouped by its text, like one sent without.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def _fingerprint_text(part: object) -> str:
 
 
 def default_components(event: dict[str, Any]) -> list[Any]:
-    exceptions = _exceptions(event)
+    exceptions = _real_exceptions(event)
     if exceptions:
         return ["exception", *_exception_components(exceptions)]
     template = message_template(event)
@@ -123,7 +126,7 @@ def _message_text(event: dict[str, Any], preference: tuple[str, str]) -> str | N
 
 
 def title(event: dict[str, Any]) -> str:
-    exceptions = _exceptions(event)
+    exceptions = _real_exceptions(event)
     if exceptions:
         main = exceptions[-1]  # oldest first: the last one is what was finally raised
         kind = _text(main.get("type")) or "Error"
@@ -135,7 +138,8 @@ def title(event: dict[str, Any]) -> str:
 
 
 def culprit(event: dict[str, Any]) -> str | None:
-    """Where it happened: the newest in-app frame of the raised exception, else the logger."""
+    """Where it happened: the newest in-app frame of the raised exception (or of the stack a
+    message was sent with), else the transaction or the logger."""
     exceptions = _exceptions(event)
     if exceptions:
         frames = _frames(exceptions[-1])
@@ -152,6 +156,23 @@ def culprit(event: dict[str, Any]) -> str | None:
     return None
 
 
+def is_synthetic_message(event: dict[str, Any]) -> bool:
+    """Whether the event is a message whose only exception just carries the stack it was sent
+    from: marked `mechanism.synthetic`, or without a type and holding the message as its value
+    (what JavaScript SDKs send for `captureMessage` with `attachStacktrace`)."""
+    exceptions = _exceptions(event)
+    if len(exceptions) != 1:
+        return False
+    text = formatted_message(event)
+    if text is None:
+        return False
+    exception = exceptions[0]
+    mechanism = exception.get("mechanism")
+    if isinstance(mechanism, dict) and mechanism.get("synthetic") is True:
+        return True
+    return not exception.get("type") and exception.get("value") in (text, message_template(event))
+
+
 def exceptions_of(event: dict[str, Any]) -> list[dict[str, Any]]:
     """The exception chain as listed (oldest first), keeping only well-formed entries."""
     return _exceptions(event)
@@ -159,6 +180,10 @@ def exceptions_of(event: dict[str, Any]) -> list[dict[str, Any]]:
 
 def frames_of(exception: dict[str, Any]) -> list[dict[str, Any]]:
     return _frames(exception)
+
+
+def _real_exceptions(event: dict[str, Any]) -> list[dict[str, Any]]:
+    return [] if is_synthetic_message(event) else _exceptions(event)
 
 
 def _exceptions(event: dict[str, Any]) -> list[dict[str, Any]]:

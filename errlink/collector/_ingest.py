@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -16,6 +15,7 @@ from .._wire.envelope import Envelope, EnvelopeError, Item, parse_envelope
 from ._auth import check_key, key_from_envelope_dsn, key_from_request
 from ._decode import decode_content, decode_raven_body, is_compressed, read_body
 from ._errors import Rejected
+from ._outcomes import Handler, count_ignored, counted, refusals_noted
 from ._records import (
     EventRecord,
     WriteBatch,
@@ -28,10 +28,12 @@ from ._store import StoreError
 
 logger = logging.getLogger("errlink.collector")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+__all__ = ["INGEST_ROUTES", "Handler", "add_ingest_routes"]
+
 INGEST_ROUTES = frozenset({"ingest-envelope", "ingest-store"})
 # Bodies up to this size are decoded and parsed on the loop; larger ones in a worker thread,
-# so one big request never stalls the others.
+# so one big request never stalls the others. (A small compressed body may still inflate up to
+# the decompressed limit on the loop: tens of milliseconds at worst.)
 _ON_LOOP_BYTES = 64 * 1024
 _T = TypeVar("_T")
 
@@ -41,34 +43,16 @@ def add_ingest_routes(app: web.Application) -> None:
     app.router.add_post("/api/{project_id}/store/", receive_store, name="ingest-store")
 
 
-def _counted(handler: Handler) -> Handler:
-    """Record the status of every answer, refusals and crashes included."""
-
-    @functools.wraps(handler)
-    async def counting_handler(request: web.Request) -> web.StreamResponse:
-        statuses = request.app[STATE].request_statuses
-        try:
-            response = await handler(request)
-        except Rejected as exc:
-            statuses[exc.status] += 1
-            raise
-        except web.HTTPException as exc:
-            statuses[exc.status] += 1
-            raise
-        except Exception:
-            statuses[500] += 1
-            raise
-        statuses[response.status] += 1
-        return response
-
-    return counting_handler
-
-
-@_counted
+@counted
 async def receive_envelope(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    settings = state.settings
     await _faults(request, state)
+    with refusals_noted(request, state):
+        return await _receive_envelope(request, state)
+
+
+async def _receive_envelope(request: web.Request, state: CollectorState) -> web.StreamResponse:
+    settings = state.settings
     project_id = _checked_project(request, state)
     presented_key = key_from_request(request.headers, request.query)
     if presented_key is not None:
@@ -98,7 +82,7 @@ async def receive_envelope(request: web.Request) -> web.StreamResponse:
 
     batch, ignored = await _off_loop(len(body), lambda: _batch(envelope, project_id))
     await _store(state, batch)
-    state.ignored_items.update(ignored)
+    count_ignored(state, ignored)
     event_id = envelope.headers.get("event_id")
     if event_id is not None:
         event_id = normalize_event_id(event_id, "envelope header")
@@ -133,10 +117,15 @@ def _batch(envelope: Envelope, project_id: str) -> tuple[WriteBatch, collections
     return batch, ignored
 
 
-@_counted
+@counted
 async def receive_store(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     await _faults(request, state)
+    with refusals_noted(request, state):
+        return await _receive_store(request, state)
+
+
+async def _receive_store(request: web.Request, state: CollectorState) -> web.StreamResponse:
     project_id = _checked_project(request, state)
     check_key(key_from_request(request.headers, request.query), state.settings.public_key)
     body = await _read_body(request, state)
@@ -147,7 +136,12 @@ async def receive_store(request: web.Request) -> web.StreamResponse:
 
 
 async def _faults(request: web.Request, state: CollectorState) -> None:
-    await state.faults.before_ingest(lambda: _read_body(request, state))
+    async def read() -> bytes:
+        # Reading may be refused for real (too large, too slow) even when a fault is injected.
+        with refusals_noted(request, state):
+            return await _read_body(request, state)
+
+    await state.faults.before_ingest(read)
 
 
 def _checked_project(request: web.Request, state: CollectorState) -> str:
@@ -168,11 +162,6 @@ async def _read_body(request: web.Request, state: CollectorState) -> bytes:
         # otherwise linger, reading the stalled body for several more seconds).
         request.protocol.close()
         request.content.feed_eof()
-        state.refusals.refused(
-            "slow-body",
-            "refused a request whose body did not arrive within %gs",
-            settings.body_timeout,
-        )
         raise Rejected(
             408, f"the request body did not arrive within {settings.body_timeout:g}s"
         ) from None

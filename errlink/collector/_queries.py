@@ -250,6 +250,38 @@ def _stored_event(row: tuple[Any, ...]) -> StoredEvent:
     )
 
 
+# -- counts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredCounts:
+    events: int
+    groups: int
+    client_reports: int
+    discarded: dict[tuple[str, str], int]  # reported dropped by clients, per (reason, category)
+
+
+def stored_counts(db: sqlite3.Connection) -> StoredCounts:
+    def count(table: str) -> int:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    return StoredCounts(
+        events=count("events"),
+        groups=count("groups"),
+        client_reports=count("client_reports"),
+        discarded=discarded_totals(db),
+    )
+
+
+def discarded_totals(db: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    """Quantities reported dropped by clients, summed per (reason, category)."""
+    rows = db.execute(
+        "SELECT reason, category, sum(quantity) FROM discarded_events "
+        "GROUP BY reason, category ORDER BY reason, category"
+    ).fetchall()
+    return {(reason, category): int(total) for reason, category, total in rows}
+
+
 def stored_json(text: str) -> Any:
     """A stored payload. NaN and Infinity are stored as strings since ingestion normalises them
     (`_records`); older files may still hold them as numbers: they are read as strings too, so

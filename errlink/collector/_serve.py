@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from ._collector import Collector
+from ._optional_codecs import INSTALL_CODECS, unavailable_encodings
 
 
 async def serve_until_signalled(collector: Collector, out: TextIO) -> None:
@@ -18,12 +19,17 @@ async def serve_until_signalled(collector: Collector, out: TextIO) -> None:
             print(f"errlink collector listening on {collector.url}", file=out)
             print(f"  DSN:      {collector.dsn}", file=out)
             print(f"  web UI:   {collector.ui_url}", file=out)
+            print(f"  stats:    {collector.url}/stats/", file=out)
             print(f"  events:   {collector.events_url}", file=out)
             print(f"  database: {collector.db_path}", file=out)
             if collector.max_events is not None:
                 print(f"  keeping the newest {collector.max_events} events", file=out)
             if collector.faults.active:
                 print(f"  faults:   {collector.faults.describe()}", file=out)
+            missing = unavailable_encodings()
+            if missing:
+                codings = " and ".join(missing)
+                print(f"  note:     {codings} bodies get 415 until: {INSTALL_CODECS}", file=out)
             print("Press Ctrl-C to stop.", file=out, flush=True)
             await stop_requested.wait()
             print("errlink collector stopping", file=out, flush=True)

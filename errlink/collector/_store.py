@@ -40,7 +40,14 @@ from ._integrity import (
     is_damage,
     vanished_message,
 )
-from ._queries import EventSummary, GroupCursor, GroupFilter, StoredEvent, StoredGroup
+from ._queries import (
+    EventSummary,
+    GroupCursor,
+    GroupFilter,
+    StoredCounts,
+    StoredEvent,
+    StoredGroup,
+)
 from ._records import WriteBatch
 from ._retention import Retention
 from ._schema import SchemaError, prepare_schema
@@ -375,11 +382,12 @@ class EventStore:
     def discarded_totals(self) -> dict[tuple[str, str], int]:
         """Quantities reported dropped by clients, summed per (reason, category)."""
         with self._reader() as db:
-            rows = db.execute(
-                "SELECT reason, category, sum(quantity) FROM discarded_events "
-                "GROUP BY reason, category ORDER BY reason, category"
-            ).fetchall()
-        return {(reason, category): int(total) for reason, category, total in rows}
+            return _queries.discarded_totals(db)
+
+    def stored_counts(self) -> StoredCounts:
+        """How many events, groups and client reports are stored, and the drops reported."""
+        with self._reader() as db:
+            return _queries.stored_counts(db)
 
 
 def _prepare(connection: sqlite3.Connection) -> None:

@@ -28,6 +28,7 @@ _PAGE = """<!doctype html>
 </head>
 <body>
 <header class="top"><a class="brand" href="/">errlink</a>
+<a class="nav" href="/stats/">stats</a>
 <span class="muted">local collector, for development: in production, send to Sentry,
 GlitchTip or a Relay</span>
 </header>
@@ -93,6 +94,9 @@ header.top { display: flex; gap: 1rem; align-items: baseline; padding: .6rem 1.5
   background: #1d2330; color: #fff; }
 header.top .brand { color: #fff; font-weight: 700; font-size: 1.1rem; }
 header.top .muted { color: #aab; font-size: .8rem; }
+header.top .nav { color: #dde; font-size: .9rem; }
+table.figures { width: auto; min-width: 20rem; margin-bottom: .5rem; }
+.notice { background: #fff8e1; border: 1px solid #f59f00; padding: .3rem .6rem; margin: .5rem 0; }
 main { padding: 1rem 1.5rem 3rem; max-width: 1200px; }
 h1 { font-size: 1.3rem; margin: .4rem 0; word-break: break-word; }
 h2 { font-size: 1.05rem; margin: 1.6rem 0 .5rem; border-bottom: 1px solid var(--line);

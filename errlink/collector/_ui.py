@@ -40,6 +40,7 @@ from ._ui_common import (
     stylesheet,
 )
 from ._ui_event import event_page
+from ._ui_stats import STATS_PATH, intake_notice, stats_page
 
 _EVENT_ID = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F-]{36}")
 
@@ -48,6 +49,7 @@ def add_ui_routes(app: web.Application) -> None:
     app.router.add_get("/", group_list, name="ui-groups")
     app.router.add_get("/groups/{group_id}/", group_page, name="ui-group")
     app.router.add_get("/events/{event_id}/", event_page, name="ui-event")
+    app.router.add_get(STATS_PATH, stats_page, name="ui-stats")
     app.router.add_get(STYLESHEET_PATH, stylesheet, name="ui-stylesheet")
 
 
@@ -89,7 +91,8 @@ async def group_list(request: web.Request) -> web.StreamResponse:
         return _ListPage(groups[:limit], len(groups) > limit, _queries.environments(db), stored)
 
     result = await read(request, query)
-    heading = html("<h1>Issues</h1>")
+    # Refused requests and items not stored say why something sent may be missing here.
+    heading = join([html("<h1>Issues</h1>"), intake_notice(request.app[STATE])])
     if not result.events_stored:
         return html_response(page("Issues", join([heading, _empty_state(request)])))
     filters = _filters_form(result.environments, environment, level, text)

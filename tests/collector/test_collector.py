@@ -7,6 +7,7 @@ import base64
 import collections
 import gzip
 import json
+import logging
 import struct
 import threading
 import time
@@ -242,13 +243,40 @@ async def test_client_reports_are_summed(
 
 
 async def test_other_item_types_are_counted_not_stored(
+    collector: Collector, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="errlink.collector")
+    body = envelope(("session", {"sid": "x"}), ("transaction", {"spans": []}), ("session", {}))
+    for _ in range(2):
+        status, answer = await post(session, collector, body)
+        assert (status, answer) == (200, {})
+    event = new_event()
+    status, _ = await post(session, collector, envelope(("event", event), ("check_in", {})))
+    assert status == 200
+
+    assert collector.events() == [event]
+    assert collector.ignored_items == {"session": 4, "transaction": 2, "check_in": 1}
+    stats = await get(session, collector, "/api/0/stats/")
+    assert stats["ignored_items"] == {"check_in": 1, "session": 4, "transaction": 2}
+    assert (stats["events"], stats["groups"], stats["refusals"]) == (1, 1, {})
+    # Each type is said once on the console (with -q it is not).
+    not_stored = [r.getMessage() for r in caplog.records if "not storing" in r.getMessage()]
+    assert not_stored == [
+        "not storing 'session' items: they are counted (ignored_items on /api/0/stats/)",
+        "not storing 'transaction' items: they are counted (ignored_items on /api/0/stats/)",
+        "not storing 'check_in' items: they are counted (ignored_items on /api/0/stats/)",
+    ]
+
+
+async def test_the_count_of_ignored_item_types_is_bounded(
     collector: Collector, session: aiohttp.ClientSession
 ) -> None:
-    body = envelope(("session", {"sid": "x"}), ("transaction", {"spans": []}), ("session", {}))
-    status, answer = await post(session, collector, body)
-    assert (status, answer) == (200, {})
-    assert collector.events() == []
-    assert collector.ignored_items == {"session": 2, "transaction": 1}
+    names = [f"made_up_{n}" for n in range(60)] + ["x" * 65]
+    status, _ = await post(session, collector, envelope(*((name, {}) for name in names)))
+    assert status == 200
+    assert len(collector.ignored_items) == 51
+    assert collector.ignored_items["(other types)"] == 11
+    assert collector.ignored_items["made_up_0"] == 1
 
 
 # -- authentication and routing --------------------------------------------------------------
@@ -343,7 +371,7 @@ _MALFORMED: dict[str, tuple[bytes, dict[str, str], str, int]] = {
         "envelope",
         400,
     ),
-    "unsupported encoding": (_VALID, {"Content-Encoding": "br"}, "envelope", 415),
+    "unsupported encoding": (_VALID, {"Content-Encoding": "compress"}, "envelope", 415),
     "store not json": (b"{this is not json", {}, "store", 400),
     "store empty": (b"", {}, "store", 400),
     "store json array": (b"[1, 2, 3]", {}, "store", 400),

@@ -7,8 +7,11 @@ import asyncio
 import gzip
 import io
 import logging
+import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,8 @@ import pytest
 from errlink._wire.dsn import Dsn
 from errlink._wire.envelope import Envelope
 from errlink.collector import Collector, _decode
+from errlink.collector._refusals import client_name
+from tests._support.collector import CollectorProcess
 
 # Generous guard against a hang; the tests wait for positive signals well within it.
 GUARD_SECONDS = 20.0
@@ -289,6 +294,9 @@ async def test_each_kind_of_refusal_is_logged_once(
     assert "'evil.example'" in messages[0]
     assert "'http://evil.example'" in messages[1]
     assert collector.refusals.counts == {"host": 20, "origin": 20}
+    summary = collector.refusals.summary()
+    assert (summary["host"]["status"], summary["origin"]["status"]) == (421, 403)
+    assert summary["host"]["count"] == 20
 
 
 # -- item 11: items per envelope -------------------------------------------------------------
@@ -320,3 +328,153 @@ def test_the_new_options_are_validated() -> None:
             Collector(**options)
     with pytest.raises(TypeError, match="allowed_origins must be a list"):
         Collector(allowed_origins="http://localhost:3000")
+
+
+# -- issue 23: refusals are visible ----------------------------------------------------------
+
+SENTRY_PYTHON = "sentry.python/2.76.0"
+
+
+def sdk_auth(key: str) -> dict[str, str]:
+    """The auth header sentry-sdk sends, naming itself."""
+    return {
+        "X-Sentry-Auth": f"Sentry sentry_version=7, sentry_key={key}, sentry_client={SENTRY_PYTHON}"
+    }
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + GUARD_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.01)
+
+
+async def test_each_kind_of_refused_request_is_logged_once_with_its_reason_and_client(
+    tmp_path: Path, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="errlink.collector")
+    async with Collector(db_path=tmp_path / "c.db", max_body_bytes=4096) as collector:
+        sdk = sdk_auth(collector.public_key)
+        _, body = event_envelope()
+        url = envelope_url(collector)
+        # kind: (url, body, headers, status, the reason given)
+        attempts = {
+            "encoding": (
+                url,
+                body,
+                {**sdk, "Content-Encoding": "compress"},
+                415,
+                "unsupported Content-Encoding 'compress'",
+            ),
+            "too-large": (url, bytes(5000), sdk, 413, "exceeds the limit of 4096 bytes"),
+            "auth": (url, body, sdk_auth("wrong"), 401, "invalid public key"),
+            "malformed": (url, b"{not json\n", sdk, 400, "malformed envelope"),
+            "project": (f"{collector.url}/api/2/envelope/", body, sdk, 404, "unknown project '2'"),
+        }
+        for _ in range(3):
+            for target, data, headers, expected, _ in attempts.values():
+                status, _ = await post(session, target, data, headers)
+                assert status == expected
+        # A client without X-Sentry-Auth is named by its User-Agent.
+        status, _ = await post(session, f"{url}?sentry_key=wrong", body, {"User-Agent": "curl/8"})
+        assert status == 401
+
+        async with session.get(f"{collector.url}/api/0/stats/") as response:
+            stats = await response.json()
+
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == len(attempts), lines
+    for _, _, _, status, reason in attempts.values():
+        [line] = [text for text in lines if f"with {status}: " in text]
+        assert reason in line
+        assert f"from {SENTRY_PYTHON} " in line
+    counts = {"encoding": 3, "too-large": 3, "auth": 4, "malformed": 3, "project": 3}
+    assert collector.refusals.counts == counts
+    assert {kind: refusal["count"] for kind, refusal in stats["refusals"].items()} == counts
+    assert stats["refusals"]["auth"] == {
+        "count": 4,
+        "status": 401,
+        "reason": "invalid public key",
+        "client": "curl/8",
+    }
+    assert stats["refusals"]["encoding"]["client"] == SENTRY_PYTHON
+    assert stats["requests"] == {"400": 3, "401": 4, "404": 3, "413": 3, "415": 3}
+
+
+async def test_failures_on_purpose_are_answers_not_refusals(
+    tmp_path: Path, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="errlink.collector")
+    async with Collector(
+        db_path=tmp_path / "c.db", fail_rate=1.0, fail_status=429, max_body_bytes=4096
+    ) as collector:
+        _, body = event_envelope()
+        status, _ = await post(session, envelope_url(collector), body, auth(collector))
+        assert status == 429
+        # Reading the body is still guarded while a failure is injected.
+        status, _ = await post(session, envelope_url(collector), bytes(5000), {})
+        assert status == 413
+    assert collector.request_statuses == {429: 1, 413: 1}
+    assert collector.refusals.counts == {"too-large": 1}
+    assert len(caplog.records) == 1
+
+
+async def test_a_client_that_disconnects_mid_body_is_not_a_server_error(
+    collector: Collector, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger: no traceback anywhere
+    _, body = event_envelope()
+    head = (
+        "POST /api/1/envelope/ HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{collector.port}\r\n"
+        f"X-Sentry-Auth: {sdk_auth(collector.public_key)['X-Sentry-Auth']}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    for _ in range(3):
+        _, writer = await asyncio.open_connection("127.0.0.1", collector.port)
+        writer.write(head + body[: len(body) // 2])  # headers, half the body, then gone
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    await wait_until(lambda: collector.refusals.counts["disconnected"] == 3)
+
+    assert collector.request_statuses == {}  # no answer, and above all no 500
+    assert [record for record in caplog.records if record.exc_info] == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert f"a client ({SENTRY_PYTHON}) closed its connection" in warnings[0]
+    status, _ = await post(session, envelope_url(collector), body, auth(collector))
+    assert status == 200
+    assert collector.request_statuses == {200: 1}
+
+
+def test_errlink_serve_prints_a_refusal_once_even_when_quiet(tmp_path: Path) -> None:
+    with CollectorProcess(db=tmp_path / "e.db", capture_stderr=True) as serve:  # -q
+        dsn = Dsn.parse(serve.dsn)
+        assert f"stats:    http://{dsn.netloc}/stats/" in serve.banner
+        assert "note:" not in serve.banner  # the test extra brings brotli and zstandard
+        _, body = event_envelope()
+        headers = {**sdk_auth(dsn.public_key), "Content-Encoding": "compress"}
+        for _ in range(2):
+            request = urllib.request.Request(dsn.envelope_url, body, headers)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 415
+            refused.value.close()
+        assert serve.stats()["refusals"]["encoding"]["count"] == 2
+        _, stderr = serve.stop()
+    assert serve.returncode == 0, stderr
+    [line] = [text for text in stderr.splitlines() if "refused" in text]
+    assert f"refused a request from {SENTRY_PYTHON} with 415: unsupported Content-Encoding" in line
+
+
+def test_a_client_name_cannot_forge_log_lines() -> None:
+    escape = {"User-Agent": "evil\x1b[2J\x07" + "x" * 200}
+    assert client_name(escape, {}) == "evil?[2J?" + "x" * 91 + "..."
+    auth_header = {"X-Sentry-Auth": "Sentry sentry_key=k, sentry_client=sentry.ruby/5.17.0"}
+    assert client_name({**auth_header, **escape}, {}) == "sentry.ruby/5.17.0"
+    assert client_name({}, {"sentry_client": "sentry.javascript.browser/8.0.0"}) == (
+        "sentry.javascript.browser/8.0.0"
+    )
+    assert client_name({}, {}) == "an unnamed client"

@@ -7,7 +7,9 @@ import asyncio
 import html
 import re
 import sqlite3
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,12 +17,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from selenium.webdriver.support.wait import WebDriverWait
 
 from errlink import AsyncClient
 from errlink._capture.scope import new_scope, set_request, set_tag, set_user
 from errlink._wire.dsn import Dsn
 from errlink._wire.envelope import Envelope
-from errlink.collector import Collector
+from errlink.collector import Collector, CollectorThread
 
 XSS = '<script>window.__pwned = 1</script><img src=x onerror="alert(1)">'
 
@@ -541,3 +544,90 @@ async def test_pages_answer_while_events_stream_in(
     _, seen = await asyncio.gather(ingest(), browse())
     assert seen == sorted(seen)  # every page is a consistent, growing snapshot
     assert sum(group.count for group in collector.groups()) == 201
+
+
+# -- issue 23: the stats page: what was stored, only counted, or refused -----------------------
+
+SDK_NAME = "sentry.python/2.76.0"
+
+
+def post_raw(dsn: str, body: bytes, headers: dict[str, str]) -> int:
+    """A blocking POST to the envelope endpoint (for the browser test's thread collector)."""
+    request = urllib.request.Request(Dsn.parse(dsn).envelope_url, body, headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as refused:
+        refused.close()
+        return refused.code
+
+
+def intake_of_every_kind(dsn: str, *, client: str = SDK_NAME) -> None:
+    """Items that are not stored, one event, and refused requests of two kinds."""
+    key = Dsn.parse(dsn).public_key
+    auth = {"X-Sentry-Auth": f"Sentry sentry_key={key}, sentry_client={client}"}
+    envelope = Envelope({})
+    for item_type in ("transaction", "session", "session", "check_in"):
+        envelope.add_json(item_type, {})
+    envelope.add_json("event", message_event("kept"))
+    assert post_raw(dsn, envelope.to_bytes(), auth) == 200
+    for _ in range(2):
+        compressed = {**auth, "Content-Encoding": "compress"}
+        assert post_raw(dsn, envelope.to_bytes(), compressed) == 415
+    wrong = {"X-Sentry-Auth": f"Sentry sentry_key=wrong, sentry_client={client}"}
+    assert post_raw(dsn, envelope.to_bytes(), wrong) == 401
+
+
+async def test_the_stats_page_shows_what_was_kept_counted_and_refused(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    empty = text_of(await page(session, collector, "/stats/"))
+    assert "None so far." in empty
+    await asyncio.to_thread(intake_of_every_kind, collector.dsn, client=XSS)
+
+    listing = await page(session, collector, "/")
+    assert "3 requests refused, 4 items received but not stored: see stats" in text_of(listing)
+    assert links(listing, "/stats/") == ["/stats/", "/stats/"]  # the header's and the notice's
+
+    stats = await page(session, collector, "/stats/")
+    read = text_of(stats)
+    assert "events 1 issues 1 client reports 0" in read
+    assert "check_in 1 session 2 transaction 1" in read
+    assert "auth 401 1 invalid public key" in read
+    assert "encoding 415 2 unsupported Content-Encoding 'compress'" in read
+    assert "200 1 401 1 415 2" in read
+    assert XSS not in stats  # the client's name is client data: shown as text
+    assert html.escape(XSS) in stats
+
+
+def test_refusals_and_items_not_stored_in_chromium(tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    from tests.browser._chromium import headless_chromium
+
+    def rows(browser: Any, table: str) -> list[list[str]]:
+        found = browser.find_elements(By.CSS_SELECTOR, f"table.{table} tbody tr")
+        return [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in found]
+
+    with CollectorThread(db_path=tmp_path / "c.db") as collector, headless_chromium() as browser:
+        intake_of_every_kind(collector.dsn)
+        browser.get(collector.ui_url)
+        notice = browser.find_element(By.CSS_SELECTOR, ".notice")
+        assert notice.text == "3 requests refused, 4 items received but not stored: see stats."
+
+        notice.find_element(By.LINK_TEXT, "stats").click()
+        WebDriverWait(browser, 20).until(lambda b: b.title == "Stats · errlink")
+        assert rows(browser, "ignored") == [
+            ["check_in", "1"],
+            ["session", "2"],
+            ["transaction", "1"],
+        ]
+        refused = rows(browser, "refusals")
+        assert [row[:3] for row in refused] == [["auth", "401", "1"], ["encoding", "415", "2"]]
+        assert refused[1][3].startswith("unsupported Content-Encoding 'compress'")
+        assert {row[4] for row in refused} == {SDK_NAME}
+        assert rows(browser, "answers") == [["200", "1"], ["401", "1"], ["415", "2"]]
+        # The header links to the stats from every page.
+        browser.get(collector.ui_url)
+        browser.find_element(By.CSS_SELECTOR, "header.top a.nav").click()
+        WebDriverWait(browser, 20).until(lambda b: b.title == "Stats · errlink")

@@ -1,10 +1,12 @@
 """Grouping events into issues: real errors through a real client, plus the payload shapes
-other SDKs send."""
+other SDKs send, and how the event page links the exceptions of their chains."""
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import logging
+import re
 import textwrap
 import uuid
 from pathlib import Path
@@ -15,6 +17,7 @@ import errlink
 from errlink import AsyncClient
 from errlink._capture.scope import isolated_scope
 from errlink.collector import Collector, CollectorThread
+from errlink.collector._event_view import event_sections
 from errlink.collector._grouping import group_key
 
 # A module the test rewrites: `place_order` keeps its name while the line that raises moves.
@@ -227,3 +230,124 @@ def test_odd_payloads_still_get_a_group_and_a_title() -> None:
         assert len(key.hash) == 32
         assert key.title
         key.title.encode("utf-8")  # storable: no lone surrogates left
+
+
+# -- messages sent with their stack ------------------------------------------------------------
+
+
+def _javascript_message(text: str, function: str = "warn", **exception: Any) -> dict[str, Any]:
+    """What @sentry/node sends for `captureMessage(text)` with `attachStacktrace: true`."""
+    frames = [
+        {"filename": "node:internal/main", "module": "main", "function": "run", "in_app": False},
+        {"filename": "/srv/app/jobs.js", "module": "jobs", "function": function, "in_app": True},
+    ]
+    synthetic = {
+        "value": text,
+        "stacktrace": {"frames": frames},
+        "mechanism": {"type": "generic", "handled": True, "synthetic": True},
+        **exception,
+    }
+    return _event(message=text, level="warning", exception={"values": [synthetic]})
+
+
+def test_a_message_sent_with_its_stack_is_a_message() -> None:
+    disk = group_key(_javascript_message("disk almost full"))
+    assert disk.title == "disk almost full"
+    assert disk.culprit == "jobs in warn"  # where it was sent from
+    # Grouped as the same message sent without a stack, apart from other messages of the function.
+    assert disk.hash == group_key(_event(message="disk almost full")).hash
+    assert disk.hash != group_key(_javascript_message("queue is backing up")).hash
+    assert disk.hash == group_key(_javascript_message("disk almost full", "other")).hash
+
+    # Variants: a made-up type, or an older SDK's exception without a type or a mechanism.
+    typed = _javascript_message("disk almost full", type="Error")
+    untyped = _javascript_message("disk almost full", mechanism=None)
+    assert group_key(typed) == disk
+    assert group_key(untyped) == disk
+
+    # Its page shows the message and the stack it was sent from, not an exception.
+    page = str(event_sections(_javascript_message("disk almost full")))
+    assert re.findall(r'<h2 id="(\w+)">', page)[:2] == ["message", "stacktrace"]
+    assert 'id="exception"' not in page
+    assert "<code>warn</code>" in page
+
+
+def test_an_exception_sent_with_a_message_stays_an_exception() -> None:
+    # errlink's and sentry-python's logging integrations send a log record's message with the
+    # exception it carried; a synthetic exception without any message is one too.
+    logged = _event(
+        logentry={"message": "checkout failed for %s", "formatted": "checkout failed for 7"},
+        exception=_exception("KeyError", "'amex'", ("app.shop", "charge", 3, True)),
+    )
+    assert group_key(logged).title == "KeyError: 'amex'"
+    captured_string = _javascript_message("oops", type="Error")
+    del captured_string["message"]  # `captureException("oops")`
+    assert group_key(captured_string).title == "Error: oops"
+    assert group_key(captured_string).hash != group_key(_event(message="oops")).hash
+    other_value = _javascript_message("disk almost full", value="ENOSPC", mechanism=None)
+    assert group_key(other_value).title == "Error: ENOSPC"
+
+
+# -- how the event page links the exceptions of a chain -----------------------------------------
+
+
+def _chain_notes(values: list[dict[str, Any]]) -> list[str]:
+    page = str(event_sections(_event(exception={"values": values})))
+    return [html.unescape(note) for note in re.findall(r'class="chain-note">(.*?)</p>', page)]
+
+
+def _linked(kind: str, **mechanism: Any) -> dict[str, Any]:
+    return {"type": kind, "value": kind.lower(), "mechanism": {"handled": True, **mechanism}}
+
+
+def test_javascript_cause_reads_as_a_direct_cause() -> None:
+    # @sentry/node for `new Error("outer", {cause: new Error("inner")})`.
+    values = [
+        _linked("Error", type="chained", source="cause", exception_id=1, parent_id=0),
+        _linked("Error", type="generic", exception_id=0),
+    ]
+    assert _chain_notes(values) == [
+        "The above exception was the direct cause of the following exception:"
+    ]
+
+
+def test_group_members_hang_from_their_group_by_id() -> None:
+    # @sentry/node for `new AggregateError([new Error("a"), new Error("b")])`.
+    javascript = [
+        _linked("Error", type="chained", source="errors[1]", exception_id=2, parent_id=0),
+        _linked("Error", type="chained", source="errors[0]", exception_id=1, parent_id=0),
+        _linked("AggregateError", type="generic", is_exception_group=True, exception_id=0),
+    ]
+    assert _chain_notes(javascript) == [
+        "The above exception is part of the exception group AggregateError (further below).",
+        "The above exception is part of the following exception group:",
+    ]
+    # sentry-python for an ExceptionGroup whose first member was raised from a KeyError: the
+    # cause's parent_id names the group, yet the cause is listed right before its exception.
+    python = [
+        _linked("KeyError", type="chained", source="exceptions[1]", exception_id=3, parent_id=0),
+        _linked("KeyError", type="chained", source="__cause__", exception_id=2, parent_id=0),
+        _linked(
+            "RuntimeError", type="chained", source="exceptions[0]", exception_id=1, parent_id=0
+        ),
+        _linked("ExceptionGroup", type="generic", is_exception_group=True, exception_id=0),
+    ]
+    assert _chain_notes(python) == [
+        "The above exception is part of the exception group ExceptionGroup (further below).",
+        "The above exception was the direct cause of the following exception:",
+        "The above exception is part of the following exception group:",
+    ]
+
+
+def test_a_chain_without_sources_or_ids_reads_in_order() -> None:
+    # sentry-python's plain chains say neither how the exceptions are linked nor their ids.
+    values = [_linked("KeyError", type="generic"), _linked("RuntimeError", type="generic")]
+    assert _chain_notes(values) == ["The above exception led to the following exception:"]
+    # Ids that cannot be trusted (repeated) are set aside: a chain is read in order, but a
+    # member of an exception group cannot be placed.
+    repeated = [
+        _linked("KeyError", type="chained", source="exceptions[0]", exception_id=1, parent_id=0),
+        _linked("OSError", type="chained", source="exceptions[1]", exception_id=1, parent_id=0),
+        _linked("ExceptionGroup", type="generic", exception_id=0),
+    ]
+    assert _chain_notes(repeated) == ["Then:", "Then:"]  # which group is not known
