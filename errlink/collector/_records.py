@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import Rejected
-from ._grouping import GroupKey, group_key
+from ._grouping import GroupKey, group_key, is_synthetic_message
 
 # Indexed text columns are cut to this many characters; the payload keeps the full text.
 _INDEXED_TEXT_MAX = 1000
@@ -77,7 +77,10 @@ def event_record(
     event_id = normalize_event_id(payload["event_id"], where)
     # First: it replaces NaN and Infinity in the payload, which the fields below are read from.
     payload_json = _to_json(payload, where)
-    exception_type, exception_value = _main_exception(payload.get("exception"))
+    # A message sent with its stack (a synthetic exception) is a message, in every title.
+    exception_type, exception_value = (
+        (None, None) if is_synthetic_message(payload) else _main_exception(payload.get("exception"))
+    )
     return EventRecord(
         event_id=event_id,
         project_id=project_id,

@@ -19,6 +19,7 @@ from errlink._capture.scope import isolated_scope
 from errlink.collector import Collector, CollectorThread
 from errlink.collector._event_view import event_sections
 from errlink.collector._grouping import group_key
+from errlink.collector._records import event_record
 
 # A module the test rewrites: `place_order` keeps its name while the line that raises moves.
 _SHOP_SOURCE = '''
@@ -270,6 +271,17 @@ def test_a_message_sent_with_its_stack_is_a_message() -> None:
     assert re.findall(r'<h2 id="(\w+)">', page)[:2] == ["message", "stacktrace"]
     assert 'id="exception"' not in page
     assert "<code>warn</code>" in page
+
+
+def test_a_message_sent_with_its_stack_is_stored_as_a_message() -> None:
+    # What event lists and the console show comes from the stored record, not from the group.
+    typed = event_record(
+        _javascript_message("disk almost full", type="Error"),
+        project_id="1",
+        fallback_event_id=None,
+        where="event",
+    )
+    assert (typed.exception_type, typed.message) == (None, "disk almost full")
 
 
 def test_an_exception_sent_with_a_message_stays_an_exception() -> None:
