@@ -46,6 +46,8 @@ class TaskErrorWatch:
         self._active = False
         self._previous_factory: TaskFactory | None = None
         self._previous_handler: ExceptionHandler | None = None
+        # Bound once: this runs for every task the loop creates.
+        self._on_done = self._on_task_done
 
     def install(self) -> None:
         loop = self._loop
@@ -77,10 +79,12 @@ class TaskErrorWatch:
         previous = self._previous_factory
         if previous is not None:
             task = previous(loop, coro, **kwargs)
-        else:
+        elif kwargs:
             task = asyncio.Task(coro, loop=loop, **kwargs)
+        else:
+            task = asyncio.Task(coro, loop=loop)
         if self._active:
-            task.add_done_callback(self._on_task_done)
+            task.add_done_callback(self._on_done)
         return task
 
     def _on_task_done(self, task: asyncio.Future[Any]) -> None:

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ._async_web import AsyncWebIntegration, content_length, qualified_name
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES
-from ._lazy import LazyRequest, build_request
+from ._lazy import LazyMapping, build_request
 from ._request import body_data, request_interface, to_text
 from ._sdk import (
     INTERNAL,
@@ -38,6 +38,7 @@ from ._sdk import (
     ClientOptions,
     Dsn,
     bind_client_here,
+    current_scope,
     logger,
     request_scope,
 )
@@ -45,7 +46,17 @@ from ._sdk import (
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["ASGIApp", "AsgiIntegration", "ErrlinkMiddleware", "Receive", "Scope", "Send"]
+__all__ = [
+    "ASGIApp",
+    "AsgiConnection",
+    "AsgiHop",
+    "AsgiIntegration",
+    "ErrlinkMiddleware",
+    "Receive",
+    "Scope",
+    "Send",
+    "connection_for",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -56,6 +67,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # How long an error report waits for a request body that has not fully arrived.
 _BODY_WAIT = 0.1
 _SHUTDOWN = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
+# Requests whose body is not copied as the app reads it (a body there is rare; one the app did
+# not read is still read for a report).
+_NO_BODY = frozenset({"GET", "HEAD"})
 
 
 class AsgiIntegration(AsyncWebIntegration):
@@ -76,6 +90,9 @@ class AsgiIntegration(AsyncWebIntegration):
     ) -> None:
         super().__init__(dsn, capture_status_codes, options)
         self._stopped = False
+        # The core requests bind: read once per request, kept here rather than asked of the
+        # client each time.
+        self._core: ClientCore | None = None
 
     # -- the client's lifetime --------------------------------------------------------------------
 
@@ -87,18 +104,21 @@ class AsgiIntegration(AsyncWebIntegration):
             self.client = None
         if self.client is None and not self._stopped:
             self.client = self.new_client()
+            self._core = self.active_core()
 
     async def aclose(self) -> None:
         """Flush and close the client; connections served afterwards are left alone."""
         self._stopped = True
+        self._core = None
         client = self.client
         if client is not None:
             await client.aclose()
 
     def core(self) -> ClientCore | None:
+        """The core a connection binds, starting the client first if no lifespan did."""
         if self.client is None:
             self.start()
-        return self.active_core()
+        return self._core
 
     # -- serving ----------------------------------------------------------------------------------
 
@@ -107,17 +127,24 @@ class AsgiIntegration(AsyncWebIntegration):
         if kind == "lifespan":
             await self._lifespan(app, scope, receive, send)
             return
-        core = self.core() if kind == "http" or kind == "websocket" else None
-        if core is None:
+        core = self._core
+        if core is None and self.client is None:
+            core = self.core()
+        if core is None or (kind != "http" and kind != "websocket"):
             await app(scope, receive, send)
             return
         try:
             connection = AsgiConnection(scope, self.max_request_body_bytes)
-            lazy = LazyRequest(connection, request_data, self.max_request_body_bytes)
             bound = request_scope(
-                core, request=lazy, transaction=functools.partial(self.name_transaction, scope)
+                core,
+                request=connection,
+                transaction=functools.partial(self.name_transaction, scope),
             )
-            app_receive = connection.copying(receive) if kind == "http" else receive
+            app_receive = (
+                connection.copying(receive)
+                if kind == "http" and scope.get("method") not in _NO_BODY
+                else receive
+            )
         except Exception:
             logger.warning(
                 "errlink: could not set up a request's scope", exc_info=True, extra=INTERNAL
@@ -216,12 +243,15 @@ class AsgiHop:
         await self.errlink.handle(self.app, scope, receive, send)
 
 
-class AsgiConnection:
-    """One HTTP request or WebSocket connection, with the part of its body the app has read."""
+class AsgiConnection(LazyMapping):
+    """One HTTP request or WebSocket connection: the protocol's `request` for its scope (built
+    from the ASGI scope only if an event is captured), and the part of its body the app read."""
 
     __slots__ = ("_chunks", "complete", "max_bytes", "scope", "size")
 
     def __init__(self, scope: Scope, max_bytes: int | None) -> None:
+        self._factory = None
+        self._data = None
         self.scope = scope
         self.max_bytes = max_bytes
         self._chunks: list[bytes] = []
@@ -265,6 +295,9 @@ class AsgiConnection:
         except Exception:  # not there in time, or the server has no more to give
             return
 
+    def _compute(self) -> Mapping[str, Any]:
+        return request_data(self, self.max_bytes)
+
     def body(self) -> bytes | None:
         return b"".join(self._chunks) if self.complete else None
 
@@ -273,6 +306,15 @@ class AsgiConnection:
             if bytes(key).lower() == name:
                 return bytes(value)
         return None
+
+
+def connection_for(scope: Scope) -> AsgiConnection | None:
+    """The connection the ASGI handling opened for `scope`, when the current errlink scope is
+    its (it holds the body read so far)."""
+    request = current_scope().request
+    if isinstance(request, AsgiConnection) and request.scope is scope:
+        return request
+    return None
 
 
 def request_data(connection: AsgiConnection, max_bytes: int | None) -> dict[str, Any]:

@@ -38,9 +38,16 @@ from typing import TYPE_CHECKING, Any, cast
 from ._async_web import qualified_name
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
-from ._lazy import LazyRequest
-from ._sdk import INTERNAL, ClientOptions, Dsn, current_scope, isolated_scope, logger
-from .asgi import ASGIApp, AsgiConnection, AsgiIntegration, Receive, Scope, Send
+from ._sdk import INTERNAL, ClientOptions, Dsn, isolated_scope, logger
+from .asgi import (
+    ASGIApp,
+    AsgiConnection,
+    AsgiIntegration,
+    Receive,
+    Scope,
+    Send,
+    connection_for,
+)
 
 require("litestar", distribution="litestar", extra="litestar", minimum=(2, 8))
 
@@ -112,10 +119,9 @@ class ErrlinkPlugin(AsgiIntegration, InitPluginProtocol):
         try:
             if not self.should_report(exc):
                 return
-            request = current_scope().request
-            source = request.source if isinstance(request, LazyRequest) else None
-            if isinstance(source, AsgiConnection) and source.scope is scope:
-                await self.report(exc, source, scope.get(_RECEIVE))
+            connection = connection_for(scope)
+            if connection is not None:
+                await self.report(exc, connection, scope.get(_RECEIVE))
                 return
             # Not inside the middleware's scope: routing failed, or the error was raised outside
             # the route (reported by the middleware if it passed through it: deduplicated).

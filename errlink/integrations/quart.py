@@ -33,9 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from ._async_web import content_length
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
-from ._lazy import LazyRequest
-from ._sdk import INTERNAL, ClientOptions, Dsn, current_scope, isolated_scope, logger
-from .asgi import ASGIApp, AsgiConnection, AsgiHop, AsgiIntegration, Scope
+from ._sdk import INTERNAL, ClientOptions, Dsn, isolated_scope, logger
+from .asgi import ASGIApp, AsgiConnection, AsgiHop, AsgiIntegration, Scope, connection_for
 
 require("quart", distribution="quart", extra="quart", minimum=(0, 19))
 
@@ -184,12 +183,10 @@ class Errlink(AsgiIntegration):
 
     def _connection_of(self, scope: Scope) -> AsgiConnection:
         """The connection the ASGI handling opened for `scope` (it holds the body read so far)."""
-        request = current_scope().request
-        if isinstance(request, LazyRequest):
-            source = request.source
-            if isinstance(source, AsgiConnection) and source.scope is scope:
-                return source
-        return AsgiConnection(scope, self.max_request_body_bytes)
+        connection = connection_for(scope)
+        if connection is None:  # (not `or`: a connection is a mapping, its truth builds it)
+            connection = AsgiConnection(scope, self.max_request_body_bytes)
+        return connection
 
     async def _capture(self, exception: BaseException) -> None:
         try:

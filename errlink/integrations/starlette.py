@@ -33,9 +33,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from ._async_web import qualified_name
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES
-from ._lazy import LazyRequest
-from ._sdk import INTERNAL, ClientOptions, Dsn, current_scope, logger
-from .asgi import AsgiConnection, AsgiHop, AsgiIntegration, Scope
+from ._sdk import INTERNAL, ClientOptions, Dsn, logger
+from .asgi import AsgiConnection, AsgiHop, AsgiIntegration, Scope, connection_for
 
 require("starlette", distribution="starlette", extra="starlette", minimum=(0, 37))
 
@@ -180,7 +179,9 @@ class Errlink(AsgiIntegration):
             if self.active_core() is None:
                 return
             scope = conn.scope
-            connection = _connection_of(scope) or AsgiConnection(scope, self.max_request_body_bytes)
+            connection = connection_for(scope)
+            if connection is None:  # (not `or`: a connection is a mapping, its truth builds it)
+                connection = AsgiConnection(scope, self.max_request_body_bytes)
         except Exception:
             logger.warning(
                 f"errlink: could not report a {self.name} HTTP error", exc_info=True, extra=INTERNAL
@@ -198,13 +199,6 @@ def _exception_middleware(stack: object) -> ExceptionMiddleware | None:
         if node is None:
             return None
     return None
-
-
-def _connection_of(scope: Scope) -> AsgiConnection | None:
-    """The connection errlink's middleware opened for `scope` (it holds the body read so far)."""
-    request = current_scope().request
-    source = request.source if isinstance(request, LazyRequest) else None
-    return source if isinstance(source, AsgiConnection) and source.scope is scope else None
 
 
 def _route_template(routes: Iterable[Any], route: object, endpoint: object) -> str | None:
