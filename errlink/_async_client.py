@@ -194,7 +194,7 @@ class AsyncClient(ClientFace):
             return  # installed at the first use on a loop
         if pipeline.loop is not None and loop is not pipeline.loop:
             return
-        self._task_watch = TaskErrorWatch(loop, self._report_task_error)
+        self._task_watch = TaskErrorWatch(loop, self._report_task_error, self._core)
         self._task_watch.install()
 
     def _report_task_error(self, exc: BaseException) -> None:

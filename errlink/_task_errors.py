@@ -5,7 +5,9 @@ retrieved" log line, and only once the task is garbage-collected, which may be n
 `AsyncClient` watches its loop for these:
 
 - a task factory (chained to the one installed before, if any) adds a done callback to every
-  task. When a task ends with an exception, the callback waits `GRACE` seconds: an awaiter, a
+  task created where the client is bound (inside ``async with client``, an integration's
+  request, an ASGI lifespan): a server's own tasks, created where nothing is bound, cost one
+  check. When a task ends with an exception, the callback waits `GRACE` seconds: an awaiter, a
   `gather` or a `wait` caller that reads the result takes it within that time. If nobody did,
   the exception is reported, with mechanism ``asyncio``, and left unretrieved, so that asyncio
   still logs it as before;
@@ -25,6 +27,8 @@ import asyncio
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
+from ._capture.binding import bound_client
+from ._capture.core import ClientCore
 from ._capture.dedupe import mark_task_error_reported
 from ._log import INTERNAL, logger
 
@@ -38,11 +42,13 @@ ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
 
 
 class TaskErrorWatch:
-    """Reports failures of tasks nobody awaited on `loop`, through `report`."""
+    """Reports failures of tasks nobody awaited on `loop`, created where `client` is bound,
+    through `report`."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, report: Report) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, report: Report, client: ClientCore) -> None:
         self._loop = loop
         self._report = report
+        self._client = client
         self._active = False
         self._previous_factory: TaskFactory | None = None
         self._previous_handler: ExceptionHandler | None = None
@@ -83,7 +89,7 @@ class TaskErrorWatch:
             task = asyncio.Task(coro, loop=loop, **kwargs)
         else:
             task = asyncio.Task(coro, loop=loop)
-        if self._active:
+        if self._active and bound_client() is self._client:
             task.add_done_callback(self._on_done)
         return task
 

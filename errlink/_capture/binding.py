@@ -18,6 +18,11 @@ _new_object = object.__new__
 _client: ContextVar[ClientCore | None] = ContextVar("errlink.client", default=None)
 
 
+def bound_client() -> ClientCore | None:
+    """The client bound to this context, without the process default."""
+    return _client.get()
+
+
 def current_client() -> ClientCore | None:
     """The client bound to this context, else the process default set by `errlink.init()`."""
     client = _client.get()
