@@ -1,6 +1,7 @@
-"""Per-request overhead on Sanic, Tornado and aiohttp.web: bare app vs errlink vs sentry-sdk.
+"""Per-request overhead on Sanic, Tornado, aiohttp.web and FastAPI: bare app vs errlink vs
+sentry-sdk.
 
-Run: python -m benchmarks.bench_async_web [--quick] [--frameworks sanic,tornado,aiohttp]
+Run: python -m benchmarks.bench_async_web [--quick] [--frameworks sanic,tornado,aiohttp,fastapi]
      [--variants bare,errlink,sentry-sdk] [--json PATH]
 
 For each framework, one server per variant runs on 127.0.0.1, each a single worker in its own
@@ -9,9 +10,10 @@ same hello-world route:
 
 - bare: the app alone;
 - errlink: the errlink integration set up with its defaults;
-- sentry-sdk: `sentry_sdk.init` with the framework's integration (Sanic, Tornado, AioHttp) on
-  top of its default integrations, `traces_sample_rate=None` (tracing off, so what is compared
-  is error reporting only); the integrations it enabled are printed under the table.
+- sentry-sdk: `sentry_sdk.init` with the framework's integration (Sanic, Tornado, AioHttp;
+  Starlette and FastApi for FastAPI) on top of its default integrations,
+  `traces_sample_rate=None` (tracing off, so what is compared is error reporting only); the
+  integrations it enabled are printed under the table.
 
 Both SDKs send to one loopback collector in a process of its own; no error happens on the
 measured route, so nothing is sent: what is measured is the cost every request pays. One client
@@ -30,7 +32,9 @@ Reported per framework and variant: the best round by both measures (other proce
 add time, so the best round is the least disturbed one), the throughput ratio against the bare
 app (of best rounds, and of medians), and the CPU added per request. `--calibrate` runs the bare
 app against itself instead: the noise floor of the method on this machine. Each framework runs
-on its default loop (Sanic: uvloop when installed; Tornado and aiohttp: asyncio).
+on its default loop (Sanic, and FastAPI under uvicorn: uvloop when installed; Tornado and
+aiohttp: asyncio). FastAPI is served by uvicorn with its defaults (httptools when installed),
+lifespan on, access log off.
 
 Afterwards, one request to /boom on each SDK's server must yield exactly one stored event:
 proof that the integration measured was live. A variant whose server fails to start or to answer
@@ -56,7 +60,7 @@ from typing import Any
 
 from tests._support.collector import CollectorProcess
 
-FRAMEWORKS = ("sanic", "tornado", "aiohttp")
+FRAMEWORKS = ("sanic", "tornado", "aiohttp", "fastapi")
 VARIANTS = ("bare", "errlink", "sentry-sdk")
 HELLO = b"Hello, world"
 READY = "READY "
@@ -66,11 +70,11 @@ _INFO = "INFO "
 # -- shared with bench_sync_web -----------------------------------------------------------------
 
 
-def init_sentry_sdk(integration: Any, dsn: str, **options: Any) -> None:
-    """sentry-sdk set up for error reporting only: its framework integration on top of its
-    defaults, tracing off, and release-health sessions off (they are on by default wherever
-    sentry-sdk finds a release, a git checkout for one: a cost that would depend on where the
-    benchmark runs, and that errlink has no counterpart for).
+def init_sentry_sdk(integration: Any | list[Any], dsn: str, **options: Any) -> None:
+    """sentry-sdk set up for error reporting only: its framework integration (or list of them)
+    on top of its defaults, tracing off, and release-health sessions off (they are on by default
+    wherever sentry-sdk finds a release, a git checkout for one: a cost that would depend on where
+    the benchmark runs, and that errlink has no counterpart for).
 
     Prints what it enabled on an INFO line for the parent process to show."""
     import sentry_sdk
@@ -78,7 +82,7 @@ def init_sentry_sdk(integration: Any, dsn: str, **options: Any) -> None:
 
     sentry_sdk.init(
         dsn=dsn,
-        integrations=[integration],
+        integrations=integration if isinstance(integration, list) else [integration],
         traces_sample_rate=None,
         profiles_sample_rate=None,
         auto_session_tracking=False,
@@ -230,7 +234,47 @@ def _serve_aiohttp(setup: str, dsn: str) -> None:
     asyncio.run(main())
 
 
-_SERVERS = {"sanic": _serve_sanic, "tornado": _serve_tornado, "aiohttp": _serve_aiohttp}
+def _serve_fastapi(setup: str, dsn: str) -> None:
+    if setup == "sentry-sdk":
+        from sentry_sdk.integrations.fastapi import FastApiIntegration
+        from sentry_sdk.integrations.starlette import StarletteIntegration
+
+        init_sentry_sdk([StarletteIntegration(), FastApiIntegration()], dsn)
+    import uvicorn
+    from fastapi import FastAPI, Response
+
+    app = FastAPI()
+
+    @app.get("/hello")
+    async def hello() -> Response:
+        return Response(HELLO, media_type="text/plain")
+
+    @app.get("/boom")
+    async def boom() -> Response:
+        raise RuntimeError("the benchmark's one error")
+
+    if setup == "errlink":
+        from errlink.integrations.fastapi import Errlink
+
+        Errlink(app, dsn=dsn)
+    sock = _listening_socket()
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # lifespan startup done, and uvicorn accepts on the socket
+                _ready(sock)
+
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
+    AnnouncingServer(config).run(sockets=[sock])  # uvicorn's default loop
+
+
+_SERVERS = {
+    "sanic": _serve_sanic,
+    "tornado": _serve_tornado,
+    "aiohttp": _serve_aiohttp,
+    "fastapi": _serve_fastapi,
+}
 
 
 class ServerFailed(RuntimeError):

@@ -43,8 +43,8 @@ class Settings:
         self.down_n = 300 if quick else 5000
         self.floor_n = 50 if quick else 2000
         self.floor_posts = 200 if quick else 5000
-        # per_request: the four frameworks (aiohttp.web: run bench_async_web alone).
-        self.async_web_args = ["--frameworks", "sanic,tornado"] + (
+        # per_request: the frameworks (aiohttp.web: run bench_async_web alone).
+        self.async_web_args = ["--frameworks", "sanic,tornado,fastapi"] + (
             ["--quick", "--requests", "1000"] if quick else ["--requests", "6000", "--rounds", "5"]
         )
         self.sync_web_args = (

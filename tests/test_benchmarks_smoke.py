@@ -68,6 +68,6 @@ def _check_per_request_rows(rows: list[str]) -> None:
             assert "live check ok" in added, row
     assert seen == {
         (framework, variant)
-        for framework in ("sanic", "tornado", "flask", "django")
+        for framework in ("sanic", "tornado", "fastapi", "flask", "django")
         for variant in ("bare", "errlink", "sentry-sdk")
     }
