@@ -2,8 +2,9 @@
 
 Starts the local collector on a free port of 127.0.0.1 with a temporary database, runs a small
 sample application through the sync facade and the AsyncClient, flushes, and prints what the
-collector received, grouped into issues, with the web UI's address. Exits 0 only when every
-sample event arrived, was grouped as expected and had its secrets scrubbed.
+collector received, grouped into issues. The collector stops with the demo unless `serve` keeps
+it running, with its web UI. Exits 0 only when every sample event arrived, was grouped as
+expected and had its secrets scrubbed.
 """
 
 from __future__ import annotations
@@ -120,12 +121,13 @@ async def run_demo(*, serve: bool = False, port: int = 0, out: TextIO | None = N
             for line in issues:
                 print(line, file=out)
             print(f"\nsecrets scrubbed before sending: {'yes' if scrubbed else 'NO'}", file=out)
-            print(f"events as JSON: {collector.events_url}", file=out)
             ok = len(events) == _EXPECTED_EVENTS and len(issues) == _EXPECTED_EVENTS and scrubbed
             if not serve:
+                # Its address would lead nowhere: the collector and its database go with the demo.
+                print("\nthis demo's collector has stopped, and its events with it.", file=out)
                 print(
-                    f"web UI: {collector.ui_url} (this demo's collector stops now; "
-                    "`errlink demo --serve` keeps it running)",
+                    "to browse them in the web UI, run `errlink demo --serve` "
+                    "(it keeps running until Ctrl-C).",
                     file=out,
                     flush=True,
                 )
@@ -138,6 +140,7 @@ async def _serve_until_stopped(collector: Collector, out: TextIO) -> None:
     from ..collector._serve import stop_on_signals
 
     with stop_on_signals() as stop_requested:
+        print(f"events as JSON: {collector.events_url}", file=out)
         print(f"web UI: {collector.ui_url}  (open it in a browser; Ctrl-C to stop)", file=out)
         print(f"send your own events to {collector.dsn}", file=out, flush=True)
         await stop_requested.wait()

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .._version import __version__
+from . import values
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -28,8 +32,11 @@ class Subcommand:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parser, subparsers = _build_parsers()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Named by the subcommand's parser, so its usage is shown, not the top-level one.
+        subparsers.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -39,20 +46,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The `errlink` parser, and each subcommand's parser by name."""
     parser = argparse.ArgumentParser(
         prog="errlink", description="errlink: an asyncio-first error-reporting client."
     )
     parser.add_argument("--version", action="version", version=f"errlink {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    by_name = {}
     for name, subcommand in SUBCOMMANDS.items():
         subparser = subparsers.add_parser(name, help=subcommand.help, description=subcommand.help)
         subcommand.add_arguments(subparser)
-    return parser
+        by_name[name] = subparser
+    return parser, by_name
 
 
 def _error(command: str, message: str) -> None:
     print(f"errlink {command}: error: {message}", file=sys.stderr)
+
+
+def _cannot_listen(command: str, host: str, port: int, exc: OSError) -> None:
+    """One line for a collector that cannot start listening, with what to try instead."""
+    message = f"cannot listen on {host}:{port}: {_os_error_text(exc)}"
+    if exc.errno == errno.EADDRINUSE or "in use" in str(exc):
+        message += " (another program uses this port; --port 0 picks any free port)"
+    _error(command, message)
+
+
+def _os_error_text(exc: OSError) -> str:
+    if exc.errno and exc.errno > 0:
+        return os.strerror(exc.errno).lower()
+    text = exc.strerror or str(exc)
+    # asyncio's bind error reads "error while attempting to bind on address (...): <reason>".
+    return text.rpartition("): ")[2] or text
 
 
 # -- errlink serve ---------------------------------------------------------------------------
@@ -70,7 +96,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--port",
-        type=_port,
+        type=values.port,
         default=DEFAULT_SERVE_PORT,
         help="port to listen on, 0 for any free port (default: %(default)s)",
     )
@@ -84,7 +110,10 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "shown in the DSN printed)",
     )
     parser.add_argument(
-        "--project", default=DEFAULT_PROJECT_ID, help="project id to accept (default: %(default)s)"
+        "--project",
+        type=values.project_id,
+        default=DEFAULT_PROJECT_ID,
+        help="project id to accept, a number (default: %(default)s)",
     )
     parser.add_argument(
         "--allowed-host",
@@ -107,7 +136,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-events",
-        type=_non_negative_int,
+        type=values.non_negative_int,
         default=DEFAULT_MAX_EVENTS,
         metavar="N",
         help="keep only the newest N events, 0 to keep all; issues keep their counts "
@@ -118,14 +147,14 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     faults.add_argument(
         "--fail-rate",
-        type=_fraction,
+        type=values.fraction,
         default=0.0,
         metavar="RATE",
         help="refuse this share of ingestion requests, 0 to 1 (default: %(default)s)",
     )
     faults.add_argument(
         "--status",
-        type=_error_status,
+        type=values.error_status,
         default=500,
         metavar="STATUS",
         help="status to refuse them with: 500, 429 or 503 (any 4xx/5xx); 429 and 503 carry "
@@ -133,14 +162,14 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     faults.add_argument(
         "--delay",
-        type=_non_negative_float,
+        type=values.non_negative_float,
         default=0.0,
         metavar="MS",
         help="delay every ingestion answer by MS milliseconds (default: %(default)s)",
     )
     faults.add_argument(
         "--retry-after",
-        type=_non_negative_float,
+        type=values.non_negative_float,
         default=1.0,
         metavar="SECONDS",
         help="Retry-After sent with a 429 or 503 (default: %(default)s)",
@@ -171,72 +200,32 @@ def _run_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     # Refusals (a wrong Host, a browser page, the connection limit) are warnings, shown even
     # with -q; each stored event is shown unless -q.
-    _log_collector(logging.WARNING if args.quiet else logging.INFO)
-    try:
-        asyncio.run(serve_until_signalled(collector, sys.stdout))
-    except OSError as exc:
-        _error("serve", f"cannot start on {args.host}:{args.port}: {exc.strerror or exc}")
-        return EXIT_FAILURE
-    except StoreError as exc:
-        _error("serve", str(exc))
-        return EXIT_FAILURE
+    with _collector_log_shown(logging.WARNING if args.quiet else logging.INFO):
+        try:
+            asyncio.run(serve_until_signalled(collector, sys.stdout))
+        except OSError as exc:
+            _cannot_listen("serve", args.host, args.port, exc)
+            return EXIT_FAILURE
+        except StoreError as exc:
+            _error("serve", str(exc))
+            return EXIT_FAILURE
     return EXIT_OK
 
 
-def _int_option(text: str, *, what: str, low: int, high: int | None, allowed: str) -> int:
-    """An integer option in [low, high]; argparse shows the message as a usage error."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
-    if value < low or (high is not None and value > high):
-        raise argparse.ArgumentTypeError(f"{allowed}, got {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    return _int_option(
-        text, what="a port number", low=0, high=65535, allowed="port must be between 0 and 65535"
-    )
-
-
-def _non_negative_int(text: str) -> int:
-    return _int_option(text, what="a whole number", low=0, high=None, allowed="must be 0 or more")
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = _non_negative_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _error_status(text: str) -> int:
-    return _int_option(
-        text,
-        what="an HTTP status",
-        low=400,
-        high=599,
-        allowed="must be an error status (400-599)",
-    )
-
-
-def _log_collector(level: int) -> None:
+@contextlib.contextmanager
+def _collector_log_shown(level: int) -> Iterator[None]:
+    """The collector's log on stderr while serving (and no longer, when `main` is called)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     collector_logger = logging.getLogger("errlink.collector")
+    saved_level = collector_logger.level
     collector_logger.addHandler(handler)
     collector_logger.setLevel(level)
+    try:
+        yield
+    finally:
+        collector_logger.removeHandler(handler)
+        collector_logger.setLevel(saved_level)
 
 
 # -- errlink test ----------------------------------------------------------------------------
@@ -249,20 +238,25 @@ def _add_test_arguments(parser: argparse.ArgumentParser) -> None:
         help="DSN to send to (default: $ERRLINK_DSN, then $SENTRY_DSN)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=10.0, help="seconds to wait (default: %(default)s)"
+        "--timeout",
+        type=values.positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds to wait for the server's answer (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show errlink's own log of the send (debug=True)"
     )
 
 
 def _run_test(args: argparse.Namespace) -> int:
-    import os
-
     from .selftest import run_selftest
 
     dsn = args.dsn or os.environ.get("ERRLINK_DSN") or os.environ.get("SENTRY_DSN")
     if not dsn:
         _error("test", "no DSN given (pass one, or set ERRLINK_DSN)")
         return EXIT_USAGE
-    return run_selftest(dsn, timeout=args.timeout, out=sys.stdout, err=sys.stderr)
+    return run_selftest(dsn, timeout=args.timeout, out=sys.stdout, err=sys.stderr, debug=args.debug)
 
 
 # -- errlink demo ----------------------------------------------------------------------------
@@ -276,7 +270,7 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--port",
-        type=_port,
+        type=values.port,
         default=0,
         help="port for the demo's collector (default: any free port)",
     )
@@ -288,7 +282,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(run_demo(serve=args.serve, port=args.port))
     except OSError as exc:
-        _error("demo", f"cannot start the collector on port {args.port}: {exc.strerror or exc}")
+        _cannot_listen("demo", "127.0.0.1", args.port, exc)
         return EXIT_FAILURE
 
 

@@ -103,8 +103,8 @@ class HttpTransport:
                 proxy=self._proxy,
                 allow_redirects=False,
             ) as response:
-                await _read_bounded(response)
-                return TransportResponse(response.status, response.headers)
+                body = await _read_bounded(response)
+                return TransportResponse(response.status, response.headers, body)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             raise TransportError(self._describe(exc)) from exc
 
@@ -149,23 +149,27 @@ class HttpTransport:
         return f"{type(exc).__name__} sending to {self._dsn.netloc}: {text}"
 
 
-# No Sentry answer needs more (it is `{"id": ...}` or a short error); only status and headers
-# are used. A larger or endless body is not read: the connection is closed instead.
+# No Sentry answer needs more (it is `{"id": ...}` or a short error); the body only serves to
+# name a refusal's reason. A larger or endless body is not read: the connection is closed.
 MAX_ANSWER_BYTES = 64 * 1024
 
 
-async def _read_bounded(response: aiohttp.ClientResponse) -> None:
+async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
     """Read at most MAX_ANSWER_BYTES of the body, so a whole small answer frees the connection
     for the next request (keep-alive), and close the connection on anything bigger."""
     content = response.content
+    chunks: list[bytes] = []
     left = MAX_ANSWER_BYTES
     while left > 0:
         chunk = await content.read(left)
         if not chunk:
-            return  # the whole body was read: leaving `async with` reuses the connection
+            # The whole body was read: leaving `async with` reuses the connection.
+            return b"".join(chunks)
+        chunks.append(chunk)
         left -= len(chunk)
     if not content.at_eof():
         response.close()
+    return b"".join(chunks)
 
 
 # zlib's defaults (a 32 KiB window, memLevel 8) allocate 256 KiB of state per call, and that

@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import enum
+import json
+import logging
 from datetime import datetime, timezone
 from typing import Any
 
 from .._log import INTERNAL, logger
 from .._wire.dsn import Dsn
 from .._wire.envelope import Envelope, Item
-from .._wire.transport import Transport, TransportError
+from .._wire.transport import Transport, TransportError, TransportResponse
 from .health import ServerHealth
 from .kinds import CLIENT_REPORT
 from .ratelimit import RateLimits
@@ -52,6 +54,7 @@ class Sender:
         self._health = health
         self._sdk_info = sdk_info
         self._dsn_text = str(dsn) if dsn is not None else None
+        self._secret = dsn.secret_key if dsn is not None else None
         self._logged_refusals: set[object] = set()
 
     def envelope(self, event_id: str | None, items: list[Item]) -> Envelope:
@@ -73,6 +76,7 @@ class Sender:
             envelope.add_json(CLIENT_REPORT.item_type, report)
         elif not envelope.items:
             return Verdict.DELIVERED
+        started = asyncio.get_running_loop().time()
         try:
             response = await self.transport.send(envelope)
         except TransportError as exc:
@@ -93,17 +97,20 @@ class Sender:
             logger.debug("errlink: unreadable rate limit headers: %r", exc, extra=INTERNAL)
         if status >= 500:
             self._restore_report(report)
-            self._health.note_failure(f"HTTP {status}")
+            self._health.note_failure(self._describe_answer(response))
             return Verdict.TRANSIENT
         self._health.note_up()
         if 200 <= status < 300:
+            _log_sent(envelope, status, asyncio.get_running_loop().time() - started)
             return Verdict.DELIVERED
         if status == 429:
             self._restore_report(report)
             return Verdict.RATE_LIMITED
         if carries_event:  # the event was likely the problem: the report goes with the next one
             self._restore_report(report)
-        self._log_refusal_once(status, "the server refused an envelope with HTTP %s", status)
+        self._log_refusal_once(
+            status, "the server refused an envelope with %s", self._describe_answer(response)
+        )
         return Verdict.REFUSED
 
     async def send_report_within(self, deadline: float | None) -> None:
@@ -130,6 +137,11 @@ class Sender:
         if report is not None:
             self._stats.restore_client_report(report)
 
+    def _describe_answer(self, response: TransportResponse) -> str:
+        """`HTTP 401: invalid public key`: the status and the server's own reason, if any."""
+        reason = server_reason(getattr(response, "body", b""), secret=self._secret)
+        return f"HTTP {response.status}: {reason}" if reason else f"HTTP {response.status}"
+
     def _log_refusal_once(self, key: object, message: str, *args: object) -> None:
         if key in self._logged_refusals:
             return
@@ -139,6 +151,40 @@ class Sender:
             *args,
             extra=INTERNAL,
         )
+
+
+def server_reason(body: object, *, secret: str | None = None, limit: int = 200) -> str:
+    """The reason a server gave in its answer: the `detail` of Sentry's `{"detail": ...}`,
+    else the body's text, on one line and shortened ("" when there is none)."""
+    if not isinstance(body, bytes):  # a custom transport's answer may carry anything
+        return ""
+    text = body[: limit * 4].decode("utf-8", "replace")
+    try:
+        answer = json.loads(body)
+    except (ValueError, RecursionError):
+        pass
+    else:
+        if isinstance(answer, dict) and isinstance(answer.get("detail"), str):
+            text = answer["detail"]
+    text = " ".join(text.split())
+    if secret:
+        text = text.replace(secret, "***")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _log_sent(envelope: Envelope, status: int, seconds: float) -> None:
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    event_id = envelope.headers.get("event_id")
+    logger.debug(
+        "errlink: sent %s%s (%d bytes): HTTP %s in %.0f ms",
+        "+".join(item.type for item in envelope.items),
+        f" {event_id}" if event_id else "",
+        sum(len(item.payload) for item in envelope.items),
+        status,
+        seconds * 1000,
+        extra=INTERNAL,
+    )
 
 
 def _rfc3339_now() -> str:

@@ -16,10 +16,12 @@ from .envelope import Envelope
 
 @dataclass(frozen=True)
 class TransportResponse:
-    """The server's answer: its status and headers (`Retry-After`, `X-Sentry-Rate-Limits`)."""
+    """The server's answer: its status and headers (`Retry-After`, `X-Sentry-Rate-Limits`),
+    and optionally its body, whose reason (`{"detail": ...}`) is shown when it refuses."""
 
     status: int
     headers: Mapping[str, str]
+    body: bytes = b""
 
 
 class TransportError(Exception):

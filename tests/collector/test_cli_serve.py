@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import urllib.error
 import urllib.request
 import uuid
@@ -65,7 +66,8 @@ def test_no_arguments_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]
         (["serve", "--port", "http"], "not a port number"),
         (["serve", "--nope"], "unrecognized arguments"),
         (["serve", "--key", "a@b", "--port", "0"], "public key must be"),
-        (["serve", "--project", "a/b", "--port", "0"], "project id must be"),
+        (["serve", "--project", "a/b", "--port", "0"], "argument --project: a project id is a"),
+        (["serve", "--project", "abc"], "argument --project: a project id is a number, not 'abc'"),
         (["frobnicate"], "invalid choice"),
         (["serve", "--fail-rate", "1.5"], "must be between 0 and 1"),
         (["serve", "--fail-rate", "lots"], "not a number"),
@@ -84,6 +86,33 @@ def test_bad_options_exit_2_with_a_clear_message(
         status = exit_.code
     assert status == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_unknown_option_shows_the_usage_of_serve_not_of_errlink(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--bogus"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: errlink serve [-h] [--host HOST] [--port PORT]")
+    assert err.endswith("errlink serve: error: unrecognized arguments: --bogus\n")
+
+
+def test_a_port_in_use_is_one_line_suggesting_port_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status = main(["serve", "--port", str(port), "--db", str(tmp_path / "e.db")])
+    assert status == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith(f"errlink serve: error: cannot listen on 127.0.0.1:{port}: ")
+    assert "--port 0 picks any free port" in captured.err
+    assert "Traceback" not in captured.err
 
 
 def test_unusable_database_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
