@@ -1,33 +1,27 @@
 """Tornado integration: report uncaught handler errors with the request they happened in.
 
-Usage::
-
-    from errlink.integrations.tornado import Errlink
-
-    app = tornado.web.Application(routes)
-    errlink_ext = Errlink(app, dsn="https://key@sentry.example.com/1", environment="prod")
-    ...
-    await errlink_ext.aclose()   # when the server stops: delivers what is still queued
-
-The extension owns an `errlink.AsyncClient`, which runs on Tornado's IOLoop (asyncio). Two
-parts, both set up by `Errlink(app)`:
+Usage: ``Errlink(app, dsn=...)``, then ``await errlink_ext.aclose()`` before `main()` returns.
+The extension owns an `errlink.AsyncClient`, which runs on Tornado's IOLoop (asyncio), and hooks:
 
 - an output transform (`Application.add_transform`), Tornado's per-request hook that runs before
-  the handler's task starts: it gives the request a fresh scope bound to the client, so
-  `errlink.capture_exception()` and the scope functions inside a handler reach this request's
-  client and scope, with its `request` data built only if something is captured;
-- `RequestHandler.log_exception`, the method Tornado calls for every uncaught handler error
-  (and websocket callback error): the exception is reported, then Tornado logs it and sends its
-  error page as usual. Tornado has no application-level hook for this, so by default
-  (``every_handler=True``) the extension wraps `RequestHandler.log_exception` once per process;
-  the wrapper only acts for applications that have an extension. With ``every_handler=False``
-  nothing is patched: mix `ErrlinkMixin` into the handlers that should report.
+  the handler's task starts: it gives the request a fresh scope bound to the client, with its
+  `request` data built only if something is captured;
+- `RequestHandler.log_exception`, which Tornado calls for every uncaught handler (and websocket
+  callback) error: the exception is reported, then Tornado logs it and answers as usual. There is
+  no application-level hook for this, so with ``every_handler=True`` (the default) the method is
+  wrapped once per process, acting only for applications with an extension; otherwise handlers
+  mix in `ErrlinkMixin`;
+- `IOLoop.start`, wrapped once per process: when a loop started with it stops (`IOLoop.stop()`,
+  the end of `run_sync`), the clients running on it are flushed before `start()` returns. Under
+  `asyncio.run` the loop is not started this way, and asyncio cancels errlink's sender tasks as
+  soon as `main()` returns: hence the explicit `aclose()` there.
 
 `HTTPError` is reported when its status is in `capture_status_codes` (default 500-599).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import weakref
 from collections.abc import Iterable
@@ -44,6 +38,7 @@ from ._sdk import INTERNAL, ClientOptions, Dsn, logger, request_scope
 require("tornado", distribution="tornado", extra="tornado", minimum=(6, 2))
 
 from tornado.httputil import HTTPServerRequest  # noqa: E402
+from tornado.platform.asyncio import BaseAsyncIOLoop  # noqa: E402
 from tornado.web import Application, HTTPError, OutputTransform, RequestHandler  # noqa: E402
 
 if TYPE_CHECKING:
@@ -67,8 +62,9 @@ class Errlink(AsyncWebIntegration):
     - `every_handler`: report from every handler of the app (default True), else only from
       handlers that mix in `ErrlinkMixin`.
 
-    `client` is the `AsyncClient`; it starts on the IOLoop at its first event. Call
-    ``await aclose()`` before the loop stops so queued events are delivered.
+    `client` is the `AsyncClient`; it starts on the IOLoop at its first event. Under
+    `asyncio.run`, call ``await aclose()`` before `main()` returns so queued events are
+    delivered; a loop run by `IOLoop.start()` flushes the client itself when it stops.
     """
 
     name = "tornado"
@@ -99,6 +95,7 @@ class Errlink(AsyncWebIntegration):
         self.app = app
         _extensions[app] = self
         app.add_transform(_request_scope_transform(self))
+        _hook_loop_start()
         if self.every_handler:
             _hook_every_handler()
 
@@ -116,6 +113,11 @@ class Errlink(AsyncWebIntegration):
         """Flush within `timeout` (default: the client's `shutdown_timeout`), then close."""
         client = self.client
         return True if client is None else await client.aclose(timeout)
+
+    def runs_on(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether the client's pipeline started on `loop`."""
+        pipeline = None if self.client is None else self.client.core.pipeline
+        return pipeline is not None and pipeline.loop is loop
 
     def report(self, handler: RequestHandler, exc: BaseException | None) -> None:
         """Report `exc`, uncaught in `handler`, unless it is an HTTPError with a quiet status."""
@@ -202,6 +204,44 @@ def _hook_every_handler() -> None:
 
     setattr(log_exception, _HOOK_MARK, True)
     RequestHandler.log_exception = log_exception  # type: ignore[method-assign]
+
+
+def _hook_loop_start() -> None:
+    wrapped = BaseAsyncIOLoop.start
+    if getattr(wrapped, _HOOK_MARK, False):
+        return
+
+    @functools.wraps(wrapped)
+    def start(self: BaseAsyncIOLoop) -> None:
+        try:
+            wrapped(self)
+        finally:
+            _flush_on_stop(self.asyncio_loop)
+
+    setattr(start, _HOOK_MARK, True)
+    BaseAsyncIOLoop.start = start  # type: ignore[method-assign]
+
+
+def _flush_on_stop(loop: asyncio.AbstractEventLoop) -> None:
+    """Deliver what the clients on `loop` still hold, now that `IOLoop.start()` returns.
+
+    A flush, not a close: the loop may be started again (`run_sync`, Tornado's test cases).
+    """
+    if loop.is_running() or loop.is_closed():
+        return
+    extensions = [ext for ext in list(_extensions.values()) if ext.runs_on(loop)]
+    if not extensions:
+        return
+
+    async def flush_all() -> None:
+        await asyncio.gather(*(ext.flush(ext.options.shutdown_timeout) for ext in extensions))
+
+    try:
+        loop.run_until_complete(flush_all())
+    except Exception:
+        logger.warning(
+            "errlink: could not flush when the IOLoop stopped", exc_info=True, extra=INTERNAL
+        )
 
 
 def _request_data(request: HTTPServerRequest, max_bytes: int | None) -> dict[str, Any]:

@@ -8,8 +8,14 @@ Tornado's own.
 
 from __future__ import annotations
 
+import asyncio
+import re
+import signal
+import socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,11 +23,15 @@ import pytest
 from _async_web_helpers import EVENT_TIMEOUT, fetch, mechanism, newest_exception
 from _web_apps import BoomHandler, HandledHandler, State
 from _web_apps import tornado_serving as serving
+from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+from tornado.testing import bind_unused_port
 from tornado.web import Application, HTTPError, RequestHandler
 from tornado.websocket import WebSocketHandler
 
 import errlink
-from errlink.collector import Collector
+from errlink.collector import Collector, CollectorThread
 from errlink.integrations.tornado import Errlink, ErrlinkMixin
 
 
@@ -49,6 +59,14 @@ class EchoSocket(WebSocketHandler):
         raise ArithmeticError(f"cannot echo {message!r}")
 
 
+class CaptureThenStopHandler(RequestHandler):
+    def get(self) -> None:
+        errlink.capture_message("queued as the loop stops")
+        # The senders are woken for the loop's next pass, which never comes: start() returns.
+        IOLoop.current().stop()
+        self.write("stopped")
+
+
 # The shared handlers (`_web_apps`) take a `State`; these routes use none of it.
 _UNUSED_STATE = {"state": State(barrier=None)}
 ROUTES: list[Any] = [
@@ -58,6 +76,7 @@ ROUTES: list[Any] = [
     (r"/after-finish", AfterFinishHandler),
     (r"/mixin", MixinBoomHandler),
     (r"/echo", EchoSocket),
+    (r"/stop", CaptureThenStopHandler),
 ]
 
 
@@ -167,6 +186,79 @@ async def test_websocket_callback_error_is_reported(collector: Collector) -> Non
     assert event["transaction"] == "test_tornado.EchoSocket"
     assert event["request"]["query_string"] == "room=1"
     assert event["tags"] == {"socket": "echo"}
+
+
+def test_a_loop_run_by_start_flushes_its_clients_when_it_stops(
+    collector_thread: CollectorThread,
+) -> None:
+    io_loop = IOLoop(make_current=False)
+    app = Application(ROUTES)
+    ext = Errlink(app, dsn=collector_thread.dsn)
+    server = HTTPServer(app)
+    responses: list[asyncio.Future[HTTPResponse]] = []
+
+    def serve_and_request() -> None:
+        sock, port = bind_unused_port()
+        server.add_sockets([sock])
+        responses.append(AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/stop"))
+
+    io_loop.add_callback(serve_and_request)
+    io_loop.start()  # returns when the handler stops the loop, its event still queued then
+    try:
+        # Delivered before start() returned: nothing ran the loop since.
+        [event] = collector_thread.events()
+        assert event["logentry"]["formatted"] == "queued as the loop stops"
+    finally:
+
+        async def finish() -> None:
+            await responses[0]
+            server.stop()
+            await server.close_all_connections()
+            await ext.aclose()
+
+        io_loop.run_sync(finish)
+        io_loop.close(all_fds=True)
+
+
+async def test_the_documented_program_reports_and_delivers_before_it_exits(
+    collector: Collector,
+) -> None:
+    page = Path(__file__).parents[2] / "docs" / "integrations" / "tornado.md"
+    program = re.search(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+    assert program is not None
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    source = (
+        program[1]
+        .replace("https://PUBLIC_KEY@o0.ingest.sentry.io/PROJECT_ID", collector.dsn)
+        .replace("app.listen(8888)", f"app.listen({port}, '127.0.0.1')")
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", source, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        deadline = asyncio.get_running_loop().time() + EVENT_TIMEOUT
+        async with aiohttp.ClientSession() as session:
+            while True:  # until the program listens
+                try:
+                    status, _ = await fetch(session, "GET", f"http://127.0.0.1:{port}/orders/42")
+                    break
+                except aiohttp.ClientConnectionError:
+                    assert process.returncode is None, "the program ended before it listened"
+                    assert asyncio.get_running_loop().time() < deadline, "it never listened"
+                    await asyncio.sleep(0.05)
+        assert status == 500
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), EVENT_TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, stderr.decode()
+    [event] = await collector.wait_for_events(1, EVENT_TIMEOUT)
+    assert newest_exception(event)["value"] == "no order 42"
+    assert event["transaction"] == "__main__.OrderHandler"
 
 
 def test_options_are_validated_where_the_extension_is_created() -> None:
