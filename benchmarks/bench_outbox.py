@@ -29,7 +29,7 @@ from typing import Any
 
 from benchmarks._workload import raise_deep
 from errlink import Dsn
-from errlink._capture.core import ClientCore
+from errlink._assembly import assemble_core
 from errlink._capture.event import EventBuilder
 from errlink._capture.scope import current_scope
 from errlink._options import build_options
@@ -131,8 +131,9 @@ def bench_spill(n: int, workdir: Path) -> dict[str, Any]:
     client decides the server is down.
     """
     outbox = workdir / "spill.sqlite3"
-    core = ClientCore(
-        build_options(refused_dsn(), {"outbox": str(outbox), "queue_size": n, "http_timeout": 1.0})
+    core = assemble_core(
+        build_options(refused_dsn(), {"outbox": str(outbox), "queue_size": n, "http_timeout": 1.0}),
+        start=lambda pipeline: None,  # started below, on this benchmark's loop
     )
     pipeline = core.pipeline
     assert pipeline is not None
