@@ -24,9 +24,13 @@ from ._capture.scope import (
     set_user,
 )
 from ._delivery.stats import StatsSnapshot
+from ._mistakes import ConfigurationWarning
 from ._version import __version__
 from ._wire.dsn import Dsn
 from ._wire.transport import Transport, TransportError, TransportResponse
+
+# Importing it also registers with init() what it hooks in the frameworks an app imported.
+from .integrations._auto import IntegrationWarning
 from .sync import Client, close, flush, init
 
 # A library leaves output to the application: without logging configured (or debug=True),
@@ -36,7 +40,9 @@ _logging.getLogger("errlink").addHandler(_logging.NullHandler())
 __all__ = [
     "AsyncClient",
     "Client",
+    "ConfigurationWarning",
     "Dsn",
+    "IntegrationWarning",
     "StatsSnapshot",
     "Transport",
     "TransportError",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
+from ._mistakes import name_hint, warn
 from ._wire.dsn import Dsn
 
 if TYPE_CHECKING:
@@ -129,6 +130,16 @@ class Options:
 
 
 OPTION_NAMES = frozenset(f.name for f in fields(Options)) - {"dsn"}
+# Accepted by `errlink.init()`, which consumes them, but not by a client.
+INIT_ONLY_OPTIONS = frozenset(
+    {
+        "logging_event_level",
+        "logging_breadcrumb_level",
+        "excepthook",
+        "integrations",
+        "default_integrations",
+    }
+)
 
 
 def build_options(
@@ -138,10 +149,7 @@ def build_options(
     env = os.environ if env is None else env
     unknown = sorted(set(options) - OPTION_NAMES)
     if unknown:
-        raise TypeError(
-            f"unknown option(s) {', '.join(map(repr, unknown))}; "
-            f"allowed: {', '.join(sorted(OPTION_NAMES))}"
-        )
+        raise TypeError(unknown_options_message(unknown))
     values = dict(options)
     values["dsn"] = _dsn(dsn, env)
     values["environment"] = _optional_str(
@@ -155,22 +163,65 @@ def build_options(
     return Options(**values)
 
 
+def unknown_options_message(unknown: Iterable[str]) -> str:
+    """The TypeError text for unknown option names: a hint for each, then every allowed name."""
+    described = []
+    for name in unknown:
+        hint = name_hint(name, OPTION_NAMES, init_only=INIT_ONLY_OPTIONS)
+        described.append(f"{name!r} ({hint})" if hint else repr(name))
+    allowed = sorted(
+        [*OPTION_NAMES, *(f"{name} (init() only)" for name in INIT_ONLY_OPTIONS)],
+    )
+    plural = "s" if len(described) > 1 else ""
+    return f"unknown option{plural} {', '.join(described)}; allowed: {', '.join(allowed)}"
+
+
+def _env_variable(env: Mapping[str, str], name: str) -> tuple[str, str] | None:
+    for variable in (f"ERRLINK_{name}", f"SENTRY_{name}"):
+        if env.get(variable):
+            return variable, env[variable]
+    return None
+
+
 def _env(env: Mapping[str, str], name: str) -> str | None:
-    return env.get(f"ERRLINK_{name}") or env.get(f"SENTRY_{name}") or None
+    found = _env_variable(env, name)
+    return None if found is None else found[1]
 
 
 def _dsn(value: str | Dsn | None, env: Mapping[str, str]) -> Dsn | None:
+    """The argument, else the environment's DSN. The argument wins, and a different DSN in the
+    environment that it hides is a warning: someone set that variable expecting it to count."""
+    if value is not None and not isinstance(value, str | Dsn):
+        raise TypeError(f"option 'dsn' must be a string, not {type(value).__name__}")
+    from_env = _env_variable(env, "DSN")
+    if value is None:
+        if from_env is None:
+            return None
+        value = from_env[1]
+    elif from_env is not None and not _same_dsn(value, from_env[1]):
+        _warn_env_dsn_ignored(from_env[0], value)
     if isinstance(value, Dsn):
         return value
-    if value is None:
-        value = _env(env, "DSN")
-        if value is None:
-            return None
-    if not isinstance(value, str):
-        raise TypeError(f"option 'dsn' must be a string, not {type(value).__name__}")
     if not value.strip():
         return None  # an explicit empty DSN disables the client
     return Dsn.parse(value)
+
+
+def _same_dsn(value: str | Dsn, text: str) -> bool:
+    if isinstance(value, str) and value.strip() == text.strip():
+        return True
+    try:
+        return (value if isinstance(value, Dsn) else Dsn.parse(value)) == Dsn.parse(text)
+    except ValueError:
+        return False
+
+
+def _warn_env_dsn_ignored(variable: str, argument: str | Dsn) -> None:
+    if isinstance(argument, str) and not argument.strip():
+        given = "the empty DSN given in code turns errlink off"
+    else:
+        given = "the DSN given in code wins"
+    warn(f"errlink: {given}; ${variable} is ignored (leave dsn unset to use it)")
 
 
 def _validate_values(values: dict[str, Any]) -> None:
@@ -208,9 +259,10 @@ def _validate_values(values: dict[str, Any]) -> None:
     values["tags"] = _tags(values.get("tags", {}))
     size = values.get("max_request_body_size", "medium")
     if size not in REQUEST_BODY_SIZES:
+        spelling = " (sentry-sdk's 'never' is 'none' in errlink)" if size == "never" else ""
         raise ValueError(
             f"option 'max_request_body_size' must be one of {', '.join(REQUEST_BODY_SIZES)}, "
-            f"not {size!r}"
+            f"not {size!r}{spelling}"
         )
     for name in ("http_proxy", "ca_certs"):
         values[name] = _optional_str(name, values.get(name))

@@ -13,7 +13,8 @@ import errlink
 from errlink import AsyncClient
 from errlink._capture.misuse import forget_warnings
 from errlink._capture.scope import isolated_scope
-from errlink.collector import Collector
+from errlink.collector import Collector, CollectorThread
+from errlink.sync import Client
 
 
 class Unprintable:
@@ -86,6 +87,46 @@ async def test_an_unknown_level_does_not_raise_from_a_disabled_client() -> None:
     client = AsyncClient()  # no DSN: disabled
     assert await client.capture_message("x", level="loud") is None
     await client.aclose()
+
+
+def test_no_level_raises_from_the_sync_client_or_the_module_functions(
+    collector_thread: CollectorThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    own = Client(collector_thread.dsn)
+    try:
+        own.capture_message("client critical", level="critical")
+        own.capture_message("client loud", level="loud")
+        errlink.init(
+            collector_thread.dsn,
+            logging_event_level=None,
+            logging_breadcrumb_level=None,
+            excepthook=False,
+        )
+        errlink.capture_message("module critical", level="critical")
+        errlink.capture_message("module loud", level="loud")
+        errlink.set_level("loud")  # ignored: the scope keeps no level
+        errlink.capture_message("after a loud scope level")
+        errlink.set_level("critical")
+        errlink.capture_message("after a critical scope level")
+        assert own.flush(10)
+        assert errlink.flush(10)
+    finally:
+        own.close(timeout=1)
+        errlink.close(timeout=1)
+    events = collector_thread.wait_for_events(6)
+    levels = {event["logentry"]["formatted"]: event["level"] for event in events}
+    assert levels == {
+        "client critical": "fatal",
+        "client loud": "error",
+        "module critical": "fatal",
+        "module loud": "error",
+        "after a loud scope level": "info",
+        "after a critical scope level": "fatal",
+    }
+    assert [message.split(":")[0] for message in warnings_from_errlink(caplog)] == [
+        "errlink.capture_message",
+        "errlink.set_level",
+    ]
 
 
 async def test_setters_take_what_can_be_meant(collector: Collector) -> None:

@@ -26,7 +26,9 @@ def test_the_design_contract_is_present() -> None:
     contract = {
         "AsyncClient", "Client", "init", "capture_exception", "capture_message", "capture_event",
         "flush", "close", "set_tag", "set_user", "set_context", "add_breadcrumb", "new_scope",
+        "ConfigurationWarning",
     }  # fmt: skip
     assert contract <= set(errlink.__all__)
     assert errlink.sync.Client is errlink.Client
+    assert issubclass(errlink.ConfigurationWarning, UserWarning)  # shown by default
     assert errlink.__version__ == "0.1.0"

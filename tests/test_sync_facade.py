@@ -314,3 +314,26 @@ def test_close_with_the_server_down_gives_up_after_a_failed_send_not_after_the_t
     assert time.monotonic() - started < 30 / 4
     stats = client.stats
     assert (stats.sent, stats.pending, dict(stats.dropped)) == (0, 0, {"network_error": 20})
+
+
+FRAMEWORKS_SCRIPT = textwrap.dedent(
+    """
+    import sys, errlink
+    errlink.init(sys.argv[1])
+    frameworks = ("flask", "django", "celery", "quart", "sanic", "tornado", "starlette", "fastapi",
+                  "litestar", "aiohttp.web")
+    print(sorted(name for name in frameworks if name in sys.modules))
+    print(sorted(errlink.sync.default_client().core.builder.sdk["integrations"]))
+    """
+)
+
+
+def test_init_imports_no_framework_the_app_did_not_import(collector_thread: Any) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", FRAMEWORKS_SCRIPT, collector_thread.dsn],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[]", "['excepthook', 'logging']"]

@@ -1,15 +1,23 @@
-"""A `logging.Handler` that turns records into errlink events and breadcrumbs.
+"""Log records as errlink events and breadcrumbs: `EventHandler`, and the hook `errlink.init()`
+installs.
 
 Records at or above `event_level` (default ERROR) become events: with the record's exception
 when it has one, else a message event carrying the record's template and arguments. Records at
 or above `breadcrumb_level` (default INFO) and below `event_level` become breadcrumbs on the
 current scope, so they travel with the next event. errlink's own records (the ``errlink`` logger
-and records marked ``errlink_internal``) are never captured: no feedback loop.
+and records marked ``errlink_internal``) are never captured, nor is a record logged while errlink
+is capturing one: no feedback loop.
 
-Use it from `errlink.init()` (on by default) or add it yourself, for instance in Django's
-``LOGGING`` setting::
+`errlink.init()` adds no handler and sets no level. It wraps `logging.Logger.callHandlers`, the
+one place every record passes once it got through its logger's level, filters and ``disabled``
+flag, on its way to the handlers. So errlink sees exactly what the application's logging
+configuration lets through, and `logging.basicConfig()`, `dictConfig` and libraries that add
+their own handler when none is configured (werkzeug, Flask) behave as without errlink.
+`EventHandler` is for routing records yourself, for instance in Django's ``LOGGING`` setting::
 
     "handlers": {"errlink": {"class": "errlink.integrations.logging.EventHandler"}}
+
+A record that reaches an `EventHandler` is left to it: the hook does not capture it again.
 """
 
 from __future__ import annotations
@@ -17,8 +25,10 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
+from .._log import INTERNAL, logger
 from .binding import current_client
 from .breadcrumbs import add_breadcrumb_dict
 from .dedupe import task_error_reported
@@ -63,6 +73,33 @@ def event_level_name(levelno: int) -> str:
     return "debug"
 
 
+class _ThreadState(threading.local):
+    def __init__(self) -> None:
+        self.capturing = False  # a record logged while we capture one must not re-enter
+        self.dispatching: logging.LogRecord | None = None  # the record the hook hands out
+        self.claimed = False  # an EventHandler received `dispatching`
+
+
+_state = _ThreadState()
+
+
+def capture_record(
+    record: logging.LogRecord, event_level: int | None, breadcrumb_level: int | None
+) -> None:
+    """Make `record` an event, a breadcrumb or nothing (None turns a level off), for the
+    current client. Faults propagate to the caller."""
+    if _is_errlink_record(record) or _state.capturing:
+        return
+    _state.capturing = True
+    try:
+        if event_level is not None and record.levelno >= event_level:
+            _capture_event(record)
+        elif breadcrumb_level is not None and record.levelno >= breadcrumb_level:
+            add_breadcrumb_dict(breadcrumb_from_record(record), {"log_record": record})
+    finally:
+        _state.capturing = False
+
+
 class EventHandler(logging.Handler):
     """Sends log records to the current errlink client as events and breadcrumbs."""
 
@@ -78,45 +115,91 @@ class EventHandler(logging.Handler):
         thresholds = [t for t in (self.event_level, self.breadcrumb_level) if t is not None]
         lowest = min(thresholds) if thresholds else logging.CRITICAL + 1
         super().__init__(max(level_number("level", level) or 0, lowest))
-        self._busy = threading.local()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if _is_errlink_record(record) or getattr(self._busy, "active", False):
-            return
-        self._busy.active = True  # a record logged while we capture must not re-enter
+        if _state.dispatching is record:
+            _state.claimed = True
         try:
-            if self.event_level is not None and record.levelno >= self.event_level:
-                self._capture(record)
-            elif self.breadcrumb_level is not None and record.levelno >= self.breadcrumb_level:
-                add_breadcrumb_dict(breadcrumb_from_record(record), {"log_record": record})
+            capture_record(record, self.event_level, self.breadcrumb_level)
         except Exception:
             self.handleError(record)
-        finally:
-            self._busy.active = False
 
-    def _capture(self, record: logging.LogRecord) -> None:
-        core = current_client()
-        if core is None:
-            return
-        fields: dict[str, Any] = {
-            "level": event_level_name(record.levelno),
-            "logger": record.name,
-        }
-        extra = record_extra(record)
-        if extra:
-            fields["extra"] = extra
-        message = _formatted(record)
-        logentry = {"message": str(record.msg), "params": _params(record)}
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None and record.name == "asyncio" and task_error_reported(exc):
-            return
-        if exc is not None:
-            fields["logentry"] = {**logentry, "formatted": message}
-            core.capture_exception(exc, mechanism="logging", handled=True, **fields)
-        else:
-            stack_from = sys._getframe() if core.options.attach_stacktrace else None
-            level = fields.pop("level")
-            core.capture_message(message, level, stack_from=stack_from, logentry=logentry, **fields)
+
+# -- the hook errlink.init() installs -------------------------------------------------------------
+
+CallHandlers = Callable[[logging.Logger, logging.LogRecord], None]
+_levels: tuple[int | None, int | None] | None = None  # (event, breadcrumb) while hooked
+_original: CallHandlers = logging.Logger.callHandlers
+_installed = False
+
+
+def hook_logging(event_level: int | None, breadcrumb_level: int | None) -> None:
+    """Capture every record the application's logging lets through, at these levels.
+
+    `logging.Logger.callHandlers` is wrapped once; calling again only changes the levels.
+    """
+    global _levels, _original, _installed
+    _levels = (event_level, breadcrumb_level)
+    if not _installed:
+        _original = logging.Logger.callHandlers
+        logging.Logger.callHandlers = _call_handlers  # type: ignore[method-assign]
+        _installed = True
+
+
+def unhook_logging() -> None:
+    """Stop capturing. The wrapper is removed unless something wrapped `callHandlers` after us;
+    then it stays, passing records through untouched (removing it would remove theirs)."""
+    global _levels, _installed
+    _levels = None
+    if _installed and logging.Logger.callHandlers is _call_handlers:
+        logging.Logger.callHandlers = _original  # type: ignore[method-assign,assignment]
+        _installed = False
+
+
+def _call_handlers(self: logging.Logger, record: logging.LogRecord) -> None:
+    state = _state
+    outer = state.dispatching, state.claimed
+    state.dispatching, state.claimed = record, False
+    try:
+        _original(self, record)  # the handlers first: the application's output is not delayed
+    finally:
+        claimed = state.claimed
+        state.dispatching, state.claimed = outer
+    levels = _levels
+    if levels is None or claimed:
+        return
+    try:
+        capture_record(record, *levels)
+    except Exception:
+        logger.warning("errlink: could not capture a log record", exc_info=True, extra=INTERNAL)
+
+
+# -- building events and breadcrumbs ------------------------------------------------------------
+
+
+def _capture_event(record: logging.LogRecord) -> None:
+    core = current_client()
+    if core is None:
+        return
+    fields: dict[str, Any] = {
+        "level": event_level_name(record.levelno),
+        "logger": record.name,
+    }
+    extra = record_extra(record)
+    if extra:
+        fields["extra"] = extra
+    message = _formatted(record)
+    logentry = {"message": str(record.msg), "params": _params(record)}
+    exc = record.exc_info[1] if record.exc_info else None
+    if exc is not None and record.name == "asyncio" and task_error_reported(exc):
+        return
+    if exc is not None:
+        fields["logentry"] = {**logentry, "formatted": message}
+        core.capture_exception(exc, mechanism="logging", handled=True, **fields)
+    else:
+        stack_from = sys._getframe() if core.options.attach_stacktrace else None
+        level = fields.pop("level")
+        core.capture_message(message, level, stack_from=stack_from, logentry=logentry, **fields)
 
 
 def breadcrumb_from_record(record: logging.LogRecord) -> dict[str, Any]:

@@ -23,11 +23,15 @@ from .._capture.scope import (
     set_transaction,
 )
 from .._log import INTERNAL, logger
-from .._options import OPTION_NAMES, ClientOptions, Options, build_options
+from .._mistakes import name_hint
+from .._mistakes import warn as warn_configuration
+from .._options import INIT_ONLY_OPTIONS, OPTION_NAMES, ClientOptions, Options, build_options
 from .._wire.dsn import Dsn
 from ..sync import Client, default_client, init
+from ..sync._api import FrameworkHooks, use_framework_hooks
 
 __all__ = [
+    "INIT_ONLY_OPTIONS",
     "INTERNAL",
     "OPTION_NAMES",
     "AsyncClient",
@@ -36,6 +40,7 @@ __all__ = [
     "ClientOptions",
     "Dsn",
     "EventHandler",
+    "FrameworkHooks",
     "Options",
     "add_breadcrumb_dict",
     "bind_client",
@@ -49,12 +54,15 @@ __all__ = [
     "isolated_scope",
     "level_number",
     "logger",
+    "name_hint",
     "request_scope",
     "set_context",
     "set_extra",
     "set_request",
     "set_tag",
     "set_transaction",
+    "use_framework_hooks",
+    "warn_configuration",
 ]
 
 
@@ -64,11 +72,13 @@ def ensure_default_client(
     """The process default client, made by ``init(dsn, **init_args)`` when there is none yet or
     when `replace` is true (the integration was given a DSN or options of its own).
 
-    Records `integration` in the `sdk` info of the client's events when it is enabled.
+    Records `integration` in the `sdk` info of the client's events when it is enabled. The
+    explicit extensions hook what they say and no other framework: ``default_integrations``
+    is off unless `init_args` say otherwise.
     """
     client = default_client()
     if replace or client is None:
-        client = init(dsn, **init_args)
+        client = init(dsn, **{"default_integrations": False, **init_args})
     if client.enabled:
         client.core.add_integration(integration)
     return client

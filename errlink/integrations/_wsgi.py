@@ -13,11 +13,11 @@ with a message naming the setting the user wrote, which `invalid_setting` works 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from ._request import to_text
-from ._sdk import build_options
+from ._sdk import INIT_ONLY_OPTIONS, build_options, name_hint
 from .logging import level_number
 
 _HEADER_KEYS_WITHOUT_PREFIX = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
@@ -100,6 +100,17 @@ def over_limit(length: int | None, max_bytes: int | None) -> bool:
 
 
 INIT_SETTINGS = ("logging_event_level", "logging_breadcrumb_level", "excepthook")
+
+
+def setting_hint(name: str, known: Collection[str], spell: Callable[[str], str] = repr) -> str:
+    """What the unknown setting `name` probably meant, as `` (did you mean ...?)``, or ""."""
+    hint = name_hint(name, known, init_only=INIT_ONLY_OPTIONS, spell=spell)
+    return f" ({hint})" if hint else ""
+
+
+def with_hints(names: Iterable[str], known: Collection[str]) -> str:
+    """Unknown setting names for a message, each with what it probably meant."""
+    return ", ".join(f"{name!r}{setting_hint(name, known)}" for name in names)
 
 
 def check_init_settings(values: Mapping[str, Any], where: Callable[[str], str]) -> None:

@@ -289,24 +289,7 @@ class CeleryIntegration:
     def _task_context(
         self, task: Any, request: Any, name: str, named: dict[str, Any]
     ) -> dict[str, Any]:
-        delivery = getattr(request, "delivery_info", None) or {}
-        context: dict[str, Any] = {
-            "task": name,
-            "id": getattr(request, "id", None),
-            "retries": getattr(request, "retries", 0),
-            "max_retries": getattr(task, "max_retries", None),
-            "routing_key": delivery.get("routing_key"),
-            "exchange": delivery.get("exchange") or None,
-            "hostname": getattr(request, "hostname", None),
-            "eager": bool(getattr(request, "is_eager", False)),
-            "parent_id": getattr(request, "parent_id", None),
-            "root_id": getattr(request, "root_id", None),
-        }
-        if self.include_args:
-            # References only: the event builder scrubs and bounds them if an event is sent.
-            context["args"] = named.get("args")
-            context["kwargs"] = named.get("kwargs")
-        return {key: value for key, value in context.items() if value is not None}
+        return task_context(task, request, name, named, include_args=self.include_args)
 
     def _report_failure(self, task: Any, exc: BaseException) -> None:
         core = current_client()
@@ -332,6 +315,35 @@ class CeleryIntegration:
             action()
         except Exception:
             logger.warning("errlink: Celery %s hook failed", where, exc_info=True, extra=INTERNAL)
+
+
+def task_context(
+    task: Any, request: Any, name: str, named: dict[str, Any], *, include_args: bool
+) -> dict[str, Any]:
+    """``contexts.celery`` of a task run; `named` holds the signal's `args` and `kwargs`."""
+    delivery = getattr(request, "delivery_info", None) or {}
+    context: dict[str, Any] = {
+        "task": name,
+        "id": getattr(request, "id", None),
+        "retries": getattr(request, "retries", 0),
+        "max_retries": getattr(task, "max_retries", None),
+        "routing_key": delivery.get("routing_key"),
+        "exchange": delivery.get("exchange") or None,
+        "hostname": getattr(request, "hostname", None),
+        "eager": bool(getattr(request, "is_eager", False)),
+        "parent_id": getattr(request, "parent_id", None),
+        "root_id": getattr(request, "root_id", None),
+    }
+    if include_args:
+        # References only: the event builder scrubs and bounds them if an event is sent.
+        context["args"] = named.get("args")
+        context["kwargs"] = named.get("kwargs")
+    return {key: value for key, value in context.items() if value is not None}
+
+
+def set_up_for(task: Any) -> bool:
+    """Whether `setup` hooked the app `task` belongs to (its receivers report the task)."""
+    return any(integration._owns(task) for integration in list(_installed.values()))
 
 
 def _reaches_event_handler(target: logging.Logger) -> bool:

@@ -36,12 +36,14 @@ from ._sdk import (
     ClientCore,
     ClientOptions,
     Dsn,
+    Options,
     current_scope,
     default_client,
     ensure_default_client,
     logger,
     request_scope,
     set_transaction,
+    warn_configuration,
 )
 from ._wsgi import (
     INIT_SETTINGS,
@@ -53,13 +55,15 @@ from ._wsgi import (
     invalid_setting,
     over_limit,
     parse_cookies,
+    setting_hint,
+    with_hints,
     wsgi_text,
 )
 
 require("flask", distribution="flask", extra="flask", minimum=(2, 2))
 require("blinker", distribution="blinker", extra="flask", minimum=(1, 6))
 
-from flask import Flask, g, got_request_exception, has_app_context  # noqa: E402
+from flask import Flask, g, got_request_exception, has_app_context, has_request_context  # noqa: E402
 from flask import request as current_request  # noqa: E402
 from werkzeug.exceptions import HTTPException  # noqa: E402
 
@@ -113,7 +117,7 @@ class Errlink:
         unknown = sorted(set(settings) - set(_SETTINGS))
         if unknown:
             raise TypeError(
-                f"Errlink() got unknown argument(s) {', '.join(map(repr, unknown))}; "
+                f"Errlink() got unknown argument(s) {with_hints(unknown, _SETTINGS)}; "
                 f"allowed: client, {', '.join(_SETTINGS)}"
             )
         self._client = client
@@ -151,9 +155,7 @@ class Errlink:
                 values[name], sources[name] = app.config[key], f"app.config[{key!r}]"
         for name, value in self._settings.items():
             values[name], sources[name] = value, f"Errlink({name}=...)"
-        for key in app.config:
-            if key.startswith("ERRLINK_") and key[8:].lower() not in _SETTINGS:
-                logger.warning("errlink: app.config[%r] is not an errlink setting; ignored", key)
+        _warn_about_unknown_config_keys(app)
 
         def where(name: str) -> str:
             return sources.get(name, name)
@@ -177,6 +179,22 @@ class Errlink:
                 )
             return self._client, integration
         return _make_client(values, integration, where), integration
+
+
+def _config_key(name: str) -> str:
+    return f"ERRLINK_{name.upper()}"
+
+
+_CONFIG_KEYS = frozenset(map(_config_key, _SETTINGS))
+
+
+def _warn_about_unknown_config_keys(app: Flask) -> None:
+    for key in app.config:
+        if isinstance(key, str) and key.startswith("ERRLINK_") and key not in _CONFIG_KEYS:
+            hint = setting_hint(key[8:].lower(), _SETTINGS, spell=_config_key)
+            warn_configuration(
+                f"errlink: app.config[{key!r}] is not an errlink setting{hint}; ignored"
+            )
 
 
 def _make_client(
@@ -270,6 +288,28 @@ class _ScopeMiddleware:
         user = LazyMapping(_flask_login_user) if state.user_from_flask_login else None
         with request_scope(core, request=request, user=user):
             return self.wsgi_app(environ, start_response)
+
+
+def has_extension(app: Flask) -> bool:
+    """Whether `Errlink` is set up on `app`."""
+    return _EXTENSION_KEY in app.extensions
+
+
+def current_request_fields(app: Flask, options: Options) -> dict[str, Any]:
+    """The event fields of the request Flask is handling, for an error reported without the
+    extension (``errlink.init()`` alone): `request`, `transaction` (the endpoint) and, with
+    ``send_default_pii`` and Flask-Login, `user`."""
+    if not has_request_context():
+        return {}
+    max_bytes = options.max_request_body_bytes
+    fields: dict[str, Any] = {
+        "request": LazyRequest(current_request.environ, _request_from_environ, max_bytes)
+    }
+    if current_request.endpoint:
+        fields["transaction"] = current_request.endpoint
+    if options.send_default_pii and "login_manager" in app.__dict__:
+        fields["user"] = LazyMapping(_flask_login_user)
+    return fields
 
 
 def _request_from_environ(environ: WSGIEnvironment, max_bytes: int | None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The logging integration: records become events and breadcrumbs.
 
-``errlink.init()`` installs `EventHandler` on the root logger; add it yourself (for example in
-Django's ``LOGGING``) to route records from other loggers or at other levels.
+``errlink.init()`` captures the records the application's logging lets through without adding a
+handler (see `errlink._capture.logs`); add `EventHandler` yourself (for example in Django's
+``LOGGING``) to route records from chosen loggers or at other levels.
 """
 
 from ._sdk import EventHandler, level_number

@@ -31,3 +31,5 @@ DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 USE_TZ = True
 # The DSN comes from ERRLINK_DSN in the environment (subprocess) or from the tests' overrides.
 ERRLINK: dict[str, object] = {}
+# The app's INFO records get through its logging configuration; errlink captures what does.
+LOGGING = {"version": 1, "disable_existing_loggers": False, "loggers": {"shop": {"level": "INFO"}}}

@@ -214,6 +214,8 @@ def test_async_handlers_run_through_asyncio(collector_thread: Any) -> None:
 
 
 def test_each_invocation_has_its_own_scope(collector_thread: Any) -> None:
+    logging.getLogger("shop").setLevel(logging.INFO)  # the app lets its INFO records through
+
     @report_errors(dsn=collector_thread.dsn)
     def handler(event: dict[str, Any], context: Any) -> str:
         errlink.set_tag(f"invocation-{event['n']}", "set")

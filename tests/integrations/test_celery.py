@@ -427,7 +427,8 @@ def test_eager_tasks_report_through_the_current_client(
 
 
 def test_disconnect_stops_reporting(make_app: Callable[[], Celery], collector_thread: Any) -> None:
-    errlink.init(collector_thread.dsn, logging_event_level=None)  # Celery logs the failure
+    # Celery logs the failure, and init() alone would report the task (default_integrations).
+    errlink.init(collector_thread.dsn, logging_event_level=None, default_integrations=False)
     app = make_app()
 
     @app.task(shared=False, name="t.eager")

@@ -249,7 +249,16 @@ def test_without_the_setting_an_existing_default_client_is_kept(sink: Any) -> No
     [
         ({"dsn": "not a dsn"}, "settings.ERRLINK['dsn'] is invalid"),
         ({"dsn": "", "sample_rate": 3}, "settings.ERRLINK['sample_rate'] is invalid"),
-        ({"dns": "https://k@h/1"}, "settings.ERRLINK has unknown key(s) 'dns'"),
+        (
+            {"dns": "https://k@h/1"},
+            "settings.ERRLINK has unknown key(s) 'dns' (did you mean 'dsn'?); allowed: dsn, ",
+        ),
+        (
+            {"traces_sample_rate": 1.0, "include_local_variables": False},
+            "settings.ERRLINK has unknown key(s) 'include_local_variables' (sentry-sdk's name for "
+            "errlink's 'include_locals'), 'traces_sample_rate' (not supported: errlink reports "
+            "errors, and has no tracing or profiling); allowed: ",
+        ),
         ({"transaction_style": "path"}, "settings.ERRLINK['transaction_style'] must be"),
         ({"logging_event_level": "LOUD"}, "settings.ERRLINK['logging_event_level'] is invalid"),
         ("https://k@h/1", "settings.ERRLINK must be a dict"),
@@ -261,6 +270,22 @@ def test_misconfiguration_fails_at_start_up_naming_the_setting(
     with override_settings(ERRLINK=setting), pytest.raises(ImproperlyConfigured) as raised:
         apps.get_app_config("errlink").ready()
     assert message in str(raised.value)
+
+
+def test_errlink_prefixed_settings_are_warnings_saying_where_they_belong() -> None:
+    with (
+        override_settings(
+            ERRLINK={"dsn": ""}, ERRLINK_DSN="https://k@h/1", ERRLINK_ENVIROMENT="prod"
+        ),
+        pytest.warns(errlink.ConfigurationWarning) as warned,
+    ):
+        apps.get_app_config("errlink").ready()
+    assert sorted(str(record.message) for record in warned) == [
+        "errlink: settings.ERRLINK_DSN is not read: put it in ERRLINK = {'dsn': ...}; ignored",
+        "errlink: settings.ERRLINK_ENVIROMENT is not an errlink setting (did you mean "
+        "'environment'?): errlink reads only the ERRLINK dict; ignored",
+    ]
+    assert not errlink.sync.default_client().enabled  # type: ignore[union-attr]
 
 
 # -- a real WSGI server ---------------------------------------------------------------------

@@ -38,6 +38,7 @@ def create_app(errlink_settings: dict[str, Any] | None) -> Flask:
     login = LoginManager(app)
     login.user_loader(User)
     log = logging.getLogger("shop")
+    log.setLevel(logging.INFO)  # the app's logging lets its INFO records through, for errlink too
 
     @app.route("/hello")
     def hello() -> str:
@@ -344,6 +345,56 @@ def test_misconfiguration_fails_at_start_up_naming_the_setting(
     with pytest.raises((ValueError, TypeError), match=message.replace("[", r"\[")):
         Errlink(app)
     assert "errlink" not in app.extensions
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (
+            "ERRLINK_ENVIROMENT",
+            "app.config['ERRLINK_ENVIROMENT'] is not an errlink setting "
+            "(did you mean ERRLINK_ENVIRONMENT?); ignored",
+        ),
+        (
+            "ERRLINK_environment",
+            "app.config['ERRLINK_environment'] is not an errlink setting "
+            "(did you mean ERRLINK_ENVIRONMENT?); ignored",
+        ),
+        (
+            "ERRLINK_INCLUDE_LOCAL_VARIABLES",
+            "app.config['ERRLINK_INCLUDE_LOCAL_VARIABLES'] is not an errlink setting "
+            "(sentry-sdk's name for errlink's ERRLINK_INCLUDE_LOCALS); ignored",
+        ),
+        (
+            "ERRLINK_TRACES_SAMPLE_RATE",
+            "app.config['ERRLINK_TRACES_SAMPLE_RATE'] is not an errlink setting (not supported: "
+            "errlink reports errors, and has no tracing or profiling); ignored",
+        ),
+    ],
+)
+def test_an_unknown_config_key_is_a_warning_at_the_apps_line(key: str, message: str) -> None:
+    app = Flask("typo")
+    app.config[key] = "prod"
+    with pytest.warns(errlink.ConfigurationWarning) as warned:
+        Errlink(app, dsn="")
+    assert [str(record.message) for record in warned] == [f"errlink: {message}"]
+    assert warned[0].filename == __file__
+    assert not Errlink.client_for(app).enabled
+
+
+def test_a_dsn_in_the_config_that_hides_the_environments_is_a_warning(
+    sink: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ERRLINK_DSN", "https://from-env@example.invalid/1")
+    with pytest.warns(errlink.ConfigurationWarning, match=r"\$ERRLINK_DSN is ignored") as warned:
+        app = create_app({"dsn": sink.dsn})
+    assert warned[0].filename == __file__
+    assert Errlink.client_for(app).options.dsn == errlink.Dsn.parse(sink.dsn)
+
+
+def test_an_unknown_argument_says_what_was_meant() -> None:
+    with pytest.raises(TypeError, match=r"'enviroment' \(did you mean 'environment'\?\)"):
+        Errlink(Flask("typo"), dsn="", enviroment="prod")  # type: ignore[call-arg]
 
 
 def test_capture_status_codes_argument_is_validated_like_the_async_integrations() -> None:

@@ -1,4 +1,8 @@
-"""The ``ERRLINK`` setting: validated at start-up, with errors that name the offending key."""
+"""The ``ERRLINK`` setting: validated at start-up, with errors that name the offending key.
+
+Settings named ``ERRLINK_*`` (the Flask habit) are not read: each is a warning saying where its
+value belongs.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .._sdk import OPTION_NAMES, Client, ensure_default_client
-from .._wsgi import INIT_SETTINGS, check_init_settings, invalid_setting
+from django.conf import settings  # type: ignore[import-untyped]
+
+from .._sdk import OPTION_NAMES, Client, ensure_default_client, warn_configuration
+from .._wsgi import INIT_SETTINGS, check_init_settings, invalid_setting, setting_hint, with_hints
 
 TransactionStyle = Literal["url_name", "route", "function"]
 TRANSACTION_STYLES = ("url_name", "route", "function")
@@ -39,9 +45,10 @@ def configure(setting: object, *, logging_configured: bool) -> tuple[Client, Int
     Unset, an existing process default client (from `errlink.init`) is used as it is. Otherwise
     `errlink.init` creates the process default from the setting (the DSN may come from the
     ``ERRLINK_DSN`` environment variable). `logging_configured`: ``LOGGING`` already routes
-    records to an errlink handler, so `init` must not add a second one to the root logger.
+    records to an errlink handler, so `init` must not capture log records as well.
     """
     global current
+    _warn_about_prefixed_settings()
     replace = setting is not None  # unset: keep the default client errlink.init() made, if any
     if setting is None:
         setting = {}
@@ -54,7 +61,7 @@ def configure(setting: object, *, logging_configured: bool) -> tuple[Client, Int
     unknown = sorted(str(key) for key in set(values) - set(ALLOWED_KEYS))
     if unknown:
         raise SettingsError(
-            f"settings.ERRLINK has unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"settings.ERRLINK has unknown key(s) {with_hints(unknown, ALLOWED_KEYS)}; "
             f"allowed: {', '.join(ALLOWED_KEYS)}"
         )
     integration = _integration_settings(values)
@@ -77,6 +84,19 @@ def configure(setting: object, *, logging_configured: bool) -> tuple[Client, Int
         raise SettingsError(str(invalid_setting(exc, {"dsn": dsn, **values}, where))) from exc
     current = integration
     return client, integration
+
+
+def _warn_about_prefixed_settings() -> None:
+    for key in dir(settings):
+        if not key.startswith("ERRLINK_"):
+            continue
+        name = key[8:].lower()
+        if name in ALLOWED_KEYS:
+            problem = f"is not read: put it in ERRLINK = {{{name!r}: ...}}"
+        else:
+            hint = setting_hint(name, ALLOWED_KEYS)
+            problem = f"is not an errlink setting{hint}: errlink reads only the ERRLINK dict"
+        warn_configuration(f"errlink: settings.{key} {problem}; ignored")
 
 
 def _integration_settings(values: dict[str, Any]) -> IntegrationSettings:
