@@ -250,6 +250,47 @@ def _stored_event(row: tuple[Any, ...]) -> StoredEvent:
     )
 
 
+@dataclass(frozen=True)
+class TagSource:
+    """What an issue's tag breakdown counts of one event."""
+
+    environment: str | None
+    release: str | None
+    server_name: object
+    tags: object  # an object, or Sentry's list of [name, value] pairs
+
+
+def recent_tag_sources(db: sqlite3.Connection, group_id: int, limit: int) -> list[TagSource]:
+    """The environment, release, server name and tags of a group's newest `limit` events.
+
+    SQLite's JSON functions read just those two fields out of each payload. A payload they
+    cannot read (NaN written by an older collector) makes the query fall back to Python.
+    """
+    try:
+        rows = db.execute(
+            "SELECT environment, release, json_extract(payload, '$.server_name', '$.tags') "
+            "FROM events WHERE group_id = ? ORDER BY id DESC LIMIT ?",
+            (group_id, limit),
+        ).fetchall()
+    except sqlite3.OperationalError:  # malformed JSON, or an SQLite without JSON functions
+        rows = db.execute(
+            "SELECT environment, release, payload FROM events WHERE group_id = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (group_id, limit),
+        ).fetchall()
+        return [_tag_source(env, release, stored_json(payload)) for env, release, payload in rows]
+    sources = []
+    for environment, release, fields in rows:
+        server_name, tags = stored_json(fields) if fields else (None, None)
+        sources.append(TagSource(environment, release, server_name, tags))
+    return sources
+
+
+def _tag_source(environment: str | None, release: str | None, payload: object) -> TagSource:
+    fields = payload if isinstance(payload, dict) else {}
+    return TagSource(environment, release, fields.get("server_name"), fields.get("tags"))
+
+
 # -- counts ---------------------------------------------------------------------------------
 
 

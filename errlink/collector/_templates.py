@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 
-from ._html import Markup, html
+from ._html import Markup, html, join, json_text, value_text
 
 STYLESHEET_PATH = "/_static/errlink.css"
 
@@ -53,6 +54,29 @@ def level_badge(level: str | None) -> Markup:
     return html('<span class="level level-{name}">{level}</span>', name=name, level=level or "?")
 
 
+def kv_table(pairs: Iterable[tuple[object, object]], *, css: str = "kv") -> Markup:
+    """A two-column table of names and values; lists and objects show as indented JSON."""
+    rows = [
+        html("<tr><th>{k}</th><td>{v}</td></tr>", k=value_text(k), v=_value_cell(v))
+        for k, v in pairs
+    ]
+    return html('<table class="{css}">{rows}</table>', css=css, rows=join(rows))
+
+
+def _value_cell(value: object) -> Markup:
+    if isinstance(value, (dict, list)):
+        return pretty_pre(value)
+    return html("<code>{v}</code>", v=value_text(value))
+
+
+def pretty_pre(value: object) -> Markup:
+    return html("<pre>{v}</pre>", v=pretty(value))
+
+
+def pretty(value: object) -> str:
+    return value if isinstance(value, str) else json_text(value, indent=2)
+
+
 def timestamp(seconds: float | None) -> Markup:
     """An absolute UTC time with how long ago it was, for people reading a list."""
     if seconds is None:
@@ -97,7 +121,8 @@ header.top .muted { color: #aab; font-size: .8rem; }
 header.top .nav { color: #dde; font-size: .9rem; }
 table.figures { width: auto; min-width: 20rem; margin-bottom: .5rem; }
 .notice { background: #fff8e1; border: 1px solid #f59f00; padding: .3rem .6rem; margin: .5rem 0; }
-main { padding: 1rem 1.5rem 3rem; max-width: 1200px; }
+/* Pages take the window's width; a long line wraps inside its box instead of widening it. */
+main { padding: 1rem 1.5rem 3rem; min-width: 0; overflow-wrap: anywhere; }
 h1 { font-size: 1.3rem; margin: .4rem 0; word-break: break-word; }
 h2 { font-size: 1.05rem; margin: 1.6rem 0 .5rem; border-bottom: 1px solid var(--line);
   padding-bottom: .2rem; }
@@ -164,4 +189,25 @@ ol.timeline li.crumb-warning::before { background: #d97706; }
   font-size: .8rem; word-break: break-word; }
 details.raw > summary { cursor: pointer; }
 details.raw pre { background: #fff; border: 1px solid var(--line); padding: .6rem; }
+details.thread { background: #fff; border: 1px solid var(--line); padding: .4rem .8rem;
+  margin: .6rem 0; }
+summary.thread-head { cursor: pointer; font-weight: 600; }
+.flag { display: inline-block; margin-left: .2rem; border-radius: 3px; padding: 0 .35rem;
+  font-size: .75rem; font-weight: 600; color: #fff; background: #6b7280; }
+.flag-crashed { background: #dc2626; } .flag-current { background: #2563eb; }
+.jump { font-size: .9rem; }
+.issue-layout { display: grid; grid-template-columns: minmax(0, 1fr) minmax(16rem, 26rem);
+  gap: 2rem; align-items: start; }
+@media (max-width: 1000px) { .issue-layout { grid-template-columns: minmax(0, 1fr); } }
+.issue-main, .issue-side { min-width: 0; }
+.latest-event { border-left: 3px solid var(--line); padding-left: 1rem; }
+.breakdown { display: grid; grid-template-columns: repeat(auto-fill, minmax(15rem, 1fr));
+  gap: .8rem; }
+.tag-card { background: #fff; border: 1px solid var(--line); padding: .4rem .6rem;
+  min-width: 0; }
+.tag-card h3 { margin: 0 0 .3rem; font-size: .85rem; }
+.tag-card p.small { margin: .3rem 0 0; }
+table.tag-values td { padding: .15rem .3rem; font-size: .8rem; border: 0; }
+table.tag-values td.share { width: 5rem; }
+table.tag-values meter { width: 100%; }
 """

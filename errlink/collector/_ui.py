@@ -1,7 +1,9 @@
-"""The web UI: the group list and a group with its events (one event: `_ui_event`).
+"""The web UI's routes and its first page, the group list (one group: `_ui_group`; one event:
+`_ui_event`; the stats: `_ui_stats`).
 
 Server-rendered HTML with no script and no external asset. Every page costs a handful of
-indexed queries on one database connection, whatever the number of stored events.
+indexed queries on one database connection, whatever the number of stored events (an issue's
+tag breakdown reads its newest 1,000 events at most).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from aiohttp import web
 from . import _queries
 from ._group_index import NO_ENVIRONMENT, NO_ENVIRONMENT_LABEL
 from ._html import Markup, html, join, url
-from ._queries import EventSummary, GroupCursor, GroupFilter, StoredGroup
+from ._queries import GroupCursor, GroupFilter, StoredGroup
 from ._state import STATE
 from ._templates import (
     LEVELS,
@@ -26,20 +28,18 @@ from ._templates import (
     timestamp,
 )
 from ._ui_common import (
-    EVENTS_PER_PAGE,
     GROUPS_PER_PAGE,
-    NotFound,
     error_page,
     event_id_if_stored,
     html_response,
     limit_param,
-    optional_int,
     page_errors,
     page_size,
     read,
     stylesheet,
 )
 from ._ui_event import event_page
+from ._ui_group import group_page
 from ._ui_stats import STATS_PATH, intake_notice, stats_page
 
 _EVENT_ID = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F-]{36}")
@@ -180,135 +180,3 @@ def _empty_state(request: web.Request) -> Markup:
         '<p class="muted">or run <code>errlink test {dsn}</code> to send one.</p></div>',
         dsn=dsn,
     )
-
-
-# -- one group --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _GroupPage:
-    group: StoredGroup
-    environments: list[tuple[str, int, float]]
-    events: list[EventSummary]
-    has_more: bool
-    latest_event_id: str | None
-
-
-@page_errors
-async def group_page(request: web.Request) -> web.StreamResponse:
-    group_id = optional_int(request.match_info["group_id"])
-    before = optional_int(request.query.get("before", ""))
-    limit = page_size(request, EVENTS_PER_PAGE)
-
-    def query(db: sqlite3.Connection) -> _GroupPage:
-        group = _queries.get_group(db, group_id) if group_id is not None else None
-        if group is None:
-            raise NotFound("No such issue", "There is no issue with this id.")
-        events = _queries.group_events(db, group.id, before, limit + 1)
-        latest = None
-        if group.latest_event_id is not None:
-            row = db.execute(
-                "SELECT event_id FROM events WHERE id = ?", (group.latest_event_id,)
-            ).fetchone()
-            latest = row[0] if row else None
-        return _GroupPage(
-            group,
-            _queries.group_environments(db, group.id),
-            events[:limit],
-            len(events) > limit,
-            latest,
-        )
-
-    result = await read(request, query)
-    group = result.group
-    body = html(
-        '<p><a href="/">« all issues</a></p><h1>{badge} {title}</h1>'
-        '<div class="culprit">{culprit}</div>{stats}'
-        "<h2>Events (newest first)</h2>{events}",
-        badge=level_badge(group.level),
-        title=group.title,
-        culprit=group.culprit or "",
-        stats=_group_stats(result),
-        events=_group_events(result, first_page=before is None, limit=limit),
-    )
-    return html_response(page(group.title, body))
-
-
-def _group_stats(result: _GroupPage) -> Markup:
-    group = result.group
-    envs = join(
-        html(
-            '<span class="tag">{name}: {count}</span>',
-            name=NO_ENVIRONMENT_LABEL if name == NO_ENVIRONMENT else name,
-            count=f"{count:,}",
-        )
-        for name, count, _ in result.environments
-    )
-    latest_link = (
-        html('<p><a href="{u}">latest event »</a></p>', u=f"/events/{result.latest_event_id}/")
-        if result.latest_event_id
-        else Markup("")
-    )
-    return html(
-        '<div class="stats"><div><span class="label">events</span>{count}</div>'
-        '<div><span class="label">first seen</span>{first}</div>'
-        '<div><span class="label">last seen</span>{last}</div>'
-        '<div><span class="label">environments</span><span class="tags">{envs}</span></div>'
-        "</div>{latest}",
-        count=f"{group.count:,}",
-        first=timestamp(group.first_seen),
-        last=timestamp(group.last_seen),
-        envs=envs,
-        latest=latest_link,
-    )
-
-
-def _group_events(result: _GroupPage, *, first_page: bool, limit: int) -> Markup:
-    group = result.group
-    table = html(
-        '<table class="events"><thead><tr><th>received</th><th>event</th><th>level</th>'
-        "<th>environment</th><th>release</th><th>message</th></tr></thead>"
-        "<tbody>{rows}</tbody></table>",
-        rows=join(_event_row(event) for event in result.events),
-    )
-    if result.has_more:
-        older = url(
-            f"/groups/{group.id}/",
-            {"before": result.events[-1].row_id, "limit": limit_param(limit)},
-        )
-        return join(
-            [table, html('<nav class="pages"><a href="{u}">older events »</a></nav>', u=older)]
-        )
-    if first_page and len(result.events) < group.count:
-        return join(
-            [
-                table,
-                html(
-                    '<p class="muted">{n} older events were pruned (the collector keeps the '
-                    "newest --max-events events); the counts include them.</p>",
-                    n=f"{group.count - len(result.events):,}",
-                ),
-            ]
-        )
-    return table
-
-
-def _event_row(event: EventSummary) -> Markup:
-    if event.exception_type:
-        text = f"{event.exception_type}: {event.exception_value or ''}"
-    else:
-        text = event.message or ""
-    return html(
-        '<tr><td>{received}</td><td><a class="mono" href="{href}">{short}</a></td>'
-        "<td>{level}</td><td>{env}</td><td>{release}</td><td>{text}</td></tr>",
-        received=timestamp(event.received_at),
-        href=f"/events/{event.event_id}/",
-        short=event.event_id[:12],
-        level=level_badge(event.level),
-        env=event.environment or "",
-        release=event.release or "",
-        text=text,
-    )
-
-
-# -- one event --------------------------------------------------------------------------------

@@ -22,9 +22,11 @@ def browser() -> Iterator[WebDriver]:
 
 @pytest.fixture(scope="module")
 def sample_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorThread]:
-    """A collector that received the sample application's four reports."""
+    """A collector that received the sample application's reports, then a Lambda function's
+    timeout warning."""
     db: Path = tmp_path_factory.mktemp("browser") / "events.db"
     with CollectorThread(db_path=db) as collector:
         sent = _sample_app.run(collector.dsn)
         collector.wait_for_events(sent, timeout=30)
+        _sample_app.lambda_timeout(collector.dsn, lambda: collector.event_count() > sent)
         yield collector

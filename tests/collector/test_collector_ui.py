@@ -80,6 +80,12 @@ def group_rows(markup: str) -> list[tuple[str, int]]:
     return [(text_of(title), int(count.replace(",", ""))) for title, count in rows]
 
 
+def table_event_ids(markup: str) -> list[str]:
+    """The event ids of a group page's table of events, top to bottom."""
+    table = markup[markup.index('<table class="events">') :]
+    return [h.split("/")[2] for h in links(table[: table.index("</table>")], "/events/")]
+
+
 def message_event(text: str, **fields: Any) -> dict[str, Any]:
     return new_event(logentry={"formatted": text}, **fields)
 
@@ -336,15 +342,14 @@ async def test_group_page_pages_through_its_events(
         await send(session, collector, event)
     first = await page(session, collector, "/groups/1/?limit=20")
     assert "30" in text_of(first)
-    ids_first = [h.split("/")[2] for h in links(first, "/events/")]
     [older] = [h for h in links(first, "/groups/1/") if "before=" in h]
     second = await page(session, collector, older)
-    ids_second = [h.split("/")[2] for h in links(second, "/events/")]
     newest_first = [e["event_id"] for e in reversed(events)]
-    # The "latest event" link comes first on the first page, then the table.
-    assert ids_first[0] == newest_first[0]
-    assert ids_first[1:] == newest_first[:20]
-    assert ids_second[1:] == newest_first[20:]
+    # The "latest event" link comes first on every page, then the table.
+    assert links(first, "/events/")[0] == links(second, "/events/")[0]
+    assert links(first, "/events/")[0] == f"/events/{newest_first[0]}/"
+    assert table_event_ids(first) == newest_first[:20]
+    assert table_event_ids(second) == newest_first[20:]
     assert not [h for h in links(second, "/groups/1/") if "before=" in h]
 
 
@@ -631,3 +636,223 @@ def test_refusals_and_items_not_stored_in_chromium(tmp_path: Path) -> None:
         browser.get(collector.ui_url)
         browser.find_element(By.CSS_SELECTOR, "header.top a.nav").click()
         WebDriverWait(browser, 20).until(lambda b: b.title == "Stats · errlink")
+
+
+# -- issue 19, item 7: the collector shows what it stored ------------------------------------
+
+
+def section(markup: str, anchor: str) -> str:
+    """The markup of one event-page section: from its heading to the next one."""
+    start = markup.index(f'<h2 id="{anchor}">')
+    end = markup.find("<h2 ", start + 1)
+    return markup[start : end if end != -1 else len(markup)]
+
+
+def thread_heads(markup: str) -> list[str]:
+    return [text_of(h) for h in re.findall(r'<summary class="thread-head">(.*?)</summary>', markup)]
+
+
+async def warm_cache(client: AsyncClient) -> None:
+    await client.capture_message("cache warm-up is slow", level="warning")
+
+
+async def test_a_message_sent_with_its_stack_shows_its_thread_drawn_like_an_exception(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    async with AsyncClient(collector.dsn, attach_stacktrace=True) as client:
+        await warm_cache(client)
+    [event] = await collector.wait_for_events(1, 10)
+    assert event["threads"]["values"][0]["current"] is True  # errlink's shape
+    body = await page(session, collector, f"/events/{event['event_id']}/")
+    stack = section(body, "stacktrace")
+    assert thread_heads(stack) == ["thread current"]
+    assert '<details class="thread" open>' in stack
+    # The same frames as under an exception: the application's open, with source and locals.
+    assert re.search(r'<details class="frame in-app" open><summary><code>\S+</code> in '
+                     r"<code>warm_cache</code>", stack)  # fmt: skip
+    assert re.search(r'<tr class="context-line">.*?await client\.capture_message', stack, re.S)
+    assert "1 local variable" in text_of(stack)
+
+
+async def test_sentry_python_messages_show_the_thread_they_were_sent_from(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    from tests.collector.test_third_party_sdks import sentry_python
+
+    await sentry_python(collector, "messages", "no-brotli")
+    events = await collector.wait_for_events(2, 15)
+    for event in events:
+        [thread] = event["threads"]["values"]
+        assert (thread["current"], thread["crashed"]) == (True, False)  # sentry-python's shape
+        stack = section(
+            await page(session, collector, f"/events/{event['event_id']}/"), "stacktrace"
+        )
+        assert thread_heads(stack) == ["thread current"]
+        assert re.search(r'class="frame in-app" open><summary>.*?<code>warn</code>', stack)
+
+
+def test_a_lambda_timeout_warning_shows_the_handlers_stack(
+    collector_thread: CollectorThread,
+) -> None:
+    from tests.browser._sample_app import lambda_timeout
+
+    lambda_timeout(collector_thread.dsn, lambda: collector_thread.event_count() >= 1)
+    [warning] = collector_thread.events()
+    assert warning["tags"]["aws_lambda.timeout_warning"] == "true"
+    with urllib.request.urlopen(f"{collector_thread.ui_url}events/{warning['event_id']}/") as r:
+        body = r.read().decode()
+    stack = section(body, "stacktrace")
+    assert thread_heads(stack) == ["thread current"]
+    assert "<code>lambda_timeout.&lt;locals&gt;.build_report</code>" in stack
+    assert re.search(r'<tr class="context-line">.*?wait_until\(warned', stack, re.S)
+
+
+async def test_every_thread_with_a_stack_is_drawn_with_its_name_id_and_flags(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    def stack(function: str) -> dict[str, Any]:
+        return {"frames": [{"filename": "app.py", "function": function, "in_app": True}]}
+
+    dump = new_event(
+        exception={"values": [{"type": "Deadlock", "value": "db", "stacktrace": stack("lock")}]},
+        threads={
+            "values": [
+                {"id": 1, "name": "main", "crashed": True},  # its stack is the exception's
+                {"id": 2, "name": "io", "stacktrace": stack("poll")},
+                {"id": "0x1f", "stacktrace": stack("flush"), "current": True},
+                {"name": 7, "stacktrace": stack("tick")},
+                {"id": 4, "stacktrace": {"frames": "broken"}},
+            ]
+        },
+    )
+    listed = message_event("threads as a plain list", threads=[{"stacktrace": stack("run")}])
+    await send(session, collector, dump, listed)
+
+    body = await page(session, collector, f"/events/{dump['event_id']}/")
+    assert re.findall(r'<h2 id="(\w+)">', body)[:2] == ["exception", "threads"]
+    threads = section(body, "threads")
+    assert text_of(threads).startswith("Threads (3)")
+    assert thread_heads(threads) == ["io id 2", "thread 0x1f current", "thread"]
+    opened = re.findall(r'<details class="thread"( open)?>', threads)
+    assert opened == ["", " open", ""]  # the current one; the others fold
+    for function in ("poll", "flush", "tick"):
+        assert f"<code>{function}</code>" in threads
+
+    body = await page(session, collector, f"/events/{listed['event_id']}/")
+    assert thread_heads(section(body, "stacktrace")) == ["thread"]
+    assert '<details class="thread" open>' in body  # none is flagged: the first is open
+
+
+def flaky(release: str | None, **fields: Any) -> dict[str, Any]:
+    event = message_event("nightly sync timed out", **fields)
+    if release is not None:
+        event["release"] = release
+    return event
+
+
+async def test_the_issue_page_shows_its_latest_event_and_a_breakdown_of_its_tags(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    await send(
+        session,
+        collector,
+        flaky("1.0", environment="prod", server_name="w1", tags={"region": "eu", "release": "x"}),
+        flaky("1.1", environment="prod", server_name="w2", tags=[["region", "eu"], ["odd"]]),
+        flaky("1.1", environment="prod", server_name="w1", tags={"region": "us"}),
+        flaky(None, server_name="w1", tags={"region": "eu", "shard": "\ud800"}),
+    )
+    latest = message_event("nightly sync timed out", tags={"region": "ap"}, release="1.1")
+    latest["logentry"]["formatted"] = "nightly sync timed out"
+    await send(session, collector, latest)
+    body = await page(session, collector, "/groups/1/")
+
+    # The latest event, inline, as on its own page.
+    inline = body[body.index('<div class="latest-event">') :]
+    assert re.findall(r'<h2 id="(\w+)">', inline)[:2] == ["message", "tags"]
+    assert '<span class="tag"><b>region</b>: ap</span>' in inline
+    assert f'href="/events/{latest["event_id"]}/"' in body
+
+    tags = text_of(body[body.index('<h2 id="tag-breakdown">') : body.index('<h2 id="events">')])
+    assert "Counted over the issue's 5 stored events." in tags
+    # The fields first, then the tags by how often they are set; a tag named like a field
+    # is left out, and a tag's pairs may come as a list.
+    assert re.findall(r"<h3>([^<]+)</h3>", body.split('id="tag-breakdown"')[1]) == [
+        "release",
+        "environment",
+        "server_name",
+        "region",
+        "shard",
+    ]
+    assert "release 1.1 3 60% 1.0 1 20% not set: 1 event (20%)" in tags
+    assert "environment prod 3 60% not set: 2 events (40%)" in tags
+    assert "server_name w1 3 60% w2 1 20% not set: 1 event (20%)" in tags
+    assert "region eu 3 60% ap 1 20% us 1 20%" in tags
+    assert "shard ? 1 20% not set: 4 events (80%)" in tags  # a lone surrogate, as "?"
+    assert '<meter min="0" max="5" value="3">' in body
+
+
+async def test_the_tag_breakdown_counts_the_newest_thousand_events(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    await send(session, collector, *[flaky("1.0") for _ in range(10)])
+    await send(session, collector, *[flaky("2.0") for _ in range(600)])
+    await send(session, collector, *[flaky("2.0") for _ in range(400)])
+    tags = text_of(await page(session, collector, "/groups/1/"))
+    assert "Counted over the newest 1,000 stored events of this issue (of 1,010 received)." in tags
+    assert "release 2.0 1,000 100%" in tags
+    assert "1.0" not in tags.split("Latest event")[0]
+
+
+async def test_the_tag_breakdown_reads_payloads_an_older_collector_wrote(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    # Version 1 stored NaN as a bare number, which SQLite's JSON functions refuse.
+    write_version_1_database(
+        path, [message_event("legacy", tags={"shard": "a"}, extra={"ratio": float("nan")})]
+    )
+    async with Collector(db_path=path) as collector, aiohttp.ClientSession() as session:
+        tags = text_of(await page(session, collector, "/groups/1/"))
+    assert "shard a 1 100%" in tags
+
+
+# Percent-encoded and "+" for a space, a blank value, a scrubbed value, a repeated name, a flag.
+SENT_QUERY = "term=caf%C3%A9+au+lait&page=&token=%5BFiltered%5D&page=2&flag"
+
+
+async def test_query_strings_show_as_a_table_of_decoded_parameters(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    def request(**fields: Any) -> dict[str, Any]:
+        return message_event("search failed", request={"method": "GET", **fields})
+
+    events = [
+        request(url="https://shop.example/s", query_string="?" + SENT_QUERY),
+        request(url="https://shop.example/s?term=tea&sort=price"),  # only in the URL
+        request(query_string=[["term", "tea"], ["page", 3]]),  # Sentry's normalized form
+        request(query_string={"term": "tea"}),
+        request(query_string="[Filtered]"),  # scrubbed as a whole
+    ]  # fmt: skip
+    await send(session, collector, *events)
+
+    async def query_rows(event: dict[str, Any]) -> list[tuple[str, str]]:
+        body = await page(session, collector, f"/events/{event['event_id']}/")
+        table = re.search(r'<table class="kv query">(.*?)</table>', body, re.S)
+        assert table is not None, body
+        return [
+            (text_of(name), text_of(value))
+            for name, value in re.findall(r"<th>(.*?)</th><td>(.*?)</td>", table.group(1))
+        ]
+
+    assert await query_rows(events[0]) == [
+        ("term", "café au lait"),
+        ("page", ""),
+        ("token", "[Filtered]"),
+        ("page", "2"),
+        ("flag", ""),
+    ]
+    first = text_of(await page(session, collector, f"/events/{events[0]['event_id']}/"))
+    assert f"as sent: ?{SENT_QUERY}" in first
+    assert await query_rows(events[1]) == [("term", "tea"), ("sort", "price")]
+    assert await query_rows(events[2]) == [("term", "tea"), ("page", "3")]
+    assert await query_rows(events[3]) == [("term", "tea")]
+    scrubbed = await page(session, collector, f"/events/{events[4]['event_id']}/")
+    assert "<h3>Query string</h3><pre>[Filtered]</pre>" in scrubbed
