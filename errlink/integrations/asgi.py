@@ -65,7 +65,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # How long an error report waits for a request body that has not fully arrived.
-_BODY_WAIT = 0.1
+BODY_WAIT = 0.1
 _SHUTDOWN = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
 # Requests whose body is not copied as the app reads it (a body there is rare; one the app did
 # not read is still read for a report).
@@ -288,7 +288,7 @@ class AsgiConnection(LazyMapping):
             return  # described from its declared length
         try:
             while not self.complete and (self.max_bytes is None or self.size <= self.max_bytes):
-                message = await asyncio.wait_for(receive(), _BODY_WAIT)
+                message = await asyncio.wait_for(receive(), BODY_WAIT)
                 if message.get("type") != "http.request":
                     return
                 self._keep(message)

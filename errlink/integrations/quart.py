@@ -34,7 +34,15 @@ from ._async_web import content_length
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
 from ._sdk import INTERNAL, ClientOptions, Dsn, isolated_scope, logger
-from .asgi import ASGIApp, AsgiConnection, AsgiHop, AsgiIntegration, Scope, connection_for
+from .asgi import (
+    BODY_WAIT,
+    ASGIApp,
+    AsgiConnection,
+    AsgiHop,
+    AsgiIntegration,
+    Scope,
+    connection_for,
+)
 
 require("quart", distribution="quart", extra="quart", minimum=(0, 19))
 
@@ -56,8 +64,6 @@ __all__ = ["Errlink"]
 TransactionStyle = Literal["endpoint", "url"]
 
 _EXTENSION_KEY = "errlink"
-# How long a report waits for a request body that has not fully arrived (as the ASGI middleware).
-_BODY_WAIT = 0.1
 
 
 class Errlink(AsgiIntegration):
@@ -213,7 +219,7 @@ async def _body_arrived(request: Request, connection: AsgiConnection) -> None:
     if max_bytes is not None and declared is not None and declared > max_bytes:
         return
     try:
-        await asyncio.wait_for(_complete(request), _BODY_WAIT)
+        await asyncio.wait_for(_complete(request), BODY_WAIT)
     except Exception:  # not there in time, or too large for Quart
         return
 
