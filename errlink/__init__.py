@@ -25,6 +25,7 @@ from ._capture.scope import (
 )
 from ._delivery.stats import StatsSnapshot
 from ._mistakes import ConfigurationWarning
+from ._trace_api import continue_trace, current_trace, trace_headers
 from ._version import __version__
 from ._wire.dsn import Dsn
 from ._wire.transport import Transport, TransportError, TransportResponse
@@ -54,6 +55,8 @@ __all__ = [
     "capture_message",
     "clear_breadcrumbs",
     "close",
+    "continue_trace",
+    "current_trace",
     "flush",
     "init",
     "new_scope",
@@ -66,4 +69,5 @@ __all__ = [
     "set_tags",
     "set_transaction",
     "set_user",
+    "trace_headers",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import re
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -23,11 +24,15 @@ Event = dict[str, Any]
 Hint = dict[str, Any]
 BeforeSend = Callable[[Event, Hint], Any]
 BeforeBreadcrumb = Callable[[dict[str, Any], Hint], Any]
+BeforeSendLog = Callable[[dict[str, Any], Hint], Any]
+BeforeSendFeedback = Callable[[dict[str, Any], Hint], Any]
 RequestBodySize = Literal["none", "small", "medium", "always"]
 
 LEVELS = ("fatal", "error", "warning", "info", "debug")
 OUTBOX_FILE_NAME = "errlink-outbox.sqlite3"
 QUEUE_MAX_BYTES = 32 * 1024 * 1024
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+QUEUE_MAX_ATTACHMENT_BYTES = 64 * 1024 * 1024
 _QUEUE_MIN_BYTES = 64 * 1024
 REQUEST_BODY_SIZES: dict[str, int | None] = {
     "none": 0,
@@ -73,6 +78,12 @@ class ClientOptions(TypedDict, total=False):
     outbox_max_mb: float
     outbox_max_age: float
     outbox_drain_rate: float
+    trace_propagation_targets: Iterable[str]
+    enable_logs: bool
+    before_send_log: BeforeSendLog | None
+    before_send_feedback: BeforeSendFeedback | None
+    max_attachment_bytes: int
+    queue_max_attachment_bytes: int
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,14 @@ class Options:
     outbox_max_mb: float = 50.0
     outbox_max_age: float = 24 * 3600.0
     outbox_drain_rate: float = 100.0
+    # Regular expressions searched in an outgoing request's URL: matching requests carry the
+    # trace headers. Empty (the default): none do.
+    trace_propagation_targets: tuple[str, ...] = ()
+    enable_logs: bool = True
+    before_send_log: BeforeSendLog | None = None
+    before_send_feedback: BeforeSendFeedback | None = None
+    max_attachment_bytes: int = MAX_ATTACHMENT_BYTES
+    queue_max_attachment_bytes: int = QUEUE_MAX_ATTACHMENT_BYTES
 
     @property
     def enabled(self) -> bool:
@@ -239,7 +258,7 @@ def _validate_values(values: dict[str, Any]) -> None:
     values["queue_max_bytes"] = _queue_max_bytes(values.get("queue_max_bytes", QUEUE_MAX_BYTES))
     for name, default_float in (("shutdown_timeout", 2.0), ("http_timeout", 10.0)):
         values[name] = _number(name, values.get(name, default_float), 0.0, math.inf)
-    for name in ("before_send", "before_breadcrumb"):
+    for name in ("before_send", "before_breadcrumb", "before_send_log", "before_send_feedback"):
         hook = values.get(name)
         if hook is not None and not callable(hook):
             raise TypeError(f"option {name!r} must be callable or None, not {type(hook).__name__}")
@@ -250,6 +269,7 @@ def _validate_values(values: dict[str, Any]) -> None:
         "debug",
         "attach_stacktrace",
         "verify_tls",
+        "enable_logs",
     ):
         if name in values and not isinstance(values[name], bool):
             raise TypeError(f"option {name!r} must be True or False, not {values[name]!r}")
@@ -257,6 +277,14 @@ def _validate_values(values: dict[str, Any]) -> None:
     for name in ("in_app_include", "in_app_exclude", "scrub_keys"):
         values[name] = _strings(name, values.get(name, ()))
     values["tags"] = _tags(values.get("tags", {}))
+    values["trace_propagation_targets"] = _patterns(
+        "trace_propagation_targets", values.get("trace_propagation_targets", ())
+    )
+    for name, default in (
+        ("max_attachment_bytes", MAX_ATTACHMENT_BYTES),
+        ("queue_max_attachment_bytes", QUEUE_MAX_ATTACHMENT_BYTES),
+    ):
+        values[name] = _positive_int(name, values.get(name, default))
     size = values.get("max_request_body_size", "medium")
     if size not in REQUEST_BODY_SIZES:
         spelling = " (sentry-sdk's 'never' is 'none' in errlink)" if size == "never" else ""
@@ -368,3 +396,21 @@ def _tags(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise TypeError(f"option 'tags' must be a mapping, not {type(value).__name__}")
     return {str(key): str(item) for key, item in value.items()}
+
+
+def _patterns(name: str, value: object) -> tuple[str, ...]:
+    """Strings that must each compile as a regular expression."""
+    patterns = _strings(name, value)
+    for pattern in patterns:
+        _compiles(name, pattern)
+    return patterns
+
+
+def _compiles(name: str, pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(
+            f"option {name!r}: {pattern!r} is not a regular expression ({exc}); "
+            f"use re.escape() for a literal host or URL"
+        ) from None

@@ -178,3 +178,26 @@ def test_the_store_uses_wal_mode_and_survives_reopening(path: Path) -> None:
     with closing(sqlite3.connect(path)) as db, db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert opened(path).count() == 3
+
+
+def test_what_travels_with_an_item_comes_back_with_it(path: Path) -> None:
+    store = opened(path)
+    extras = b'{"trace":{"trace_id":"' + b"a" * 32 + b'"}}\n'
+    store.append([SpillRecord("e" * 32, "event", "error", b"{}", extras), record(1)])
+    claim = store.claim(10, lease_seconds=60)
+    assert [e.extras for e in claim.events] == [extras, None]
+
+
+def test_a_format_2_file_is_upgraded_and_keeps_its_rows(path: Path) -> None:
+    opened(path).append([record(n) for n in range(2)])
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("ALTER TABLE outbox DROP COLUMN extras")
+        db.execute("PRAGMA user_version = 2")
+        db.commit()
+    claim = opened(path).claim(10, lease_seconds=60)
+    assert [(e.payload, e.extras) for e in claim.events] == [
+        (record(0).payload, None),
+        (record(1).payload, None),
+    ]
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .scope import Scope, TransactionName, install_scope, new_request_scope, restore_scope
+from .trace import TraceSource
 
 if TYPE_CHECKING:
     from .core import ClientCore
@@ -64,6 +65,7 @@ def request_scope(
     tags: Mapping[str, str] = _EMPTY,
     contexts: Mapping[str, Any] = _EMPTY,
     extra: Mapping[str, Any] = _EMPTY,
+    trace: TraceSource | None = None,
 ) -> _RequestScope:
     """A fresh scope, filled in and bound to `client`, for one request or task.
 
@@ -78,11 +80,14 @@ def request_scope(
     inside the block change this scope only (copy-on-write, as anywhere), and leaving the block
     restores the previous scope and client, exception or not. Enter it once.
 
+    `trace` is the request's place in a trace: an `IncomingTrace` over its headers (resolved
+    only if an event is captured or a request goes out), or None for the process's own trace.
+
     ``request_scope(...).enter_here()`` installs the scope and binds the client without a
     block, for a context that ends with the request (a task per request), or one that serves
     requests in turn, each starting with its own `request_scope`.
     """
-    scope = new_request_scope(request, user, transaction, tags, contexts, extra)
+    scope = new_request_scope(request, user, transaction, tags, contexts, extra, trace)
     handle = _new_object(_RequestScope)
     handle._client = client
     handle._scope = scope

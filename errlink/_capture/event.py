@@ -13,6 +13,7 @@ from itertools import islice
 from types import FrameType
 from typing import Any
 
+from .._delivery.trace_header import DSC_KEY
 from .._options import Event, Options
 from .._version import __version__
 from .._wire.ids import new_event_id
@@ -23,6 +24,8 @@ from .scope import Scope
 from .scrub import Scrubber
 from .serialize import Meta, Serializer
 from .stacktrace import FrameExtractor
+from .trace import dynamic_sampling_context
+from .trace import resolve as resolve_trace
 
 SDK_NAME = "errlink"
 
@@ -232,6 +235,7 @@ class EventBuilder:
         event["contexts"] = serializer.normalize_mapping(contexts, node)
         if node:
             meta["contexts"] = node
+        self._add_trace(event["contexts"], scope)
 
         user = extra_fields.pop("user", None) or scope.user
         if user:
@@ -262,6 +266,23 @@ class EventBuilder:
 
         if meta:
             event["_meta"] = meta
+
+    def _add_trace(self, contexts: dict[str, Any], scope: Scope) -> None:
+        """``contexts.trace`` from the scope's trace (unless the caller gave one), with the DSC
+        that `Pipeline.submit` moves into the envelope's ``trace`` header."""
+        given = contexts.get("trace")
+        if isinstance(given, dict) and given.get("trace_id"):
+            return
+        context = resolve_trace(scope.trace)
+        trace = context.trace_context()
+        options = self.options
+        trace[DSC_KEY] = dynamic_sampling_context(
+            context,
+            options.dsn.public_key if options.dsn is not None else None,
+            options.release,
+            options.environment,
+        )
+        contexts["trace"] = trace
 
 
 _MAX_FINGERPRINT_PARTS = 64

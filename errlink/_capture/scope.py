@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from .levels import normalize_level
 from .misuse import ignore
+from .trace import PropagationContext, TraceSource
 
 _EMPTY: Mapping[str, Any] = {}
 _MAX_FINGERPRINT_PARTS = 64
@@ -53,6 +54,7 @@ class Scope:
         "level",
         "request",
         "tags",
+        "trace",
         "transaction",
         "user",
     )
@@ -66,6 +68,7 @@ class Scope:
         self.fingerprint: tuple[str, ...] | None = None
         self.transaction: str | TransactionName | None = None
         self.request: Mapping[str, Any] | None = None
+        self.trace: TraceSource | None = None  # None: the process's own trace
         self._breadcrumbs: _Crumb | None = None
 
     def copy(self) -> Scope:
@@ -256,9 +259,13 @@ def clear_breadcrumbs() -> None:
 
 
 @contextmanager
-def new_scope() -> Iterator[Scope]:
-    """A scope whose changes are undone when the block exits."""
-    token = _scope.set(_scope.get().copy())
+def new_scope(*, new_trace: bool = False) -> Iterator[Scope]:
+    """A scope whose changes are undone when the block exits; with `new_trace`, events and
+    outgoing requests inside it belong to a trace of their own."""
+    scope = _scope.get().copy()
+    if new_trace:
+        scope.trace = PropagationContext()
+    token = _scope.set(scope)
     try:
         yield _scope.get()
     finally:
@@ -288,6 +295,7 @@ def new_request_scope(
     tags: Mapping[str, str],
     contexts: Mapping[str, Any],
     extra: Mapping[str, Any],
+    trace: TraceSource | None = None,
 ) -> Scope:
     """A scope holding exactly these fields, built without a copy (it runs on every request)."""
     # Filled slot by slot rather than through Scope() (a test checks that no slot is left out).
@@ -300,6 +308,7 @@ def new_request_scope(
     scope.fingerprint = None
     scope.transaction = transaction
     scope.request = request
+    scope.trace = trace
     scope._breadcrumbs = None
     return scope
 

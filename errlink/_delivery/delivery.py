@@ -108,7 +108,8 @@ class Delivery:
             if self._rate_limits.is_limited(job.category):
                 self._spill_or_drop(job, "ratelimit_backoff")
                 return
-            envelope = self._sender.envelope(job.event_id, [item])
+            items = [item, *job.extra_items] if job.extra_items else [item]
+            envelope = self._sender.envelope(job.event_id, items, job.envelope_headers)
             verdict = await self._sender.send(envelope, carries_event=True)
             if verdict is Verdict.DELIVERED:
                 self._handover.settle_sent(job)

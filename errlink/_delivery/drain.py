@@ -13,11 +13,12 @@ growing backoff while the server is down).
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from .._log import INTERNAL, logger
 from .._outbox.records import OutboxUnavailable, StoredEvent
 from .._outbox.writer import Outbox
-from .._wire.envelope import Item
+from .._wire.envelope import EnvelopeError, Item, parse_envelope
 from .health import ServerHealth
 from .ratelimit import RateLimits
 from .sender import Sender, Verdict
@@ -102,7 +103,20 @@ class OutboxDrainer:
 
     async def _send(self, stored: StoredEvent) -> Verdict:
         item = Item(stored.item_type, stored.payload, {"content_type": "application/json"})
-        envelope = self._sender.envelope(stored.event_id, [item])
+        headers: dict[str, Any] | None = None
+        items = [item]
+        if stored.extras:
+            try:
+                extras = parse_envelope(stored.extras)
+            except EnvelopeError:
+                logger.warning(
+                    "errlink: an outbox row's extras are unreadable; sending its item alone",
+                    extra=INTERNAL,
+                )
+            else:
+                headers = extras.headers
+                items += extras.items
+        envelope = self._sender.envelope(stored.event_id, items, headers)
         return await self._sender.send(envelope, carries_event=True)
 
     async def _remove(self, event: StoredEvent, drop_reason: str | None) -> None:

@@ -42,6 +42,7 @@ from .sender import SENDING, Sender
 from .sizing import UNMEASURED_HEAD, estimate_size
 from .spill import CLOSE_GRACE, Spill
 from .stats import Stats
+from .trace_header import take_trace_header
 
 # With an outbox, aclose keeps this share of its timeout (at most this many seconds) to write
 # what is still queued to disk.
@@ -156,17 +157,36 @@ class Pipeline:
         held, in a pass much cheaper than the capture that built the event. Events submitted
         before `start` wait in the buffer.
         """
-        return self._submit(event_kind(event), event, size_hint)
+        try:
+            trace = take_trace_header(event)
+        except Exception:
+            trace = None
+        return self._submit(
+            event_kind(event), event, size_hint, None if trace is None else {"trace": trace}
+        )
 
-    def submit_item(self, kind: ItemKind, payload: Any, size_hint: int = 0) -> bool:
-        """Queue an item of `kind` (a dict to encode as JSON, or bytes); like `submit`."""
-        return self._submit(kind, payload, size_hint)
+    def submit_item(
+        self,
+        kind: ItemKind,
+        payload: Any,
+        size_hint: int = 0,
+        envelope_headers: dict[str, Any] | None = None,
+    ) -> bool:
+        """Queue an item of `kind` (a dict to encode as JSON, or bytes); like `submit`.
+        `envelope_headers`: what its envelope's header carries besides the usual (``trace``)."""
+        return self._submit(kind, payload, size_hint, envelope_headers)
 
-    def _submit(self, kind: ItemKind, payload: Any, size_hint: int) -> bool:
+    def _submit(
+        self,
+        kind: ItemKind,
+        payload: Any,
+        size_hint: int,
+        envelope_headers: dict[str, Any] | None = None,
+    ) -> bool:
         try:
             if size_hint <= 0 and self._handover.held >= UNMEASURED_HEAD:
                 size_hint = estimate_size(payload)
-            job = Job(kind, payload, size_hint)
+            job = Job(kind, payload, size_hint, envelope_headers)
             accepted, held = self._handover.offer(job)
             if not accepted:
                 self._stats.record_drop("queue_overflow", kind.category)

@@ -13,6 +13,7 @@ import threading
 from collections import deque
 from typing import Any
 
+from .._wire.envelope import Item
 from .kinds import ItemKind
 from .stats import Stats
 
@@ -23,9 +24,26 @@ _BACKLOG_SHARE = 0.75
 class Job:
     """One item on its way: the payload before and after encoding, and how it was settled."""
 
-    __slots__ = ("event_id", "handed_off", "kind", "payload", "raw", "seq", "settled", "size_hint")
+    __slots__ = (
+        "envelope_headers",
+        "event_id",
+        "extra_items",
+        "handed_off",
+        "kind",
+        "payload",
+        "raw",
+        "seq",
+        "settled",
+        "size_hint",
+    )
 
-    def __init__(self, kind: ItemKind, raw: Any, size_hint: int) -> None:
+    def __init__(
+        self,
+        kind: ItemKind,
+        raw: Any,
+        size_hint: int,
+        envelope_headers: dict[str, Any] | None = None,
+    ) -> None:
         self.seq = -1
         self.kind = kind
         self.raw = raw  # what capture handed over: an event dict, or any payload of the kind
@@ -34,6 +52,10 @@ class Job:
         self.event_id = ""
         self.payload: bytes | None = None  # set once encoded
         self.handed_off = False  # given to the outbox writer, which settles it
+        # What the item's envelope carries besides it: headers (the DSC as ``trace``) and items
+        # that travel with it (an event's attachments).
+        self.envelope_headers = envelope_headers
+        self.extra_items: list[Item] | None = None
 
     @property
     def category(self) -> str:

@@ -57,7 +57,12 @@ class Sender:
         self._secret = dsn.secret_key if dsn is not None else None
         self._logged_refusals: set[object] = set()
 
-    def envelope(self, event_id: str | None, items: list[Item]) -> Envelope:
+    def envelope(
+        self,
+        event_id: str | None,
+        items: list[Item],
+        extra_headers: dict[str, Any] | None = None,
+    ) -> Envelope:
         headers: dict[str, Any] = {}
         if event_id:
             headers["event_id"] = event_id
@@ -65,6 +70,8 @@ class Sender:
         if self._dsn_text is not None:
             headers["dsn"] = self._dsn_text
         headers["sdk"] = self._sdk_info
+        if extra_headers:
+            headers.update(extra_headers)
         return Envelope(headers, items)
 
     async def send(self, envelope: Envelope, *, carries_event: bool = False) -> Verdict:

@@ -14,6 +14,7 @@ import asyncio
 from .._log import INTERNAL, logger
 from .._outbox.records import SpillRecord
 from .._outbox.writer import Outbox, SpillTicket
+from .._wire.envelope import Envelope
 from .prepare import Preparer
 from .queue import HandOver, Job, Wakeup
 
@@ -49,7 +50,9 @@ class Spill:
         assert job.payload is not None
         handover = self._handover
         job.handed_off = True
-        record = SpillRecord(job.event_id, job.kind.item_type, job.category, job.payload)
+        record = SpillRecord(
+            job.event_id, job.kind.item_type, job.category, job.payload, _extras(job)
+        )
         if held:
             with handover.lock:
                 handover.spilling += 1
@@ -142,3 +145,11 @@ class Spill:
             await asyncio.wait_for(outbox.close(), budget)
         except Exception as exc:
             logger.debug("errlink: closing the outbox: %r", exc, extra=INTERNAL)
+
+
+def _extras(job: Job) -> bytes | None:
+    """What the job's envelope carries besides its payload, in envelope format (see
+    `SpillRecord.extras`); the drain rebuilds the envelope from it."""
+    if not job.envelope_headers and not job.extra_items:
+        return None
+    return Envelope(dict(job.envelope_headers or {}), list(job.extra_items or ())).to_bytes()

@@ -12,12 +12,17 @@ class OutboxUnavailable(Exception):
 
 @dataclass(frozen=True)
 class SpillRecord:
-    """An event on its way to disk: its encoded JSON payload and what the drain needs to send it."""
+    """An event on its way to disk: its encoded JSON payload and what the drain needs to send it.
+
+    `extras`: the rest of its envelope, in envelope format (a header line with the envelope
+    headers besides the usual ones, then any further items), or None.
+    """
 
     event_id: str
     item_type: str
     category: str
     payload: bytes
+    extras: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class StoredEvent:
     category: str
     payload: bytes
     own: bool
+    extras: bytes | None = None
 
 
 @dataclass(frozen=True)

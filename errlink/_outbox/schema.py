@@ -1,15 +1,16 @@
 """The outbox file's tables: rows, running totals kept by triggers, and the outbox's clock.
 
 Format 2 added `outbox.born` and `outbox_clock` (ages by a clock that survives wall-clock
-steps); a format-1 file is migrated in place when opened (`store.py`).
+steps); format 3 added `outbox.extras` (what an item's envelope carries besides its payload:
+the ``trace`` header, attachments). Older files are migrated in place when opened (`store.py`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (0, 1, 2)  # 0: a new, empty file; 1: migrated to 2 on open
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (0, 1, 2, 3)  # 0: a new, empty file; 1 and 2: migrated on open
 APPLICATION_ID = 0x45524C4B  # "ERLK" in the database header: this file is an errlink outbox
 OUR_TABLES = {"outbox", "outbox_totals", "outbox_clock"}
 
@@ -27,7 +28,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     lease_owner INTEGER,
     lease_pid INTEGER,
     lease_until REAL NOT NULL DEFAULT 0,
-    born REAL
+    born REAL,
+    extras BLOB
 );
 CREATE INDEX IF NOT EXISTS outbox_by_target ON outbox (target, id);
 CREATE INDEX IF NOT EXISTS outbox_by_born ON outbox (born);
@@ -71,3 +73,5 @@ SCHEMA_STATEMENTS = _statements(_SCHEMA)
 # are then born "now": they age from the time this errlink first saw them.
 MIGRATE_TO_2 = "ALTER TABLE outbox ADD COLUMN born REAL"
 MIGRATED_ROWS_BORN = "UPDATE outbox SET born = ? WHERE born IS NULL"
+# Format 2 -> 3: rows already stored have no extras.
+MIGRATE_TO_3 = "ALTER TABLE outbox ADD COLUMN extras BLOB"

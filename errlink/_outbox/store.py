@@ -41,6 +41,7 @@ from .records import Claim, OutboxUnavailable, Removal, SpillRecord, StoredEvent
 from .schema import (
     APPLICATION_ID,
     MIGRATE_TO_2,
+    MIGRATE_TO_3,
     MIGRATED_ROWS_BORN,
     OUR_TABLES,
     READABLE_VERSIONS,
@@ -118,6 +119,8 @@ class OutboxStore:
                 migrating = bool(columns) and "born" not in columns
                 if migrating:
                     db.execute(MIGRATE_TO_2)
+                if columns and "extras" not in columns:
+                    db.execute(MIGRATE_TO_3)
                 for statement in SCHEMA_STATEMENTS:
                     db.execute(statement)
                 if migrating:
@@ -168,12 +171,15 @@ class OutboxStore:
         """
         db = self._conn()
         now = self._clock()
-        blobs = [(record, zlib.compress(record.payload, _COMPRESS_LEVEL)) for record in records]
+        blobs = [
+            (record, zlib.compress(record.payload, _COMPRESS_LEVEL), _compressed(record.extras))
+            for record in records
+        ]
         with _immediate(db):
             elapsed = self._elapsed(db)
             db.executemany(
                 "INSERT INTO outbox (created, born, target, origin, item_type, category,"
-                " event_id, payload, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " event_id, payload, extras, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         now,
@@ -184,9 +190,10 @@ class OutboxStore:
                         record.category,
                         record.event_id,
                         blob,
-                        len(blob),
+                        extras,
+                        len(blob) + (len(extras) if extras else 0),
                     )
-                    for record, blob in blobs
+                    for record, blob, extras in blobs
                 ],
             )
             removals = self._expire(db, now, elapsed)
@@ -234,23 +241,26 @@ class OutboxStore:
             removals = self._expire(db, now, self._elapsed(db), dead)
             free, free_args = _free_clause(now, dead)
             rows = db.execute(
-                "SELECT id, event_id, item_type, category, payload, origin FROM outbox"
+                "SELECT id, event_id, item_type, category, payload, origin, extras FROM outbox"
                 f" WHERE target = ? AND {free} ORDER BY id LIMIT ?",
                 (self.target, *free_args, limit),
             ).fetchall()
             events: list[StoredEvent] = []
             unreadable: dict[tuple[str, bool], int] = {}
-            for row_id, event_id, item_type, category, blob, origin in rows:
+            for row_id, event_id, item_type, category, blob, origin, extras_blob in rows:
                 own = origin == self.origin
                 try:
                     payload = zlib.decompress(blob)
+                    extras = zlib.decompress(extras_blob) if extras_blob else None
                 except (zlib.error, TypeError):
                     db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
                     key = (str(category), own)
                     unreadable[key] = unreadable.get(key, 0) + 1
                     continue
                 events.append(
-                    StoredEvent(row_id, str(event_id), str(item_type), str(category), payload, own)
+                    StoredEvent(
+                        row_id, str(event_id), str(item_type), str(category), payload, own, extras
+                    )
                 )
             removals += [
                 Removal("internal_sdk_error", category, own, n)
@@ -404,3 +414,7 @@ def _keep_inherited_connections() -> None:
 
 
 os.register_at_fork(after_in_child=_keep_inherited_connections)
+
+
+def _compressed(extras: bytes | None) -> bytes | None:
+    return zlib.compress(extras, _COMPRESS_LEVEL) if extras else None
