@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import multiprocessing
 import os
@@ -34,7 +35,9 @@ def _messages(events: list[dict[str, Any]]) -> list[str]:
 
 
 def test_capture_builds_in_the_caller_and_arrives(collector_thread: Any) -> None:
-    client = errlink.init(collector_thread.dsn, release="1.0", environment="test")
+    client = errlink.init(
+        collector_thread.dsn, release="1.0", environment="test", auto_session_tracking=False
+    )
 
     def fail() -> None:
         order_id = 7  # noqa: F841 - a local the event should carry
@@ -324,6 +327,8 @@ FRAMEWORKS_SCRIPT = textwrap.dedent(
                   "litestar", "aiohttp.web")
     print(sorted(name for name in frameworks if name in sys.modules))
     print(sorted(errlink.sync.default_client().core.builder.sdk["integrations"]))
+    libraries = ("httpx", "requests", "sqlalchemy", "asyncpg", "redis")
+    print(sorted(name for name in libraries if name in sys.modules))
     """
 )
 
@@ -336,4 +341,9 @@ def test_init_imports_no_framework_the_app_did_not_import(collector_thread: Any)
         timeout=30,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["[]", "['excepthook', 'logging']"]
+    imported, integrations, libraries = proc.stdout.splitlines()
+    assert (imported, libraries) == ("[]", "[]")
+    # The installed client libraries are enabled (hooked if the app imports them), no framework.
+    named = set(ast.literal_eval(integrations))
+    assert {"excepthook", "logging", "httpx", "sqlalchemy", "redis"} <= named
+    assert not named & {"flask", "django", "celery", "quart", "sanic", "tornado", "starlette"}

@@ -16,11 +16,11 @@ from typing import Any
 # How many distinct environments the filter offers at most.
 MAX_ENVIRONMENTS = 200
 
-_SUMMARY_COLUMNS = (
+SUMMARY_COLUMNS = (
     "id, received_at, project_id, event_id, level, environment, release, "
-    "exception_type, exception_value, message, group_id"
+    "exception_type, exception_value, message, group_id, trace_id"
 )
-_EVENT_COLUMNS = _SUMMARY_COLUMNS + ", payload"
+_EVENT_COLUMNS = SUMMARY_COLUMNS + ", payload"
 # The largest row id SQLite stores (a signed 64-bit integer).
 MAX_ROW_ID = 2**63 - 1
 
@@ -38,6 +38,7 @@ class EventSummary:
     exception_value: str | None
     message: str | None
     group_id: int | None
+    trace_id: str | None  # contexts.trace.trace_id when valid (`_trace_queries`)
 
 
 @dataclass(frozen=True)
@@ -183,12 +184,12 @@ def group_events(
     """A page of one group's stored events, newest first, older than `before_row`."""
     if before_row is None:
         rows = db.execute(
-            f"SELECT {_SUMMARY_COLUMNS} FROM events WHERE group_id = ? ORDER BY id DESC LIMIT ?",
+            f"SELECT {SUMMARY_COLUMNS} FROM events WHERE group_id = ? ORDER BY id DESC LIMIT ?",
             (group_id, limit),
         )
     else:
         rows = db.execute(
-            f"SELECT {_SUMMARY_COLUMNS} FROM events WHERE group_id = ? AND id < ? "
+            f"SELECT {SUMMARY_COLUMNS} FROM events WHERE group_id = ? AND id < ? "
             "ORDER BY id DESC LIMIT ?",
             (group_id, before_row, limit),
         )
@@ -233,7 +234,7 @@ def list_events(db: sqlite3.Connection, *, limit: int, offset: int) -> list[Stor
 
 def _stored_event(row: tuple[Any, ...]) -> StoredEvent:
     (row_id, received_at, project_id, event_id, level, environment, release) = row[:7]
-    exception_type, exception_value, message, group_id, payload = row[7:]
+    exception_type, exception_value, message, group_id, trace_id, payload = row[7:]
     return StoredEvent(
         row_id=row_id,
         received_at=received_at,
@@ -246,6 +247,7 @@ def _stored_event(row: tuple[Any, ...]) -> StoredEvent:
         exception_value=exception_value,
         message=message,
         group_id=group_id,
+        trace_id=trace_id,
         payload=stored_json(payload),
     )
 

@@ -2,19 +2,23 @@
 
 Version 1 stored events only. Version 2 files every event into a group (`events.group_id`,
 the `groups` and `group_environments` tables) and drops version 1's indexes that no query used.
-A version 1 file is migrated in one transaction when it is opened: its events are grouped as if
-they had just arrived, so a crash mid-way leaves the old file untouched.
+Version 3 stores each event's trace id (`events.trace_id`, indexed with the row id).
+An older file is migrated in one transaction when it is opened, one version after the other:
+version 1's events are grouped as if they had just arrived, and every event's trace id is read
+from its stored payload, so a crash mid-way leaves the old file untouched.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 
 from ._group_index import GroupIndex
 from ._grouping import group_key
+from ._trace_queries import trace_id_of
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _EVENTS = """
 CREATE TABLE IF NOT EXISTS events (
@@ -29,12 +33,15 @@ CREATE TABLE IF NOT EXISTS events (
     exception_value TEXT,
     message TEXT,
     payload TEXT NOT NULL,
-    group_id INTEGER REFERENCES groups (id)
+    group_id INTEGER REFERENCES groups (id),
+    trace_id TEXT
 )
 """
 _EVENT_ID_INDEX = "CREATE INDEX IF NOT EXISTS events_event_id ON events (event_id)"
 # A group's events, newest first; also what finds a group's neighbouring events.
 _EVENTS_BY_GROUP = "CREATE INDEX IF NOT EXISTS events_group ON events (group_id, id)"
+# A trace's events, newest first (`_trace_queries`).
+_EVENTS_BY_TRACE = "CREATE INDEX IF NOT EXISTS events_trace ON events (trace_id, id)"
 _GROUPS = [
     """
     CREATE TABLE IF NOT EXISTS groups (
@@ -112,17 +119,16 @@ def prepare_schema(db: sqlite3.Connection) -> None:
     db.execute("BEGIN IMMEDIATE")
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            pass
-        elif version not in (0, 1):
+        if version == 0:
+            _create(db)
+        elif not 1 <= version <= SCHEMA_VERSION:
             raise SchemaError(
                 f"the event database has schema version {version}, "
                 f"this errlink expects {SCHEMA_VERSION} or older"
             )
-        elif version == 0:
-            _create(db)
         else:
-            _migrate_from_1(db)
+            for step in _MIGRATIONS[version - 1 :]:
+                step(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         db.execute("ROLLBACK")
@@ -131,7 +137,8 @@ def prepare_schema(db: sqlite3.Connection) -> None:
 
 
 def _create(db: sqlite3.Connection) -> None:
-    for statement in [*_GROUPS, _EVENTS, _EVENT_ID_INDEX, _EVENTS_BY_GROUP, *_REPORTS]:
+    statements = [*_GROUPS, _EVENTS, _EVENT_ID_INDEX, _EVENTS_BY_GROUP, _EVENTS_BY_TRACE]
+    for statement in [*statements, *_REPORTS]:
         db.execute(statement)
 
 
@@ -171,6 +178,30 @@ def _group_existing_events(db: sqlite3.Connection) -> None:
         db.executemany("UPDATE events SET group_id = ? WHERE id = ?", assignments)
         index.flush(db)
         last_id = rows[-1][0]
+
+
+def _migrate_from_2(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE events ADD COLUMN trace_id TEXT")
+    last_id = 0
+    while True:
+        rows = db.execute(
+            "SELECT id, payload FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            (last_id, _BACKFILL_CHUNK),
+        ).fetchall()
+        if not rows:
+            break
+        found = [(trace_id_of(_payload(payload)), row_id) for row_id, payload in rows]
+        db.executemany(
+            "UPDATE events SET trace_id = ? WHERE id = ?",
+            [(trace_id, row_id) for trace_id, row_id in found if trace_id is not None],
+        )
+        last_id = rows[-1][0]
+    # After the backfill: one index build instead of an update per row.
+    db.execute(_EVENTS_BY_TRACE)
+
+
+# The step from version N to N + 1 is _MIGRATIONS[N - 1]; each runs in the opening transaction.
+_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_from_1, _migrate_from_2]
 
 
 def _payload(text: str) -> dict[str, object]:

@@ -17,12 +17,17 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from ._request import to_text
-from ._sdk import INIT_ONLY_OPTIONS, build_options, name_hint
+from ._sdk import INIT_ONLY_OPTIONS, IncomingTrace, build_options, name_hint
 from .logging import level_number
 
 _HEADER_KEYS_WITHOUT_PREFIX = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
 _ENV_KEYS = ("REMOTE_ADDR", "SERVER_NAME", "SERVER_PORT")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+_TRACE_KEYS = {
+    "sentry-trace": "HTTP_SENTRY_TRACE",
+    "baggage": "HTTP_BAGGAGE",
+    "traceparent": "HTTP_TRACEPARENT",
+}
 
 
 def wsgi_text(value: object) -> str:
@@ -49,6 +54,11 @@ def environ_headers(environ: Mapping[Any, Any]) -> list[tuple[str, str]]:
             name = fixed
         headers.append((name, wsgi_text(value)))
     return headers
+
+
+def environ_trace(environ: Mapping[str, Any]) -> IncomingTrace:
+    """The request's trace, continued from its headers when first needed."""
+    return IncomingTrace(lambda name: environ.get(_TRACE_KEYS[name]))
 
 
 def environ_url(

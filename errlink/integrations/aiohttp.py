@@ -36,7 +36,7 @@ from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
 from ._lazy import LazyRequest, build_request
 from ._request import body_data, request_interface
-from ._sdk import INTERNAL, ClientOptions, Dsn, logger, request_scope
+from ._sdk import INTERNAL, ClientOptions, Dsn, IncomingTrace, logger, request_scope
 
 require("aiohttp", distribution="aiohttp", extra="aiohttp", minimum=(3, 9))
 
@@ -106,7 +106,12 @@ class Errlink(AsyncWebIntegration):
             try:
                 transaction = self._transaction(request)
                 lazy = LazyRequest(request, _request_data, self.max_request_body_bytes)
-                scope = request_scope(core, request=lazy, transaction=transaction)
+                scope = request_scope(
+                    core,
+                    request=lazy,
+                    transaction=transaction,
+                    trace=IncomingTrace(request.headers.get),
+                )
             except Exception:
                 logger.warning(
                     "errlink: could not set up a request's scope", exc_info=True, extra=INTERNAL

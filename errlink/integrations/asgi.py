@@ -37,6 +37,7 @@ from ._sdk import (
     ClientCore,
     ClientOptions,
     Dsn,
+    IncomingTrace,
     bind_client_here,
     current_scope,
     logger,
@@ -55,6 +56,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "asgi_trace",
     "connection_for",
 ]
 
@@ -139,6 +141,7 @@ class AsgiIntegration(AsyncWebIntegration):
                 core,
                 request=connection,
                 transaction=functools.partial(self.name_transaction, scope),
+                trace=IncomingTrace(connection.trace_header),
             )
             app_receive = (
                 connection.copying(receive)
@@ -307,6 +310,10 @@ class AsgiConnection(LazyMapping):
                 return bytes(value)
         return None
 
+    def trace_header(self, name: str) -> bytes | None:
+        """What `IncomingTrace` looks up (by lower-case text name)."""
+        return _scope_header(self.scope, name)
+
 
 def connection_for(scope: Scope) -> AsgiConnection | None:
     """The connection the ASGI handling opened for `scope`, when the current errlink scope is
@@ -314,6 +321,19 @@ def connection_for(scope: Scope) -> AsgiConnection | None:
     request = current_scope().request
     if isinstance(request, AsgiConnection) and request.scope is scope:
         return request
+    return None
+
+
+def asgi_trace(scope: Scope) -> IncomingTrace:
+    """The connection's trace, continued from its headers when first needed."""
+    return IncomingTrace(functools.partial(_scope_header, scope))
+
+
+def _scope_header(scope: Scope, name: str) -> bytes | None:
+    wanted = name.encode("ascii")
+    for key, value in scope.get("headers") or ():
+        if bytes(key).lower() == wanted:
+            return bytes(value)
     return None
 
 

@@ -51,6 +51,7 @@ from ._wsgi import (
     content_length,
     environ_env,
     environ_headers,
+    environ_trace,
     environ_url,
     invalid_setting,
     over_limit,
@@ -286,7 +287,7 @@ class _ScopeMiddleware:
         max_bytes = core.options.max_request_body_bytes
         request = LazyRequest(environ, _request_from_environ, max_bytes)
         user = LazyMapping(_flask_login_user) if state.user_from_flask_login else None
-        with request_scope(core, request=request, user=user):
+        with request_scope(core, request=request, user=user, trace=environ_trace(environ)):
             return self.wsgi_app(environ, start_response)
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import got_request_exception
+from flask import got_request_exception, has_request_context
+from flask import request as current_request
 from werkzeug.exceptions import HTTPException
 
 from .._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
-from .._sdk import INTERNAL, current_client, logger
+from .._sdk import INTERNAL, current_client, logger, new_scope
+from .._wsgi import environ_trace
 from ..flask import current_request_fields, has_extension
 from . import Undo
 
@@ -35,4 +37,8 @@ def _report(app: Any, exception: BaseException | None) -> None:
     if core is None or not core.enabled:
         return
     fields = current_request_fields(app, core.options)
-    core.capture_exception(exception, handled=False, mechanism="flask", **fields)
+    with new_scope() as scope:
+        # No extension scope: the report still continues the request's incoming trace.
+        if scope.trace is None and has_request_context():
+            scope.trace = environ_trace(current_request.environ)
+        core.capture_exception(exception, handled=False, mechanism="flask", **fields)

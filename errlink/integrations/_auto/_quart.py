@@ -24,8 +24,8 @@ from werkzeug.exceptions import HTTPException
 from .._async_web import content_length
 from .._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
 from .._lazy import build_request
-from .._sdk import INTERNAL, current_client, logger
-from ..asgi import AsgiConnection, Message, Scope, request_data
+from .._sdk import INTERNAL, current_client, logger, new_scope
+from ..asgi import AsgiConnection, Message, Scope, asgi_trace, request_data
 from ..quart import Errlink
 from ..quart import _current_connection as current_connection
 from . import Undo
@@ -63,7 +63,12 @@ async def _on_exception(sender: Any, exception: BaseException | None = None, **_
         if core is None or not core.enabled:
             return
         fields = await current_request_fields(core.options.max_request_body_bytes)
-        core.capture_exception(exception, handled=False, mechanism=MECHANISM, **fields)
+        current = current_connection()
+        with new_scope() as scope:
+            # No extension scope: the report still continues the request's incoming trace.
+            if scope.trace is None and current is not None:
+                scope.trace = asgi_trace(cast(Scope, current.scope))
+            core.capture_exception(exception, handled=False, mechanism=MECHANISM, **fields)
     except Exception:
         logger.warning("errlink: could not report a Quart error", exc_info=True, extra=INTERNAL)
 

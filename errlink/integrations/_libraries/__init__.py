@@ -14,6 +14,7 @@ several clients share them.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -48,23 +49,34 @@ _watching: set[str] = set()
 
 
 def enable(names: Iterable[str]) -> list[str]:
-    """Hook the libraries among `names` already imported, and watch for the others.
-    Returns the names enabled (hooked or watched); unknown names are ignored."""
+    """Hook the libraries among `names` already imported, and watch for the others that are
+    installed. Returns the names enabled (hooked or watched); unknown names and libraries that
+    are not installed are left out."""
     enabled: list[str] = []
     for name in names:
         library = LIBRARIES.get(name)
         if library is None:
             continue
-        enabled.append(name)
         if library.module in sys.modules:
+            enabled.append(name)
             _hook(name)
-        else:
+        elif _installed(library.module):
+            enabled.append(name)
             with _lock:
                 if name in _hooked or name in _watching:
                     continue
                 _watching.add(name)
             _import_watch.when_imported(library.module, _hook_on_import(name))
     return enabled
+
+
+def _installed(module: str) -> bool:
+    """Whether `module` can be imported, found without importing it (only its parent
+    package, for a dotted name)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _hook_on_import(name: str) -> _import_watch.Callback:

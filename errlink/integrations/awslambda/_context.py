@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .._request import body_data, header_dict, request_interface, to_text
-from .._sdk import ClientCore, set_extra, set_request
+from .._sdk import ClientCore, IncomingTrace, set_extra, set_request
 
 _CONTEXT_FIELDS = (
     "function_name",
@@ -45,6 +45,29 @@ def attach_event(event: Any, core: ClientCore) -> None:
         set_request(request)
     elif event is not None:
         set_extra("aws_lambda_event", event)  # a reference: scrubbed and bounded if sent
+
+
+def invocation_trace(event: Any) -> IncomingTrace:
+    """The invocation's trace: continued from an HTTP event's headers (any case), else new."""
+    # An ALB with multi-value headers sends only `multiValueHeaders` (lists of values).
+    headers = (event.get("headers") or event.get("multiValueHeaders")) if is_http(event) else None
+    if not isinstance(headers, Mapping) or not headers:
+        return IncomingTrace(_no_header)
+    return IncomingTrace(lambda name: _header(headers, name))
+
+
+def _no_header(name: str) -> None:
+    return None
+
+
+def _header(headers: Mapping[Any, Any], name: str) -> Any:
+    value = headers.get(name)
+    if value is None:
+        for key, found in headers.items():
+            if isinstance(key, str) and key.lower() == name:
+                value = found
+                break
+    return value[0] if isinstance(value, list) and value else value
 
 
 def is_http(event: Any) -> bool:

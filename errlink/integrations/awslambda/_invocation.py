@@ -9,9 +9,9 @@ import time
 from typing import Any
 
 from .._request import to_text
-from .._sdk import INTERNAL, Client, logger, set_context, set_transaction
+from .._sdk import INTERNAL, Client, current_scope, logger, set_context, set_transaction
 from . import _timeout
-from ._context import attach_event, lambda_context
+from ._context import attach_event, invocation_trace, lambda_context
 
 INTEGRATION = "aws_lambda"
 # The runtime needs a moment after the handler returns to post the response.
@@ -40,6 +40,8 @@ class Invocation:
         self.timer: threading.Timer | None = None
         self.function_name = ""
         try:
+            # The decorator made this scope for the invocation alone: set in place.
+            current_scope().trace = invocation_trace(event)
             self.function_name = to_text(getattr(context, "function_name", None) or "")
             if self.function_name:
                 set_transaction(self.function_name)

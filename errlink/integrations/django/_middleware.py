@@ -9,7 +9,16 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from .._lazy import LazyMapping, LazyRequest, scope_is_for
-from .._sdk import INTERNAL, Options, current_client, logger, request_scope, set_transaction
+from .._sdk import (
+    INTERNAL,
+    Options,
+    current_client,
+    logger,
+    new_scope,
+    request_scope,
+    set_transaction,
+)
+from .._wsgi import environ_trace
 from . import _config
 from ._context import request_context, transaction_name, user_context
 
@@ -42,7 +51,8 @@ class ErrlinkMiddleware:
         if core is None or not core.enabled:
             return self.get_response(request)
         lazy_request, user = _lazy_context(request, core.options)
-        with request_scope(core, request=lazy_request, user=user):
+        trace = environ_trace(request.META)
+        with request_scope(core, request=lazy_request, user=user, trace=trace):
             return self.get_response(request)
 
     async def __acall__(self, request: Any) -> Any:
@@ -51,7 +61,8 @@ class ErrlinkMiddleware:
         if core is None or not core.enabled:
             return await get_response(request)
         lazy_request, user = _lazy_context(request, core.options)
-        with request_scope(core, request=lazy_request, user=user):
+        trace = environ_trace(request.META)
+        with request_scope(core, request=lazy_request, user=user, trace=trace):
             return await get_response(request)
 
     def _process_view(self, request: Any, view: Any, args: Any, kwargs: Any) -> None:
@@ -85,13 +96,20 @@ def on_request_exception(sender: Any, request: Any = None, **_: Any) -> None:
     core = current_client()
     if exc is None or core is None:
         return
+    if request is None or scope_is_for(request):
+        core.capture_exception(exc, handled=False, mechanism="django")
+        return
     fields: dict[str, Any] = {}
-    if request is not None and not scope_is_for(request):
-        try:
-            fields = _fields_without_middleware(request, core.options)
-        except Exception:
-            logger.warning("errlink: could not read the request", exc_info=True, extra=INTERNAL)
-    core.capture_exception(exc, handled=False, mechanism="django", **fields)
+    try:
+        fields = _fields_without_middleware(request, core.options)
+    except Exception:
+        logger.warning("errlink: could not read the request", exc_info=True, extra=INTERNAL)
+    with new_scope() as scope:
+        # No middleware scope: the report still continues the request's incoming trace.
+        meta = getattr(request, "META", None)
+        if scope.trace is None and isinstance(meta, dict):
+            scope.trace = environ_trace(meta)
+        core.capture_exception(exc, handled=False, mechanism="django", **fields)
 
 
 def _fields_without_middleware(request: Any, options: Options) -> dict[str, Any]:

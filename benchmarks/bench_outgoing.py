@@ -1,0 +1,260 @@
+"""What errlink adds to each outgoing HTTP request: its HTTP client integrations on against off.
+
+Run: python -m benchmarks.bench_outgoing [--quick]
+
+The aiohttp client, httpx (async and sync) and requests each make many GET requests (with a
+query string) to the benchmark sink, a separate process answering at once, while an
+`AsyncClient` (in-memory transport) is current. Three modes take turns, round after round, in
+one process, so a noisy neighbour slows them alike:
+
+- off: the integrations unhooked (what `disabled_integrations` gives);
+- on: hooked, with the defaults: a breadcrumb per request, no trace headers;
+- on + propagation: the URL matches `trace_propagation_targets`, so the request also carries
+  ``sentry-trace``, ``baggage`` and ``traceparent``.
+
+Each figure is this process's CPU time per request (`time.process_time`), the median over the
+rounds; the overhead is a mode's median minus off's. The target is under 5 µs per request.
+Sessions and clients are made anew each round (the aiohttp hook acts when a session is made)
+and are warmed up before timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import io
+import statistics
+import sys
+import time
+import types
+from collections.abc import Awaitable, Callable, Iterable
+
+import aiohttp
+import aiohttp.tracing
+import httpx
+import multidict
+import requests
+import yarl
+
+import errlink
+from benchmarks._fastsink import Sink
+from benchmarks.bench_capture import NullTransport
+from errlink.integrations import _libraries
+from errlink.integrations._sdk import bind_client
+
+MODES = ("off", "on", "on + propagation")
+CLIENTS = ("aiohttp", "httpx async", "httpx sync", "requests")
+WARMUP = 20
+
+
+async def _aiohttp(url: str, n: int) -> float:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(WARMUP):
+            async with session.get(url) as response:
+                await response.read()
+        started = time.process_time()
+        for _ in range(n):
+            async with session.get(url) as response:
+                await response.read()
+        return time.process_time() - started
+
+
+async def _httpx_async(url: str, n: int) -> float:
+    async with httpx.AsyncClient() as client:
+        for _ in range(WARMUP):
+            await client.get(url)
+        started = time.process_time()
+        for _ in range(n):
+            await client.get(url)
+        return time.process_time() - started
+
+
+def _httpx_sync(url: str, n: int) -> float:
+    with httpx.Client() as client:
+        for _ in range(WARMUP):
+            client.get(url)
+        started = time.process_time()
+        for _ in range(n):
+            client.get(url)
+        return time.process_time() - started
+
+
+def _requests(url: str, n: int) -> float:
+    with requests.Session() as session:
+        for _ in range(WARMUP):
+            session.get(url)
+        started = time.process_time()
+        for _ in range(n):
+            session.get(url)
+        return time.process_time() - started
+
+
+RUNNERS: dict[str, Callable[[str, int], Awaitable[float] | float]] = {
+    "aiohttp": _aiohttp,
+    "httpx async": _httpx_async,
+    "httpx sync": _httpx_sync,
+    "requests": _requests,
+}
+
+
+async def measure(base: str, rounds: int, n: int) -> dict[tuple[str, str], list[float]]:
+    url = f"{base}/counts?page=2&token=not-for-breadcrumbs"
+    dsn = "http://key@127.0.0.1:9/1"  # not the sink: its host would be left alone as errlink's own
+    plain = errlink.AsyncClient(dsn, transport=NullTransport())
+    targeted = errlink.AsyncClient(
+        dsn, transport=NullTransport(), trace_propagation_targets=[r"^http://127\.0\.0\.1:\d+/"]
+    )
+    samples: dict[tuple[str, str], list[float]] = {(c, m): [] for c in CLIENTS for m in MODES}
+    for _ in range(rounds):
+        for mode in MODES:
+            if mode == "off":
+                _libraries.disable_all()
+            else:
+                _libraries.enable(["aiohttp_client", "httpx", "http_client"])
+            client = targeted if mode == "on + propagation" else plain
+            with errlink.new_scope(new_trace=True), bind_client(client.core):
+                for name in CLIENTS:
+                    result = RUNNERS[name](url, n)
+                    seconds = await result if isinstance(result, Awaitable) else result
+                    samples[(name, mode)].append(seconds / n * 1e6)
+    _libraries.disable_all()
+    await plain.aclose()
+    await targeted.aclose()
+    return samples
+
+
+# -- the hooks' own cost, without a network ----------------------------------------------------
+#
+# Over loopback, a request's CPU time swings by tens of µs from run to run (system calls, the
+# scheduler), more than the hooks add. So each client also makes requests that never reach a
+# socket, where a few µs show: httpx through `httpx.MockTransport`, http.client (what requests
+# and urllib3 use) on a socket object that answers from memory, and aiohttp's trace dispatch for
+# one request (the `Trace` objects a session makes per request and the signals it sends), the
+# only part of an aiohttp request the hook touches.
+
+_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+_URL = "http://127.0.0.1:8000/counts?page=2&token=not-for-breadcrumbs"
+
+
+class _MemorySocket:
+    def sendall(self, data: bytes) -> None:
+        pass
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return io.BytesIO(_ANSWER)
+
+    def close(self) -> None:
+        pass
+
+
+def _http_client_offline(n: int) -> float:
+    connection = http.client.HTTPConnection("127.0.0.1", 8000)
+    started = time.process_time()
+    for _ in range(n):
+        connection.sock = _MemorySocket()
+        connection.request("GET", "/counts?page=2&token=not-for-breadcrumbs")
+        connection.getresponse().read()
+    return time.process_time() - started
+
+
+def _httpx_sync_offline(n: int) -> float:
+    with httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(200))) as client:
+        started = time.process_time()
+        for _ in range(n):
+            client.get(_URL)
+        return time.process_time() - started
+
+
+async def _httpx_async_offline(n: int) -> float:
+    transport = httpx.MockTransport(lambda _: httpx.Response(200))
+    async with httpx.AsyncClient(transport=transport) as client:
+        started = time.process_time()
+        for _ in range(n):
+            await client.get(_URL)
+        return time.process_time() - started
+
+
+async def _aiohttp_dispatch(n: int) -> float:
+    async with aiohttp.ClientSession() as session:
+        configs = session.trace_configs
+        url = yarl.URL(_URL)
+        response = types.SimpleNamespace(status=200)
+        started = time.process_time()
+        for _ in range(n):
+            traces = [
+                aiohttp.tracing.Trace(session, config, config.trace_config_ctx())
+                for config in configs
+            ]
+            headers = multidict.CIMultiDict[str]()
+            for trace in traces:
+                await trace.send_request_start("GET", url, headers)
+            for trace in traces:
+                await trace.send_request_end("GET", url, headers, response)  # type: ignore[arg-type]
+        return time.process_time() - started
+
+
+OFFLINE: dict[str, Callable[[int], Awaitable[float] | float]] = {
+    "aiohttp (trace dispatch)": _aiohttp_dispatch,
+    "httpx async (MockTransport)": _httpx_async_offline,
+    "httpx sync (MockTransport)": _httpx_sync_offline,
+    "http.client (requests, urllib3)": _http_client_offline,
+}
+
+
+async def measure_offline(rounds: int, n: int) -> dict[tuple[str, str], list[float]]:
+    dsn = "http://key@127.0.0.1:9/1"
+    plain = errlink.AsyncClient(dsn, transport=NullTransport())
+    targeted = errlink.AsyncClient(
+        dsn, transport=NullTransport(), trace_propagation_targets=[r"^http://127\.0\.0\.1:\d+/"]
+    )
+    samples: dict[tuple[str, str], list[float]] = {(c, m): [] for c in OFFLINE for m in MODES}
+    for _ in range(rounds):
+        for mode in MODES:
+            if mode == "off":
+                _libraries.disable_all()
+            else:
+                _libraries.enable(["aiohttp_client", "httpx", "http_client"])
+            client = targeted if mode == "on + propagation" else plain
+            with errlink.new_scope(new_trace=True), bind_client(client.core):
+                for name, run in OFFLINE.items():
+                    result = run(n)
+                    seconds = await result if isinstance(result, Awaitable) else result
+                    samples[(name, mode)].append(seconds / n * 1e6)
+    _libraries.disable_all()
+    await plain.aclose()
+    await targeted.aclose()
+    return samples
+
+
+def _table(names: Iterable[str], samples: dict[tuple[str, str], list[float]]) -> None:
+    medians = {key: statistics.median(values) for key, values in samples.items()}
+    print("| client | mode | µs CPU per request | overhead vs off |")
+    print("|---|---|---:|---:|")
+    for name in names:
+        off = medians[(name, "off")]
+        for mode in MODES:
+            value = medians[(name, mode)]
+            added = "baseline" if mode == "off" else f"{value - off:+.1f} µs"
+            print(f"| {name} | {mode} | {value:.1f} | {added} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few requests only (smoke test)")
+    args = parser.parse_args(argv)
+    rounds, n = (2, 50) if args.quick else (7, 2000)
+    with Sink() as sink:
+        samples = asyncio.run(measure(f"http://127.0.0.1:{sink.port}", rounds, n))
+    print(f"Python {sys.version.split()[0]}; GET with a query string to a loopback server")
+    print(f"median of {rounds} rounds x {n} requests, CPU time of the calling process\n")
+    _table(CLIENTS, samples)
+    offline_rounds, offline_n = (2, 50) if args.quick else (15, 5000)
+    offline = asyncio.run(measure_offline(offline_rounds, offline_n))
+    print("\nThe hooks' own cost: the same requests without a network (see the module's notes)")
+    print(f"median of {offline_rounds} rounds x {offline_n} requests\n")
+    _table(OFFLINE, offline)
+
+
+if __name__ == "__main__":
+    main()
