@@ -4,7 +4,9 @@ installs.
 Records at or above `event_level` (default ERROR) become events: with the record's exception
 when it has one, else a message event carrying the record's template and arguments. Records at
 or above `breadcrumb_level` (default INFO) and below `event_level` become breadcrumbs on the
-current scope, so they travel with the next event. errlink's own records (the ``errlink`` logger
+current scope, so they travel with the next event. With a `log_level`, records at or above it
+are also sent as structured logs (`log_forward.py`), their ``extra=`` fields as attributes.
+errlink's own records (the ``errlink`` logger
 and records marked ``errlink_internal``) are never captured, nor is a record logged while errlink
 is capturing one: no feedback loop.
 
@@ -32,6 +34,7 @@ from .._log import INTERNAL, logger
 from .binding import current_client
 from .breadcrumbs import add_breadcrumb_dict
 from .dedupe import task_error_reported
+from .log_forward import forward_record
 
 _LEVELS = {
     logging.CRITICAL: "fatal",
@@ -84,14 +87,20 @@ _state = _ThreadState()
 
 
 def capture_record(
-    record: logging.LogRecord, event_level: int | None, breadcrumb_level: int | None
+    record: logging.LogRecord,
+    event_level: int | None,
+    breadcrumb_level: int | None,
+    log_level: int | None = None,
 ) -> None:
     """Make `record` an event, a breadcrumb or nothing (None turns a level off), for the
-    current client. Faults propagate to the caller."""
+    current client, and at `log_level` and above also a structured log. Faults propagate to
+    the caller."""
     if _is_errlink_record(record) or _state.capturing:
         return
     _state.capturing = True
     try:
+        if log_level is not None and record.levelno >= log_level:
+            forward_record(record, _formatted(record), record_extra(record))
         if event_level is not None and record.levelno >= event_level:
             _capture_event(record)
         elif breadcrumb_level is not None and record.levelno >= breadcrumb_level:
@@ -109,10 +118,14 @@ class EventHandler(logging.Handler):
         *,
         event_level: int | str | None = logging.ERROR,
         breadcrumb_level: int | str | None = logging.INFO,
+        log_level: int | str | None = None,
     ) -> None:
         self.event_level = level_number("event_level", event_level)
         self.breadcrumb_level = level_number("breadcrumb_level", breadcrumb_level)
-        thresholds = [t for t in (self.event_level, self.breadcrumb_level) if t is not None]
+        self.log_level = level_number("log_level", log_level)
+        thresholds = [
+            t for t in (self.event_level, self.breadcrumb_level, self.log_level) if t is not None
+        ]
         lowest = min(thresholds) if thresholds else logging.CRITICAL + 1
         super().__init__(max(level_number("level", level) or 0, lowest))
 
@@ -120,7 +133,7 @@ class EventHandler(logging.Handler):
         if _state.dispatching is record:
             _state.claimed = True
         try:
-            capture_record(record, self.event_level, self.breadcrumb_level)
+            capture_record(record, self.event_level, self.breadcrumb_level, self.log_level)
         except Exception:
             self.handleError(record)
 
@@ -128,18 +141,20 @@ class EventHandler(logging.Handler):
 # -- the hook errlink.init() installs -------------------------------------------------------------
 
 CallHandlers = Callable[[logging.Logger, logging.LogRecord], None]
-_levels: tuple[int | None, int | None] | None = None  # (event, breadcrumb) while hooked
+_levels: tuple[int | None, int | None, int | None] | None = None  # (event, breadcrumb, log)
 _original: CallHandlers = logging.Logger.callHandlers
 _installed = False
 
 
-def hook_logging(event_level: int | None, breadcrumb_level: int | None) -> None:
+def hook_logging(
+    event_level: int | None, breadcrumb_level: int | None, log_level: int | None = None
+) -> None:
     """Capture every record the application's logging lets through, at these levels.
 
     `logging.Logger.callHandlers` is wrapped once; calling again only changes the levels.
     """
     global _levels, _original, _installed
-    _levels = (event_level, breadcrumb_level)
+    _levels = (event_level, breadcrumb_level, log_level)
     if not _installed:
         _original = logging.Logger.callHandlers
         logging.Logger.callHandlers = _call_handlers  # type: ignore[method-assign]

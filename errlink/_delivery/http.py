@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures.thread  # noqa: F401 - see below: the resolver's executor
 import encodings.idna  # noqa: F401 - see below
+import io
 import ssl
 import zlib
 
@@ -23,6 +24,9 @@ from .._wire.transport import TransportError, TransportResponse
 # Everything the send path needs is imported here, never lazily on the loop or resolver thread
 # (`socket.getaddrinfo` would import the idna codec on first use): a process forked while a
 # background thread is half-way through an import inherits a module it can never finish.
+
+# aiohttp sends bytes up to this size in one write (and warns above it).
+_RAW_BODY_MAX = 1024 * 1024
 
 
 class HttpTransport:
@@ -98,7 +102,8 @@ class HttpTransport:
         try:
             async with session.post(
                 self._url,
-                data=body,
+                # A large body (attachments) is written in chunks: aiohttp warns of raw bytes.
+                data=body if len(body) <= _RAW_BODY_MAX else io.BytesIO(body),
                 headers=headers,
                 proxy=self._proxy,
                 allow_redirects=False,

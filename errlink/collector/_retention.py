@@ -45,19 +45,26 @@ class Retention:
             excess = min(self._stored - self.max_events, _DELETE_SLICE)
             db.execute("BEGIN IMMEDIATE")
             try:
-                cursor = db.execute(
-                    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id NOT IN "
-                    "(SELECT latest_event_id FROM groups WHERE latest_event_id IS NOT NULL) "
-                    "ORDER BY id LIMIT ?)",
-                    (excess,),
+                gone = [
+                    row[0]
+                    for row in db.execute(
+                        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id NOT IN "
+                        "(SELECT latest_event_id FROM groups WHERE latest_event_id IS NOT NULL) "
+                        "ORDER BY id LIMIT ?) RETURNING event_id",
+                        (excess,),
+                    )
+                ]
+                # An event's attachments go with it (its feedback stays: it is listed alone).
+                db.executemany(
+                    "DELETE FROM attachments WHERE event_id = ?", [(event_id,) for event_id in gone]
                 )
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-            self._stored -= cursor.rowcount
-            deleted += cursor.rowcount
-            if cursor.rowcount < excess:  # only groups' latest events are left
+            self._stored -= len(gone)
+            deleted += len(gone)
+            if len(gone) < excess:  # only groups' latest events are left
                 break
         if deleted:
             logger.debug(

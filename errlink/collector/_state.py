@@ -14,8 +14,9 @@ from ._refusals import RefusalLog
 from ._store import EventStore
 
 MiB = 1024 * 1024
-DEFAULT_MAX_BODY_BYTES = 20 * MiB
-DEFAULT_MAX_DECOMPRESSED_BYTES = 20 * MiB
+# Sentry's envelope limit: room for attachments of up to 20 MiB each (`_attachments.py`).
+DEFAULT_MAX_BODY_BYTES = 100 * MiB
+DEFAULT_MAX_DECOMPRESSED_BYTES = 100 * MiB
 DEFAULT_MAX_ENVELOPE_ITEMS = 1000
 # A request body must arrive within this many seconds of its headers.
 DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
