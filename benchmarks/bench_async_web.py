@@ -2,14 +2,17 @@
 sentry-sdk.
 
 Run: python -m benchmarks.bench_async_web [--quick] [--frameworks sanic,tornado,aiohttp,fastapi]
-     [--variants bare,errlink,sentry-sdk] [--json PATH]
+     [--variants bare,errlink,errlink-sessions,sentry-sdk] [--json PATH]
 
 For each framework, one server per variant runs on 127.0.0.1, each a single worker in its own
 fresh process (so sentry-sdk's class-level patching never reaches another variant), serving the
 same hello-world route:
 
 - bare: the app alone;
-- errlink: the errlink integration set up with its defaults;
+- errlink: the errlink integration set up with its defaults (no release: no sessions, the same
+  request path as ``auto_session_tracking=False``);
+- errlink-sessions (only when asked for in `--variants`): the same with a release set, so every
+  request is counted as a release-health session (request mode);
 - sentry-sdk: `sentry_sdk.init` with the framework's integration (Sanic, Tornado, AioHttp;
   Starlette and FastApi for FastAPI) on top of its default integrations,
   `traces_sample_rate=None` (tracing off, so what is compared is error reporting only); the
@@ -61,7 +64,9 @@ from typing import Any
 from tests._support.collector import CollectorProcess
 
 FRAMEWORKS = ("sanic", "tornado", "aiohttp", "fastapi")
-VARIANTS = ("bare", "errlink", "sentry-sdk")
+VARIANTS = ("bare", "errlink", "errlink-sessions", "sentry-sdk")
+DEFAULT_VARIANTS = ("bare", "errlink", "sentry-sdk")
+BENCH_RELEASE = "bench@1.0.0"
 HELLO = b"Hello, world"
 READY = "READY "
 _INFO = "INFO "
@@ -96,6 +101,11 @@ def init_sentry_sdk(integration: Any | list[Any], dsn: str, **options: Any) -> N
         "sessions": bool(client.options.get("auto_session_tracking")),
     }
     print(_INFO + json.dumps(info), flush=True)
+
+
+def errlink_options(setup: str) -> dict[str, Any]:
+    """The client options of an errlink variant: a release turns request-mode sessions on."""
+    return {"release": BENCH_RELEASE} if setup == "errlink-sessions" else {}
 
 
 def sentry_note(info: dict[str, Any]) -> str:
@@ -159,10 +169,10 @@ def _serve_sanic(setup: str, dsn: str) -> None:
     async def boom(request: Request) -> response.HTTPResponse:
         raise RuntimeError("the benchmark's one error")
 
-    if setup == "errlink":
+    if setup.startswith("errlink"):
         from errlink.integrations.sanic import Errlink
 
-        Errlink(app, dsn=dsn)
+        Errlink(app, dsn=dsn, **errlink_options(setup))
     sock = _listening_socket()
 
     @app.after_server_start
@@ -191,10 +201,10 @@ def _serve_tornado(setup: str, dsn: str) -> None:
 
     async def main() -> None:
         app = tornado.web.Application([(r"/hello", Hello), (r"/boom", Boom)])
-        if setup == "errlink":
+        if setup.startswith("errlink"):
             from errlink.integrations.tornado import Errlink
 
-            Errlink(app, dsn=dsn)
+            Errlink(app, dsn=dsn, **errlink_options(setup))
         sock = _listening_socket()
         HTTPServer(app).add_sockets([sock])
         _ready(sock)
@@ -220,10 +230,10 @@ def _serve_aiohttp(setup: str, dsn: str) -> None:
         app = web.Application()
         app.router.add_get("/hello", hello)
         app.router.add_get("/boom", boom)
-        if setup == "errlink":
+        if setup.startswith("errlink"):
             from errlink.integrations.aiohttp import Errlink
 
-            Errlink(app, dsn=dsn)
+            Errlink(app, dsn=dsn, **errlink_options(setup))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         sock = _listening_socket()
@@ -253,10 +263,10 @@ def _serve_fastapi(setup: str, dsn: str) -> None:
     async def boom() -> Response:
         raise RuntimeError("the benchmark's one error")
 
-    if setup == "errlink":
+    if setup.startswith("errlink"):
         from errlink.integrations.fastapi import Errlink
 
-        Errlink(app, dsn=dsn)
+        Errlink(app, dsn=dsn, **errlink_options(setup))
     sock = _listening_socket()
 
     class AnnouncingServer(uvicorn.Server):
@@ -568,7 +578,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="bare is always included")
+    parser.add_argument(
+        "--variants", default=",".join(DEFAULT_VARIANTS), help="bare is always included"
+    )
     parser.add_argument("--requests", type=int, default=None, help="GETs per round")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=None)

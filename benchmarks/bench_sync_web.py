@@ -1,14 +1,18 @@
 """Per-request overhead on Flask and Django: the bare app vs errlink vs sentry-sdk.
 
 Run: python -m benchmarks.bench_sync_web [--quick] [--frameworks flask,django]
-     [--variants bare,errlink,sentry-sdk] [--json PATH]
+     [--variants bare,errlink,errlink-sessions,sentry-sdk] [--json PATH]
 
 For each framework, one server per variant runs the same hello-world app on a werkzeug server
 on 127.0.0.1 (single-threaded, HTTP/1.1 keep-alive, request log off), each in its own fresh
 process, so sentry-sdk's class-level patching never reaches another variant:
 
 - bare: the app alone;
-- errlink: errlink's integration (Flask extension; Django app and middleware) with its defaults;
+- errlink: errlink's integration (Flask extension; Django app and middleware) with its defaults
+  (no release: no sessions, the same request path as ``auto_session_tracking=False``);
+- errlink-sessions (only when asked for in `--variants`): the same with a release set, every
+  request counted as a release-health session; in the direct calls it alternates with bare and
+  errlink in their process (Flask; Django gets a process pair of its own, like sentry-sdk);
 - sentry-sdk: `sentry_sdk.init` with FlaskIntegration / DjangoIntegration on top of its default
   integrations, `traces_sample_rate=None` (tracing off: error reporting only); what it enabled
   is printed under the table.
@@ -43,12 +47,14 @@ from contextlib import ExitStack
 from typing import Any
 
 from benchmarks.bench_async_web import (
+    DEFAULT_VARIANTS,
     READY,
     Sample,
     Server,
     ServerFailed,
     announce_ready,
     check_live,
+    errlink_options,
     init_sentry_sdk,
     print_table,
     start_servers,
@@ -58,7 +64,7 @@ from benchmarks.bench_async_web import (
 from tests._support.collector import CollectorProcess
 
 FRAMEWORKS = ("flask", "django")
-VARIANTS = ("bare", "errlink", "sentry-sdk")
+VARIANTS = ("bare", "errlink", "errlink-sessions", "sentry-sdk")
 ROUTES = ("/hello", "/boom")
 QUEUE_SIZE = 100_000  # both SDKs: the direct error route must not drop
 
@@ -92,10 +98,10 @@ def flask_app(setup: str, dsn: str) -> WSGIApp:
     def boom() -> str:
         raise ValueError("boom")
 
-    if setup == "errlink":
+    if setup.startswith("errlink"):
         from errlink.integrations.flask import Errlink
 
-        Errlink(app, dsn=dsn, queue_size=QUEUE_SIZE)
+        Errlink(app, dsn=dsn, queue_size=QUEUE_SIZE, **errlink_options(setup))
     return app
 
 
@@ -114,7 +120,7 @@ def django_app(setup: str, dsn: str) -> WSGIApp:
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
 
-    errlink = setup == "errlink"
+    errlink = setup.startswith("errlink")
     settings.configure(
         DEBUG=False,
         SECRET_KEY="bench",
@@ -126,7 +132,7 @@ def django_app(setup: str, dsn: str) -> WSGIApp:
         ],
         ROOT_URLCONF=__name__,
         DATABASES={},
-        ERRLINK={"dsn": dsn, "queue_size": QUEUE_SIZE} if errlink else {},
+        ERRLINK={"dsn": dsn, "queue_size": QUEUE_SIZE, **errlink_options(setup)} if errlink else {},
         LOGGING_CONFIG=None,
     )
     django.setup()
@@ -246,14 +252,17 @@ def _in_process(app: WSGIApp, switch: Callable[[], None] = _nothing) -> Caller:
     return call
 
 
-def direct(framework: str, dsn: str, rounds: int, n: int) -> None:
-    """bare and errlink alternating in this process; prints {route: {variant: µs}}."""
+def direct(framework: str, dsn: str, rounds: int, n: int, sessions: bool = False) -> None:
+    """bare and errlink (and errlink-sessions, for Flask, with `sessions`) alternating in this
+    process; prints {route: {variant: µs}}."""
     import logging
 
     import errlink
 
     logging.disable(logging.CRITICAL)  # both variants log the error route; keep that out
     variants = _errlink_and_bare(framework, dsn)
+    if sessions and framework == "flask":
+        variants["errlink-sessions"] = _in_process(flask_app("errlink-sessions", dsn))
     result = {route: _fastest(variants, route, rounds, _calls(route, n)) for route in ROUTES}
     print(json.dumps(result), flush=True)
     errlink.close(timeout=0)  # events of the error route: not worth waiting for
@@ -290,9 +299,12 @@ def _errlink_and_bare(framework: str, dsn: str) -> dict[str, Caller]:
     }
 
 
-def _direct_errlink(framework: str, dsn: str, rounds: int, n: int) -> dict[str, Any]:
+def _direct_errlink(
+    framework: str, dsn: str, rounds: int, n: int, sessions: bool = False
+) -> dict[str, Any]:
     command = [sys.executable, "-m", "benchmarks.bench_sync_web", "--direct", framework]
     command += ["--dsn", dsn, "--direct-rounds", str(rounds), "--n", str(n)]
+    command += ["--direct-sessions"] if sessions else []
     try:
         output = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     except subprocess.TimeoutExpired:
@@ -442,8 +454,17 @@ def bench(framework: str, sink: CollectorProcess, args: argparse.Namespace) -> l
             if variant != "bare" and variant not in failures:
                 live[variant] = check_live(server.port, sink)
     direct_runs = {}
+    sessions = "errlink-sessions" in args.variants
     if "errlink" in args.variants:
-        direct_runs["errlink"] = _direct_errlink(framework, sink.dsn, args.direct_rounds, args.n)
+        direct_runs["errlink"] = _direct_errlink(
+            framework, sink.dsn, args.direct_rounds, args.n, sessions=sessions
+        )
+        if sessions and framework == "flask":
+            direct_runs["errlink-sessions"] = direct_runs["errlink"]
+    if sessions and "errlink-sessions" not in direct_runs:
+        direct_runs["errlink-sessions"] = _direct_in_workers(
+            framework, "errlink-sessions", sink.dsn, args.direct_rounds, args.n
+        )
     if "sentry-sdk" in args.variants:
         direct_runs["sentry-sdk"] = _direct_in_workers(
             framework, "sentry-sdk", sink.dsn, args.direct_rounds, args.n
@@ -484,7 +505,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few requests (smoke test)")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="bare is always included")
+    parser.add_argument(
+        "--variants", default=",".join(DEFAULT_VARIANTS), help="bare is always included"
+    )
     parser.add_argument("--rounds", type=int, default=None, help="server rounds per variant")
     parser.add_argument("--requests", type=int, default=None, help="GETs per server round")
     parser.add_argument("--direct-rounds", type=int, default=None, help="direct-call rounds")
@@ -493,6 +516,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--serve", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     parser.add_argument("--direct", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     parser.add_argument("--direct-worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
+    parser.add_argument("--direct-sessions", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--setup", choices=VARIANTS, default="bare", help=argparse.SUPPRESS)
     parser.add_argument("--dsn", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -502,7 +526,7 @@ def main(argv: list[str] | None = None) -> None:
         serve(args.serve, args.setup, args.dsn)
         return
     if args.direct:
-        direct(args.direct, args.dsn, args.direct_rounds, args.n)
+        direct(args.direct, args.dsn, args.direct_rounds, args.n, args.direct_sessions)
         return
     if args.direct_worker:
         direct_worker(args.direct_worker, args.setup, args.dsn)

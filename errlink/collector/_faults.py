@@ -4,6 +4,10 @@ Faults apply to the ingestion endpoints only (the UI and the read API always ans
 ingestion request is first delayed by `delay_ms`; then, with probability `fail_rate`, its body
 is read and thrown away and it is answered `fail_status` with nothing stored. A 429 or 503
 carries `Retry-After: <retry_after>`, and a 429 also `X-Sentry-Rate-Limits` for all categories.
+
+`limit_categories` rate-limits data categories instead (``("monitor",)``, say): every envelope
+carrying an item of one of them is answered 429 with `X-Sentry-Rate-Limits` naming them, and
+everything else is stored as usual.
 """
 
 from __future__ import annotations
@@ -11,13 +15,26 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ._errors import Rejected
 
 _RETRY_AFTER_STATUSES = (429, 503)
+# The data category of each envelope item type, as rate limits name them.
+ITEM_CATEGORIES = {
+    "event": "error",
+    "transaction": "transaction",
+    "attachment": "attachment",
+    "session": "session",
+    "sessions": "session",
+    "check_in": "monitor",
+    "feedback": "feedback",
+    "user_report": "user_report_v2",
+    "log": "log_item",
+    "client_report": "internal",
+}
 
 
 @dataclass(frozen=True)
@@ -28,8 +45,16 @@ class Faults:
     fail_status: int = 500  # status they are refused with: 429, 500, 503 or any 4xx/5xx
     delay_ms: float = 0.0  # added before every ingestion answer
     retry_after: float = 1.0  # seconds, sent with 429 and 503
+    limit_categories: tuple[str, ...] = ()  # data categories answered 429 (rate limited)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.limit_categories, tuple) or not all(
+            isinstance(c, str) and c and c.replace("_", "").isalnum() for c in self.limit_categories
+        ):
+            raise ValueError(
+                "limit_categories must be a tuple of data category names such as "
+                f"('monitor',), got {self.limit_categories!r}"
+            )
         if not _is_number(self.fail_rate) or not 0.0 <= self.fail_rate <= 1.0:
             raise ValueError(f"fail_rate must be between 0.0 and 1.0, got {self.fail_rate!r}")
         if (
@@ -47,7 +72,7 @@ class Faults:
 
     @property
     def active(self) -> bool:
-        return self.fail_rate > 0 or self.delay_ms > 0
+        return self.fail_rate > 0 or self.delay_ms > 0 or bool(self.limit_categories)
 
     def describe(self) -> str:
         parts = []
@@ -57,6 +82,8 @@ class Faults:
             )
         if self.delay_ms > 0:
             parts.append(f"delaying every ingestion answer by {self.delay_ms:g} ms")
+        if self.limit_categories:
+            parts.append(f"rate-limiting {', '.join(self.limit_categories)} with 429")
         return ", ".join(parts) or "none"
 
 
@@ -90,6 +117,23 @@ class FaultInjector:
             faults.fail_status,
             "failure injected on purpose (errlink serve --fail-rate)",
             headers=headers,
+        )
+
+    def check_categories(self, item_types: Iterable[str]) -> None:
+        """Raise the 429 of `limit_categories` when an item is of a limited category."""
+        limited = self.faults.limit_categories
+        if not limited:
+            return
+        if not any(ITEM_CATEGORIES.get(kind, kind) in limited for kind in item_types):
+            return
+        seconds = str(math.ceil(self.faults.retry_after))
+        raise Rejected(
+            429,
+            f"rate limited on purpose: {', '.join(limited)}",
+            headers={
+                "Retry-After": seconds,
+                "X-Sentry-Rate-Limits": f"{seconds}:{';'.join(limited)}:organization:errlink_fault",
+            },
         )
 
     def _draw(self, rate: float) -> bool:
