@@ -340,6 +340,22 @@ def bench_scan(sink: Sink, s: Settings) -> list[list[str]]:
     ]
 
 
+def bench_attachments(sink: Sink, s: Settings) -> list[list[str]]:
+    """RSS with the server down and a burst of captures, each with a 1 MiB attachment."""
+    return [
+        [scenario, sdk, f"RSS +{growth}", f"peak +{peak}", notes]
+        for scenario, sdk, growth, peak, notes in _table_rows("benchmarks.bench_attachments", s)
+    ]
+
+
+def bench_logs(sink: Sink, s: Settings) -> list[list[str]]:
+    """Caller-side µs of one structured log line, against the stdlib logging call."""
+    return [
+        [f"log line, {line}", sdk, us, f"{ratio} stdlib QueueHandler", notes]
+        for line, sdk, us, ratio, notes in _table_rows("benchmarks.bench_logs", s)
+    ]
+
+
 def _table_rows(module: str, s: Settings) -> list[list[str]]:
     """The rows of the Markdown table a benchmark module prints (header and rule left out)."""
     proc = subprocess.run(
@@ -373,6 +389,8 @@ SCENARIOS: dict[str, Callable[[Sink, Settings], list[list[str]]]] = {
     "per_request": bench_per_request,
     "hostile": bench_hostile,
     "scan": bench_scan,
+    "attachments": bench_attachments,
+    "logs": bench_logs,
 }
 
 

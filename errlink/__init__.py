@@ -7,10 +7,12 @@ request, an `async with AsyncClient(...)` block) or else the process default fro
 
 import logging as _logging
 
-from ._api import capture_event, capture_exception, capture_message
+from ._api import capture_event, capture_exception, capture_feedback, capture_message
 from ._async_client import AsyncClient
 from ._capture.breadcrumbs import add_breadcrumb
 from ._capture.scope import (
+    add_attachment,
+    clear_attachments,
     clear_breadcrumbs,
     new_scope,
     remove_tag,
@@ -23,8 +25,11 @@ from ._capture.scope import (
     set_transaction,
     set_user,
 )
+from ._capture.structured_logs import logger_api as logger
+from ._delivery.attachment import Attachment
 from ._delivery.stats import StatsSnapshot
 from ._mistakes import ConfigurationWarning
+from ._monitors import capture_checkin, monitor
 from ._trace_api import continue_trace, current_trace, trace_headers
 from ._version import __version__
 from ._wire.dsn import Dsn
@@ -40,6 +45,7 @@ _logging.getLogger("errlink").addHandler(_logging.NullHandler())
 
 __all__ = [
     "AsyncClient",
+    "Attachment",
     "Client",
     "ConfigurationWarning",
     "Dsn",
@@ -49,16 +55,22 @@ __all__ = [
     "TransportError",
     "TransportResponse",
     "__version__",
+    "add_attachment",
     "add_breadcrumb",
+    "capture_checkin",
     "capture_event",
     "capture_exception",
+    "capture_feedback",
     "capture_message",
+    "clear_attachments",
     "clear_breadcrumbs",
     "close",
     "continue_trace",
     "current_trace",
     "flush",
     "init",
+    "logger",
+    "monitor",
     "new_scope",
     "remove_tag",
     "set_context",

@@ -33,6 +33,23 @@ def capture_message(message: str, level: str = "info", **event_fields: Any) -> s
     return core.capture_message(message, level, stack_from=stack_from, **event_fields)
 
 
+def capture_feedback(
+    message: str,
+    name: str | None = None,
+    email: str | None = None,
+    associated_event_id: str | None = None,
+) -> str | None:
+    """Send what a person said about an error (`associated_event_id`: the id `capture_*`
+    returned) through the current client, as a `feedback` item. Returns its id or None.
+
+    `name` and `email` are sent as given (the person typed them to be read);
+    `before_send_feedback` may change or drop them."""
+    core = current_client()
+    if core is None:
+        return None
+    return core.capture_feedback(message, name, email, associated_event_id)
+
+
 def capture_event(event: Mapping[str, Any], hint: Hint | None = None) -> str | None:
     """Report a hand-made event dict through the current client."""
     core = current_client()

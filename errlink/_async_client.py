@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._assembly import assemble_core
 from ._capture.binding import enter_client, leave_client
@@ -20,8 +20,35 @@ from ._task_errors import TaskErrorWatch
 if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
 
+    from ._capture.core import ClientCore
     from ._options import ClientOptions
     from ._wire.dsn import Dsn
+
+
+class LibraryHooks(Protocol):
+    """What `AsyncClient` asks of the integrations layer about the client libraries (HTTP
+    clients, databases) it instruments. That layer sits above this one, so it registers itself
+    (`use_library_hooks`) when errlink is imported."""
+
+    def chosen_libraries(self, disabled: Iterable[str] | None, where: str) -> tuple[str, ...]:
+        """The libraries to enable, all but `disabled` (validated: unknown names raise)."""
+        ...
+
+    def enable_libraries(self, core: ClientCore, names: Iterable[str]) -> None:
+        """Hook `names` (now if imported, else on import) for `core`'s use."""
+        ...
+
+
+_libraries: LibraryHooks | None = None
+
+
+def use_library_hooks(hooks: LibraryHooks) -> None:
+    global _libraries
+    _libraries = hooks
+
+
+def library_hooks() -> LibraryHooks | None:
+    return _libraries
 
 
 class AsyncClient(ClientFace):
@@ -31,15 +58,33 @@ class AsyncClient(ClientFace):
     capture. Capturing returns as soon as the event is queued; `flush()` waits for delivery.
     A client with no DSN (argument, ``ERRLINK_DSN`` or ``SENTRY_DSN``) is disabled: every call is
     a cheap no-op. Options are validated here and fail with `ValueError`/`TypeError`.
+
+    The HTTP clients and databases the application uses (aiohttp, httpx, requests, SQLAlchemy,
+    ...) leave breadcrumbs in this client's events; `disabled_integrations` names those to
+    leave alone.
     """
 
-    def __init__(self, dsn: str | Dsn | None = None, **options: Unpack[ClientOptions]) -> None:
+    def __init__(
+        self,
+        dsn: str | Dsn | None = None,
+        *,
+        disabled_integrations: Iterable[str] | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        libraries = _libraries
+        chosen = (
+            ()
+            if libraries is None
+            else libraries.chosen_libraries(disabled_integrations, "errlink.AsyncClient()")
+        )
         # Created on a running loop, the client belongs to it: a capture from one of its worker
         # threads (a sync endpoint) starts the pipeline there, not nowhere.
         home = _running_loop()
         self._core = assemble_core(
             build_options(dsn, options), start=functools.partial(_start_pipeline, home)
         )
+        if libraries is not None and chosen and self._core.enabled:
+            libraries.enable_libraries(self._core, chosen)
         self._closed = False
         self._wrong_loop_logged = False
         self._token: Any = None
@@ -99,6 +144,19 @@ class AsyncClient(ClientFace):
         event_id = self._core.capture_event(event, hint)
         await self._pace()
         return event_id
+
+    async def capture_feedback(
+        self,
+        message: str,
+        name: str | None = None,
+        email: str | None = None,
+        associated_event_id: str | None = None,
+    ) -> str | None:
+        """Send what a person said (about the event `associated_event_id`, when given) as a
+        `feedback` item. Returns its id, or None when it was not queued."""
+        if not self._ready():
+            return None
+        return self._core.capture_feedback(message, name, email, associated_event_id)
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything captured before this call is delivered or dropped.

@@ -84,6 +84,7 @@ class ClientOptions(TypedDict, total=False):
     before_send_feedback: BeforeSendFeedback | None
     max_attachment_bytes: int
     queue_max_attachment_bytes: int
+    auto_session_tracking: bool
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,16 @@ class Options:
     before_send_feedback: BeforeSendFeedback | None = None
     max_attachment_bytes: int = MAX_ATTACHMENT_BYTES
     queue_max_attachment_bytes: int = QUEUE_MAX_ATTACHMENT_BYTES
+    # Release health: sessions are tracked when this is on and a release is set.
+    auto_session_tracking: bool = True
 
     @property
     def enabled(self) -> bool:
         return self.dsn is not None or self.transport is not None
+
+    @property
+    def tracks_sessions(self) -> bool:
+        return self.auto_session_tracking and bool(self.release) and self.enabled
 
     @property
     def before_send_is_async(self) -> bool:
@@ -270,6 +277,7 @@ def _validate_values(values: dict[str, Any]) -> None:
         "attach_stacktrace",
         "verify_tls",
         "enable_logs",
+        "auto_session_tracking",
     ):
         if name in values and not isinstance(values[name], bool):
             raise TypeError(f"option {name!r} must be True or False, not {values[name]!r}")

@@ -44,6 +44,8 @@ def test_quick_suite_produces_a_row_of_numbers_for_every_benchmark(tmp_path: Pat
         "per-request overhead",
         "hostile server",
         "100 KB of text in locals",
+        "1 MiB attachments",
+        "log line",
     }
     sdks = {row.split("|")[2].strip().split(" (")[0] for row in rows}
     assert {"errlink", "errlink-async", "sentry-sdk", "raven"} <= sdks

@@ -302,3 +302,14 @@ def test_a_tag_value_whose_str_raises_does_not_raise_into_the_caller() -> None:
 
     scope_api.set_tag("bad", Hostile())
     assert current_scope().tags["bad"] == "<unprintable Hostile>"
+
+
+def test_a_copy_keeps_every_field_of_a_scope() -> None:
+    # Scope.copy copies slot by slot (for speed): none may be left out.
+    original = Scope()
+    for number, name in enumerate(Scope.__slots__):
+        if name not in ("outcome", "session_root"):  # release health: see test_sessions.py
+            setattr(original, name, f"value {number}")
+    clone = original.copy()
+    for name in Scope.__slots__:
+        assert getattr(clone, name) == getattr(original, name), name

@@ -8,7 +8,9 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .._log import INTERNAL, logger
 from .scope import Scope, TransactionName, install_scope, new_request_scope, restore_scope
+from .sessions import end_request
 from .trace import TraceSource
 
 if TYPE_CHECKING:
@@ -87,7 +89,16 @@ def request_scope(
     block, for a context that ends with the request (a task per request), or one that serves
     requests in turn, each starting with its own `request_scope`.
     """
-    scope = new_request_scope(request, user, transaction, tags, contexts, extra, trace)
+    scope = new_request_scope(
+        request,
+        user,
+        transaction,
+        tags,
+        contexts,
+        extra,
+        trace,
+        client is not None and client.sessions is not None,
+    )
     handle = _new_object(_RequestScope)
     handle._client = client
     handle._scope = scope
@@ -116,12 +127,30 @@ class _RequestScope:
     ) -> None:
         _client.reset(self._client_token)
         restore_scope(self._scope_token)
+        if self._scope.outcome >= 0:
+            request_ended(self._client, self._scope, abandoned=_abandoned(exc_type))
 
     def enter_here(self) -> Scope:
         """Install the scope and bind the client in the current context, with nothing to undo."""
         install_scope(self._scope)
         _client.set(self._client)
         return self._scope
+
+
+def request_ended(client: ClientCore | None, scope: Scope, *, abandoned: bool = False) -> None:
+    """The request `scope` was made for has ended: count its session (release health).
+
+    For a request scope entered with `enter_here()`; leaving a `with request_scope()` block
+    does this itself. `abandoned`: cancelled before it finished. Never raises."""
+    if client is not None and client.sessions is not None:
+        try:
+            end_request(client.sessions, scope, abandoned=abandoned)
+        except Exception:  # counting a session must not fail a request
+            logger.warning("errlink: could not count a session", exc_info=True, extra=INTERNAL)
+
+
+def _abandoned(exc_type: type[BaseException] | None) -> bool:
+    return exc_type is not None and not issubclass(exc_type, Exception)
 
 
 def enter_client(client: ClientCore | None) -> Token[ClientCore | None]:

@@ -9,8 +9,10 @@ from typing import Any
 
 from .._log import INTERNAL, logger
 from .binding import current_client
+from .core import ClientCore
 from .levels import normalize_level
 from .misuse import ignore
+from .pending_crumbs import PendingBreadcrumb
 from .scope import push_breadcrumb
 from .scrub import Scrubber
 from .serialize import Serializer
@@ -71,6 +73,21 @@ def add_breadcrumb_dict(crumb: dict[str, Any], hint: dict[str, Any] | None = Non
         limit = _DEFAULT_LIMIT
     if processed is not None:
         push_breadcrumb(processed, limit)
+
+
+def add_pending_breadcrumb(
+    client: ClientCore, pending: PendingBreadcrumb, hint: dict[str, Any] | None = None
+) -> None:
+    """Add `pending` to the current scope for `client` (which an integration found current)."""
+    options = client.options
+    if options.before_breadcrumb is None:
+        push_breadcrumb(pending, options.max_breadcrumbs)  # type: ignore[arg-type]
+        return
+    crumb = pending.describe()
+    if crumb is not None:
+        processed = client.process_breadcrumb(crumb, hint or {})
+        if processed is not None:
+            push_breadcrumb(processed, options.max_breadcrumbs)
 
 
 @lru_cache(maxsize=1)

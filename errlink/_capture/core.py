@@ -14,14 +14,21 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
+from .._delivery.attachment import Attachment
+from .._delivery.kinds import FEEDBACK, ItemKind
 from .._delivery.pipeline import Pipeline
 from .._delivery.stats import Stats, StatsSnapshot
+from .._delivery.trace_header import take_trace_header
 from .._log import INTERNAL, logger
 from .._options import Event, Hint, Options
+from .attachments import attachments_from
 from .dedupe import SeenExceptions
 from .event import EventBuilder
+from .feedback import feedback_event
 from .levels import normalize_level
+from .log_batch import LogBuffer
 from .scope import current_scope
+from .sessions import SessionTracker
 
 StartPipeline = Callable[[Pipeline], None]
 
@@ -50,6 +57,9 @@ class ClientCore:
         self._ignored_names = frozenset(i for i in options.ignore_errors if isinstance(i, str))
         self._ignored_types = tuple(i for i in options.ignore_errors if isinstance(i, type))
         self._before_send_is_async = options.before_send_is_async
+        self.sessions: SessionTracker | None = None
+        self._track_sessions(pipeline)
+        self.logs: LogBuffer | None = None  # structured logs, made at the first record
 
     @property
     def enabled(self) -> bool:
@@ -67,13 +77,35 @@ class ClientCore:
         self.stats = stats
         self._seen = SeenExceptions()
         self.pipeline = pipeline
+        self._track_sessions(pipeline)
 
-    def _submit(self, event: Event) -> bool:
+    def _track_sessions(self, pipeline: Pipeline | None) -> None:
+        if pipeline is None or not self.options.tracks_sessions:
+            self.sessions = None
+            return
+        self.sessions = SessionTracker(self.options, self.submit_item, self.ensure_started)
+        pipeline.add_flush_hook(self.sessions.flush_items)
+
+    def ensure_started(self) -> None:
+        pipeline = self.pipeline
+        if pipeline is not None and pipeline.loop is None:
+            self._start(pipeline)
+
+    def submit_item(self, kind: ItemKind, payload: Any) -> bool:
+        """Queue an item of `kind` (sessions, check-ins): never raises."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return False
+        if pipeline.loop is None:
+            self._start(pipeline)
+        return pipeline.submit_item(kind, payload)
+
+    def _submit(self, event: Event, attachments: list[Attachment] | None = None) -> bool:
         pipeline = self.pipeline
         assert pipeline is not None
         if pipeline.loop is None:
             self._start(pipeline)
-        return pipeline.submit(event)
+        return pipeline.submit(event, attachments=attachments)
 
     def snapshot(self) -> StatsSnapshot:
         return self.stats.snapshot()
@@ -86,6 +118,7 @@ class ClientCore:
         *,
         handled: bool = True,
         mechanism: str = "generic",
+        attachments: object = None,
         **fields: Any,
     ) -> str | None:
         if self.pipeline is None:
@@ -93,14 +126,22 @@ class ClientCore:
         try:
             if exc is None:
                 return None
-            if self._is_ignored(exc) or not self._seen.first_sighting(exc):
+            if self._is_ignored(exc):
+                return None
+            first = self._seen.first_sighting(exc)
+            # Seen handled, then escaping unhandled: the session still crashed.
+            if self.sessions is not None and (first or not handled):
+                self.sessions.error(current_scope(), handled)
+            if not first:
                 return None
             if not self._admitted():
                 return None
+            scope = current_scope()
             event = self.builder.exception_event(
-                exc, current_scope(), fields, handled=handled, mechanism=mechanism
+                exc, scope, fields, handled=handled, mechanism=mechanism
             )
-            return self._finish(event, {"exc_info": (type(exc), exc, exc.__traceback__)})
+            hint = {"exc_info": (type(exc), exc, exc.__traceback__)}
+            return self._finish(event, _with_attachments(hint, scope, attachments))
         except Exception:
             self._internal_fault("capture_exception")
             return None
@@ -111,6 +152,7 @@ class ClientCore:
         level: str = "info",
         *,
         stack_from: FrameType | None = None,
+        attachments: object = None,
         **fields: Any,
     ) -> str | None:
         # Before the check for a pipeline, so that a misuse shows up without a DSN too.
@@ -120,10 +162,11 @@ class ClientCore:
         try:
             if not self._admitted():
                 return None
+            scope = current_scope()
             event = self.builder.message_event(
-                str(message), level, current_scope(), fields, stack_from=stack_from
+                str(message), level, scope, fields, stack_from=stack_from
             )
-            return self._finish(event, {})
+            return self._finish(event, _with_attachments({}, scope, attachments))
         except Exception:
             self._internal_fault("capture_message")
             return None
@@ -134,8 +177,11 @@ class ClientCore:
         try:
             if not self._admitted():
                 return None
-            built = self.builder.finish_custom_event(event, current_scope())
-            return self._finish(built, dict(hint or {}))
+            scope = current_scope()
+            built = self.builder.finish_custom_event(event, scope)
+            given = dict(hint or {})
+            attachments = given.pop("attachments", None)
+            return self._finish(built, _with_attachments(given, scope, attachments))
         except Exception:
             self._internal_fault("capture_event")
             return None
@@ -207,15 +253,86 @@ class ClientCore:
                 result = event
             event = result
         event_id = event.get("event_id")
-        if not self._submit(event):
+        if not self._submit(event, attachments_from("before_send", hint.get("attachments"))):
             return None
         return str(event_id) if event_id else None
+
+    def capture_feedback(
+        self,
+        message: str,
+        name: str | None = None,
+        email: str | None = None,
+        associated_event_id: str | None = None,
+    ) -> str | None:
+        pipeline = self.pipeline
+        if pipeline is None:
+            return None
+        try:
+            event = feedback_event(
+                self.builder, current_scope(), message, name, email, associated_event_id
+            )
+            if event is None:
+                return None
+            self.stats.record_captured()  # no sample rate: feedback is always sent
+            event = self._before_send_feedback(event)
+            if event is None:
+                self.stats.record_drop("before_send", FEEDBACK.category)
+                return None
+            event_id = str(event.get("event_id") or "")
+            headers: dict[str, Any] = {"event_id": event_id} if event_id else {}
+            trace = take_trace_header(event)
+            if trace is not None:
+                headers["trace"] = trace
+            if pipeline.loop is None:
+                self._start(pipeline)
+            if not pipeline.submit_item(FEEDBACK, event, envelope_headers=headers):
+                return None
+            return event_id or None
+        except Exception:
+            logger.warning(
+                "errlink internal error in capture_feedback; feedback dropped",
+                exc_info=True,
+                extra=INTERNAL,
+            )
+            self.stats.record_drop("internal_sdk_error", FEEDBACK.category)
+            return None
+
+    def _before_send_feedback(self, event: Event) -> Event | None:
+        hook = self.options.before_send_feedback
+        if hook is None:
+            return event
+        try:
+            result = hook(event, {})
+        except Exception:
+            logger.warning(
+                "before_send_feedback raised; sending the feedback unchanged",
+                exc_info=True,
+                extra=INTERNAL,
+            )
+            return event
+        if result is None or isinstance(result, dict):
+            return result
+        logger.warning(
+            "before_send_feedback returned %s, not a dict or None; sending the feedback unchanged",
+            type(result).__name__,
+            extra=INTERNAL,
+        )
+        return event
 
     def _internal_fault(self, where: str) -> None:
         logger.warning(
             "errlink internal error in %s; event dropped", where, exc_info=True, extra=INTERNAL
         )
         self.stats.record_drop("internal_sdk_error")
+
+
+def _with_attachments(hint: Hint, scope: Any, given: object) -> Hint:
+    """The hint with the scope's attachments and those given at the call site (a
+    `before_send` may change the list)."""
+    found = [*scope.attachments, *attachments_from("attachments", given)]
+    if found:
+        hint["attachments"] = found
+    return hint
 
 
 def exception_summary_type_of(cls: type[BaseException]) -> str:

@@ -19,6 +19,7 @@ from .._version import __version__
 from .._wire.ids import new_event_id
 from .exceptions import exception_values
 from .levels import normalize_level
+from .pending_crumbs import described
 from .reprs import type_name
 from .scope import Scope
 from .scrub import Scrubber
@@ -254,7 +255,7 @@ class EventBuilder:
                 meta["request"] = node
 
         limit = self.options.max_breadcrumbs
-        crumbs = scope.breadcrumbs(limit) if limit else []
+        crumbs = described(scope.breadcrumbs(limit)) if limit else []
         if crumbs:
             event["breadcrumbs"] = {"values": crumbs}
 

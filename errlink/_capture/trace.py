@@ -128,7 +128,7 @@ def _text(header: str | bytes) -> str:
 def parse_baggage(header: str | bytes | None) -> tuple[dict[str, str] | None, str]:
     """The ``sentry-`` members (without the prefix; None if there are none) and the text of the
     others. Baggage over the W3C limits, or not text, is ignored whole."""
-    if not header:
+    if not header or not isinstance(header, str | bytes):
         return None, ""
     text = _text(header)
     if len(text) > BAGGAGE_MAX_BYTES:

@@ -40,6 +40,8 @@ def build_pipeline(options: Options, *, stats: Stats, sdk_info: dict[str, Any]) 
         outbox=_outbox(options, stats),
         outbox_drain_rate=options.outbox_drain_rate,
         outbox_lease_seconds=_outbox_lease_seconds(options),
+        max_attachment_bytes=options.max_attachment_bytes,
+        queue_max_attachment_bytes=options.queue_max_attachment_bytes,
     )
 
 

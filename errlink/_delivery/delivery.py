@@ -13,6 +13,7 @@ import threading
 from .._log import INTERNAL, logger
 from .._wire.envelope import Item
 from .health import ServerHealth
+from .kinds import item_headers
 from .prepare import Preparer
 from .queue import HandOver, Job, Wakeup
 from .ratelimit import RateLimits
@@ -96,7 +97,8 @@ class Delivery:
 
     async def _deliver(self, job: Job) -> None:
         assert job.payload is not None
-        item = Item(job.kind.item_type, job.payload, {"content_type": "application/json"})
+        headers = item_headers(job.kind, job.payload, job.quantity)
+        item = Item(job.kind.item_type, job.payload, headers)
         health = self._health
         attempts = 0
         while attempts < self._retry_attempts and not self.gave_up_at_close:
@@ -108,7 +110,8 @@ class Delivery:
             if self._rate_limits.is_limited(job.category):
                 self._spill_or_drop(job, "ratelimit_backoff")
                 return
-            items = [item, *job.extra_items] if job.extra_items else [item]
+            extras = self._preparer.extra_items(job, self._rate_limits)
+            items = [item, *extras] if extras else [item]
             envelope = self._sender.envelope(job.event_id, items, job.envelope_headers)
             verdict = await self._sender.send(envelope, carries_event=True)
             if verdict is Verdict.DELIVERED:

@@ -20,6 +20,7 @@ from .._outbox.records import OutboxUnavailable, StoredEvent
 from .._outbox.writer import Outbox
 from .._wire.envelope import EnvelopeError, Item, parse_envelope
 from .health import ServerHealth
+from .kinds import item_headers, kind_of
 from .ratelimit import RateLimits
 from .sender import Sender, Verdict
 from .stats import Stats
@@ -102,7 +103,8 @@ class OutboxDrainer:
             return
 
     async def _send(self, stored: StoredEvent) -> Verdict:
-        item = Item(stored.item_type, stored.payload, {"content_type": "application/json"})
+        kind = kind_of(stored.item_type)
+        item = Item(stored.item_type, stored.payload, item_headers(kind, stored.payload))
         headers: dict[str, Any] | None = None
         items = [item]
         if stored.extras:

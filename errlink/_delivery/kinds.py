@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._wire.codec import dumps
+from .._wire.codec import dumps, loads
 from .limits import fit_event
 
 Encode = Callable[[Any, int], bytes]
@@ -47,6 +47,9 @@ class ItemKind:
     own_queue: int | None = None
     is_event: bool = False
     encode: Encode = encode_json
+    content_type: str = "application/json"
+    # A container of several records (logs): its item header says how many (`item_count`).
+    counts_items: bool = False
 
     def limit(self, max_event_bytes: int) -> int:
         return max_event_bytes if self.max_bytes is None else self.max_bytes
@@ -74,6 +77,27 @@ def kind_of(item_type: str) -> ItemKind:
     return kind if kind is not None else ItemKind(item_type, item_type)
 
 
+def encode_deferred(payload: Any, max_bytes: int) -> bytes:
+    """A payload that builds itself on the sender (`encode_payload`), off the caller's path;
+    else JSON."""
+    encode = getattr(payload, "encode_payload", None)
+    return encode(max_bytes) if encode is not None else encode_json(payload, max_bytes)
+
+
+def item_headers(kind: ItemKind, payload: bytes, count: int | None = None) -> dict[str, Any]:
+    """The item header fields besides `type` and `length`: `content_type`, and for a container
+    `item_count` (`count`, or read from the payload when it is not known)."""
+    headers: dict[str, Any] = {"content_type": kind.content_type}
+    if kind.counts_items:
+        if count is None:
+            try:
+                count = len(loads(payload)["items"])
+            except Exception:
+                count = 0
+        headers["item_count"] = count
+    return headers
+
+
 EVENT = declare(ItemKind("event", "error", is_event=True, encode=encode_event))
 TRANSACTION = declare(ItemKind("transaction", "transaction", is_event=True, encode=encode_event))
 ATTACHMENT = declare(ItemKind("attachment", "attachment", max_bytes=20 * MiB))
@@ -82,7 +106,18 @@ SESSIONS = declare(ItemKind("sessions", "session", max_bytes=100 * KiB, own_queu
 CHECK_IN = declare(ItemKind("check_in", "monitor", max_bytes=100 * KiB, own_queue=100))
 FEEDBACK = declare(ItemKind("feedback", "feedback", max_bytes=1 * MiB))
 USER_REPORT = declare(ItemKind("user_report", "user_report_v2", max_bytes=1 * MiB))
-LOG = declare(ItemKind("log", "log_item", max_bytes=1 * MiB, own_queue=100))
+# Each queued item is one batch of up to 100 records (`_capture/log_batch.py`).
+LOG = declare(
+    ItemKind(
+        "log",
+        "log_item",
+        max_bytes=1 * MiB,
+        own_queue=100,
+        encode=encode_deferred,
+        content_type="application/vnd.sentry.items.log+json",
+        counts_items=True,
+    )
+)
 # Never queued: a client report rides along with whatever envelope goes out next.
 CLIENT_REPORT = declare(ItemKind("client_report", "internal", max_bytes=64 * KiB))
 

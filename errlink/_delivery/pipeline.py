@@ -23,13 +23,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .._log import INTERNAL, logger
-from .._options import QUEUE_MAX_BYTES
+from .._options import MAX_ATTACHMENT_BYTES, QUEUE_MAX_ATTACHMENT_BYTES, QUEUE_MAX_BYTES
 from .._outbox.writer import Outbox
 from .._wire.dsn import Dsn
 from .._wire.transport import Transport
+from .attachment import Attachment
+from .attachments import Attachments
 from .delivery import Delivery
 from .drain import OutboxDrainer
 from .health import ServerHealth
@@ -48,6 +51,8 @@ from .trace_header import take_trace_header
 # what is still queued to disk.
 _SPILL_RESERVE = 0.5
 DRAIN_BATCH = 20
+# How often the flush hooks (session aggregates) hand their items over between flushes.
+TICK_INTERVAL = 60.0
 
 
 class Pipeline:
@@ -82,6 +87,8 @@ class Pipeline:
         outbox: Outbox | None = None,
         outbox_drain_rate: float = 100.0,
         outbox_lease_seconds: float = 300.0,
+        max_attachment_bytes: int = MAX_ATTACHMENT_BYTES,
+        queue_max_attachment_bytes: int = QUEUE_MAX_ATTACHMENT_BYTES,
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size!r}")
@@ -100,6 +107,11 @@ class Pipeline:
         self._max_in_flight = max_in_flight
         self._rate_limits = RateLimits()
         self._handover = HandOver(queue_size, max_in_flight, stats, max_bytes=queue_max_bytes)
+        self._attachments = Attachments(
+            stats, max_bytes=max_attachment_bytes, queue_max_bytes=queue_max_attachment_bytes
+        )
+        self._handover.on_forget = self._attachments.release
+        self._handover.on_drop = self._attachments.count_lost
         self._health = ServerHealth(retry_base_delay, retry_max_delay)
         self._sender = Sender(
             transport,
@@ -109,7 +121,7 @@ class Pipeline:
             sdk_info=sdk_info,
             dsn=dsn,
         )
-        preparer = Preparer(before_send_async, max_event_bytes)
+        preparer = Preparer(before_send_async, max_event_bytes, attachments=self._attachments)
         self._spill = Spill(outbox, self._handover, preparer) if outbox else None
         self._delivery = Delivery(
             handover=self._handover,
@@ -128,6 +140,8 @@ class Pipeline:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._close_task: asyncio.Task[bool] | None = None
+        self._flush_hooks: list[Callable[[], None]] = []
+        self.tick_interval = TICK_INTERVAL
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -141,13 +155,33 @@ class Pipeline:
     def outbox(self) -> Outbox | None:
         return self._spill.outbox if self._spill is not None else None
 
+    def add_flush_hook(self, hook: Callable[[], None]) -> None:
+        """Run `hook` on the pipeline's loop every `tick_interval` seconds, at the start of
+        every `flush` and before `aclose` refuses new items: a producer that batches (session
+        aggregates) submits what it holds from there."""
+        self._flush_hooks.append(hook)
+
+    def _run_flush_hooks(self) -> None:
+        for hook in self._flush_hooks:
+            _run_hook(hook)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_interval)
+            self._run_flush_hooks()
+
     def pending(self) -> int:
         """Items submitted and not yet settled (buffered, being sent, or waiting to retry)."""
         return self._handover.pending()
 
     # -- hand-over (any thread) -------------------------------------------------------------------
 
-    def submit(self, event: dict[str, Any], size_hint: int = 0) -> bool:
+    def submit(
+        self,
+        event: dict[str, Any],
+        size_hint: int = 0,
+        attachments: list[Attachment] | None = None,
+    ) -> bool:
         """Queue `event` for delivery; False when it was dropped as "queue_overflow" instead.
 
         Thread-safe; never blocks, awaits or raises. At most `queue_size` events, and about
@@ -155,14 +189,20 @@ class Pipeline:
         after `aclose`, the new event is dropped. `size_hint` is the event's size in bytes when
         the caller knows it; otherwise it is estimated here (`sizing.py`) once a few items are
         held, in a pass much cheaper than the capture that built the event. Events submitted
-        before `start` wait in the buffer.
+        before `start` wait in the buffer. `attachments` travel in the event's envelope; those
+        over `max_attachment_bytes`, or beyond the `queue_max_attachment_bytes` the queue may
+        hold, are dropped (counted) while the event goes on.
         """
         try:
             trace = take_trace_header(event)
         except Exception:
             trace = None
         return self._submit(
-            event_kind(event), event, size_hint, None if trace is None else {"trace": trace}
+            event_kind(event),
+            event,
+            size_hint,
+            None if trace is None else {"trace": trace},
+            attachments,
         )
 
     def submit_item(
@@ -171,10 +211,12 @@ class Pipeline:
         payload: Any,
         size_hint: int = 0,
         envelope_headers: dict[str, Any] | None = None,
+        quantity: int = 1,
     ) -> bool:
         """Queue an item of `kind` (a dict to encode as JSON, or bytes); like `submit`.
-        `envelope_headers`: what its envelope's header carries besides the usual (``trace``)."""
-        return self._submit(kind, payload, size_hint, envelope_headers)
+        `envelope_headers`: what its envelope's header carries besides the usual (``trace``).
+        `quantity`: what the item counts as in client reports (a log batch: its records)."""
+        return self._submit(kind, payload, size_hint, envelope_headers, quantity=quantity)
 
     def _submit(
         self,
@@ -182,14 +224,21 @@ class Pipeline:
         payload: Any,
         size_hint: int,
         envelope_headers: dict[str, Any] | None = None,
+        attachments: list[Attachment] | None = None,
+        quantity: int = 1,
     ) -> bool:
         try:
             if size_hint <= 0 and self._handover.held >= UNMEASURED_HEAD:
                 size_hint = estimate_size(payload)
             job = Job(kind, payload, size_hint, envelope_headers)
+            job.quantity = quantity
+            if attachments:
+                self._attachments.admit(job, attachments)
             accepted, held = self._handover.offer(job)
             if not accepted:
-                self._stats.record_drop("queue_overflow", kind.category)
+                self._stats.record_drop("queue_overflow", kind.category, quantity)
+                if job.attachments:
+                    self._attachments.refused(job, "queue_overflow")
             if self._pacer.due(held) and self._senders_elsewhere():
                 self._pacer.share_thread()
             return accepted
@@ -251,6 +300,8 @@ class Pipeline:
         for index in range(self._max_in_flight):
             launch(self._delivery.run_sender(senders_wakeup), f"errlink-sender-{index}")
         self._handover.senders_wakeup = senders_wakeup
+        if self._flush_hooks:
+            launch(self._tick(), "errlink-tick")
         if self._spill is not None:
             self._spill.outbox.start(loop)
             spill_wakeup = Wakeup(loop, self._delivery.loop_thread)
@@ -279,6 +330,7 @@ class Pipeline:
         if self._close_task is not None and self._close_task.done():
             return self.pending() == 0
         deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        self._run_flush_hooks()
         settled = await self._handover.wait_settled(deadline)
         await self._sender.send_report_within(deadline)
         return settled
@@ -308,6 +360,7 @@ class Pipeline:
         timeout = max(0.0, timeout)
         deadline = loop.time() + timeout
         handover = self._handover
+        self._run_flush_hooks()
         with handover.lock:
             handover.closed = True
         self._health.cut_waits_short()
@@ -349,3 +402,10 @@ class Pipeline:
         elif self._loop is not loop:
             raise RuntimeError(f"Pipeline.{what}() must run on the pipeline's event loop")
         return loop
+
+
+def _run_hook(hook: Callable[[], None]) -> None:
+    try:
+        hook()
+    except Exception:
+        logger.warning("errlink: a flush hook failed", exc_info=True, extra=INTERNAL)

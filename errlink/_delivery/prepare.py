@@ -12,8 +12,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._log import INTERNAL, logger
+from .._wire.envelope import Item
 from .._wire.ids import new_event_id
+from .attachments import Attachments
 from .queue import Job
+from .ratelimit import RateLimits
 
 ENCODE_IN_THREAD_OVER = 256 * 1024
 
@@ -21,9 +24,16 @@ BeforeSendAsync = Callable[[dict[str, Any]], Awaitable["dict[str, Any] | None"]]
 
 
 class Preparer:
-    def __init__(self, before_send_async: BeforeSendAsync | None, max_event_bytes: int) -> None:
+    def __init__(
+        self,
+        before_send_async: BeforeSendAsync | None,
+        max_event_bytes: int,
+        *,
+        attachments: Attachments | None = None,
+    ) -> None:
         self._before_send_async = before_send_async
         self._max_event_bytes = max_event_bytes
+        self._attachments = attachments
         self._big_encodings: asyncio.Semaphore | None = None  # made on the loop, when needed
 
     async def prepare(self, job: Job) -> str | None:
@@ -77,7 +87,16 @@ class Preparer:
             )
             return "send_error"
         job.payload = payload
+        if job.attachments and self._attachments is not None:
+            # Before any spill too: the outbox stores the attachments' bytes with the event.
+            await self._attachments.materialize(job)
         return None
+
+    def extra_items(self, job: Job, rate_limits: RateLimits) -> list[Item]:
+        """What goes in the job's envelope besides its item, as the rate limits allow."""
+        if self._attachments is None:
+            return job.extra_items or []
+        return self._attachments.sendable(job, rate_limits)
 
     async def _encode(self, job: Job, limit: int) -> bytes:
         encode = job.kind.encode

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .._wire.envelope import Item
+from .attachment import Attachment
 from .kinds import ItemKind
 from .stats import Stats
 
@@ -25,12 +27,15 @@ class Job:
     """One item on its way: the payload before and after encoding, and how it was settled."""
 
     __slots__ = (
+        "attachment_bytes",
+        "attachments",
         "envelope_headers",
         "event_id",
         "extra_items",
         "handed_off",
         "kind",
         "payload",
+        "quantity",
         "raw",
         "seq",
         "settled",
@@ -52,10 +57,15 @@ class Job:
         self.event_id = ""
         self.payload: bytes | None = None  # set once encoded
         self.handed_off = False  # given to the outbox writer, which settles it
+        self.quantity = 1  # what the item counts as in client reports (records, for logs)
         # What the item's envelope carries besides it: headers (the DSC as ``trace``) and items
         # that travel with it (an event's attachments).
         self.envelope_headers = envelope_headers
         self.extra_items: list[Item] | None = None
+        # An event's attachments until the sender reads them into `extra_items`, and the bytes
+        # they hold of the queue's attachment budget (`attachments.py`).
+        self.attachments: list[Attachment] | None = None
+        self.attachment_bytes = 0
 
     @property
     def category(self) -> str:
@@ -126,6 +136,9 @@ class HandOver:
         self.senders_wakeup: Wakeup | None = None
         self.spill_wakeup: Wakeup | None = None
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # Told when a job carrying attachments is no longer held, or is dropped.
+        self.on_forget: Callable[[Job], None] | None = None
+        self.on_drop: Callable[[Job, str], None] | None = None
 
     # -- any thread ---------------------------------------------------------------------------
 
@@ -215,6 +228,8 @@ class HandOver:
         return leftovers
 
     def _forget(self, job: Job) -> None:
+        if job.attachment_bytes and self.on_forget is not None:
+            self.on_forget(job)
         pool = "" if job.kind.own_queue is None else job.kind.item_type
         with self.lock:
             self._in_flight.discard(job.seq)
@@ -265,7 +280,9 @@ class HandOver:
     def settle_dropped(self, job: Job, reason: str) -> None:
         if not job.settled:
             job.settled = True
-            self._stats.record_drop(reason, job.category, queued=True)
+            self._stats.record_drop(reason, job.category, job.quantity, queued=True)
+            if (job.attachments or job.extra_items) and self.on_drop is not None:
+                self.on_drop(job, reason)
 
     def settle_spilled(self, job: Job) -> None:
         if not job.settled:

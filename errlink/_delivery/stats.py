@@ -5,6 +5,9 @@ Every event a client captures ends up in exactly one of: sent, dropped (with a r
 
     captured + adopted == sent + sum(dropped.values()) + pending + in_outbox
 
+Structured logs travel in batches: a batch is one item in these books, while its drops are
+counted in records under the `log_item` category, as client reports count them.
+
 `adopted` counts outbox events written by another process (or an earlier run) that this client
 delivered or dropped; it is 0 unless an outbox is shared or reused. An event this client spilled
 and another process delivered stays in this client's `in_outbox`.
@@ -41,6 +44,9 @@ class StatsSnapshot:
     """Outbox events this client delivered (also counted in `sent`), whoever wrote them."""
     adopted: int = 0
     """Outbox events written by another process or an earlier run, delivered or dropped here."""
+    discarded: dict[tuple[str, str], int] = field(default_factory=dict)
+    """What travels with events and was dropped while they went on (an event's attachments,
+    in bytes), by (reason, category); not part of `dropped`."""
 
     @property
     def dropped_total(self) -> int:
@@ -61,6 +67,7 @@ class Stats:
         self._outbox_dropped = {True: 0, False: 0}
         self._dropped: dict[tuple[str, str], int] = {}
         self._unreported: dict[tuple[str, str], int] = {}
+        self._discarded: dict[tuple[str, str], int] = {}
 
     def record_captured(self) -> None:
         with self._lock:
@@ -100,7 +107,8 @@ class Stats:
     def record_drop(
         self, reason: str, category: str = "error", quantity: int = 1, *, queued: bool = False
     ) -> None:
-        """Count `quantity` dropped items; `queued=True` when they had been queued (not pending)."""
+        """Count `quantity` dropped (items, or the records of one log item); `queued=True` when
+        it was one queued item, no longer pending."""
         if quantity <= 0:
             return
         key = (reason, category)
@@ -108,10 +116,21 @@ class Stats:
             self._dropped[key] = self._dropped.get(key, 0) + quantity
             self._unreported[key] = self._unreported.get(key, 0) + quantity
             if queued:
-                self._dropped_after_queueing += quantity
+                self._dropped_after_queueing += 1
+
+    def record_discard(self, reason: str, category: str, quantity: int) -> None:
+        """Count, for the client report only, a part of an event dropped while the event went
+        on (an attachment: `quantity` in bytes)."""
+        if quantity <= 0:
+            return
+        key = (reason, category)
+        with self._lock:
+            self._discarded[key] = self._discarded.get(key, 0) + quantity
+            self._unreported[key] = self._unreported.get(key, 0) + quantity
 
     def snapshot(self) -> StatsSnapshot:
         with self._lock:
+            discarded = dict(self._discarded)
             by_category = dict(self._dropped)
             pending = self._queued - self._sent - self._dropped_after_queueing - self._spilled
             captured, queued, spilled = self._captured, self._queued, self._spilled
@@ -133,6 +152,7 @@ class Stats:
             in_outbox=in_outbox,
             drained=drained,
             adopted=adopted,
+            discarded=discarded,
         )
 
     def has_unreported_drops(self) -> bool:

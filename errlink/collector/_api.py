@@ -15,6 +15,7 @@ from ._queries import EventSummary, GroupCursor, GroupFilter, StoredEvent, Store
 from ._records import normalize_event_id
 from ._state import STATE
 from ._store import StoreError
+from ._trace_queries import parse_trace_id, trace_events
 
 API_PREFIX = "/api/0"
 DEFAULT_PAGE_SIZE = 100
@@ -31,6 +32,9 @@ def add_api_routes(app: web.Application) -> None:
     app.router.add_get(f"{API_PREFIX}/groups/", list_groups, name="api-groups")
     app.router.add_get(
         f"{API_PREFIX}/groups/{{group_id}}/events/", list_group_events, name="api-group-events"
+    )
+    app.router.add_get(
+        f"{API_PREFIX}/traces/{{trace_id}}/events/", list_trace_events, name="api-trace-events"
     )
 
 
@@ -130,6 +134,19 @@ async def list_group_events(request: web.Request) -> web.Response:
     )
 
 
+async def list_trace_events(request: web.Request) -> web.Response:
+    """`{"trace_id", "events": [event, ...]}`: the events of every project carrying the trace
+    id, newest first, without payloads; `before=<id>` pages back. 400 for a malformed id."""
+    trace_id = parse_trace_id(request.match_info["trace_id"])
+    if trace_id is None:
+        raise Rejected(400, "a trace id is 32 hexadecimal characters")
+    limit = _int_param(request, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    before = _int_param(request, "before", MAX_OFFSET, 1, MAX_OFFSET)
+    store = request.app[STATE].store
+    events = await _read(lambda: store.read(lambda db: trace_events(db, trace_id, before, limit)))
+    return web.json_response({"trace_id": trace_id, "events": [summary_json(e) for e in events]})
+
+
 def group_json(group: StoredGroup) -> dict[str, Any]:
     return {
         "id": group.id,
@@ -149,6 +166,7 @@ def summary_json(event: EventSummary) -> dict[str, Any]:
         "id": event.row_id,
         "event_id": event.event_id,
         "group_id": event.group_id,
+        "trace_id": event.trace_id,
         "project_id": event.project_id,
         "received_at": _iso(event.received_at),
         "level": event.level,

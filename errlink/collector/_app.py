@@ -10,10 +10,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from ._api import add_api_routes
+from ._api_attachments import add_attachment_api_routes
+from ._api_logs import add_log_api_routes
 from ._errors import Rejected
 from ._ingest import INGEST_ROUTES, Handler, add_ingest_routes
 from ._state import STATE, CollectorState
 from ._ui import add_ui_routes
+from ._ui_health import add_release_health_routes
 
 
 def build_app(state: CollectorState) -> web.Application:
@@ -21,7 +24,10 @@ def build_app(state: CollectorState) -> web.Application:
     app[STATE] = state
     add_ingest_routes(app)
     add_api_routes(app)
+    add_attachment_api_routes(app)
+    add_log_api_routes(app)
     add_ui_routes(app)
+    add_release_health_routes(app)
     return app
 
 

@@ -12,9 +12,13 @@ from aiohttp import web
 
 from .._wire.codec import loads
 from .._wire.envelope import Envelope, EnvelopeError, Item, parse_envelope
+from ._attachments import attachment_record
 from ._auth import check_key, key_from_envelope_dsn, key_from_request
 from ._decode import decode_content, decode_raven_body, is_compressed, read_body
 from ._errors import Rejected
+from ._feedback import feedback_record, user_report_record
+from ._logs import log_records
+from ._monitors import check_in_record
 from ._outcomes import Handler, count_ignored, counted, refusals_noted
 from ._records import (
     EventRecord,
@@ -23,6 +27,7 @@ from ._records import (
     event_record,
     normalize_event_id,
 )
+from ._release_health import aggregate_records, has_release, session_record
 from ._state import STATE, CollectorState
 from ._store import StoreError
 
@@ -73,6 +78,7 @@ async def _receive_envelope(request: web.Request, state: CollectorState) -> web.
     )
     if presented_key is None:
         check_key(key_from_envelope_dsn(envelope.headers.get("dsn")), settings.public_key)
+    state.faults.check_categories(item.type for item in envelope.items)
     if len(envelope.items) > settings.max_envelope_items:
         raise Rejected(
             413,
@@ -111,6 +117,51 @@ def _batch(envelope: Envelope, project_id: str) -> tuple[WriteBatch, collections
             payload = _item_json(item, where)
             batch.client_reports.append(
                 client_report_record(payload, project_id=project_id, where=where)
+            )
+        elif item.type == "attachment":
+            batch.attachments.append(
+                attachment_record(
+                    item, project_id=project_id, event_id=header_event_id, where=where
+                )
+            )
+        elif item.type == "feedback":
+            batch.feedback.append(
+                feedback_record(
+                    _item_json(item, where),
+                    project_id=project_id,
+                    fallback_id=header_event_id,
+                    where=where,
+                )
+            )
+        elif item.type == "user_report":
+            batch.feedback.append(
+                user_report_record(_item_json(item, where), project_id=project_id, where=where)
+            )
+        elif item.type in ("session", "sessions"):
+            payload = _item_json(item, where)
+            if not has_release(payload):
+                ignored[item.type] += 1
+            elif item.type == "session":
+                batch.session_updates.append(
+                    session_record(payload, project_id=project_id, where=where)
+                )
+            else:
+                batch.session_aggregates.extend(
+                    aggregate_records(payload, project_id=project_id, where=where)
+                )
+        elif item.type == "check_in":
+            batch.check_ins.append(
+                check_in_record(_item_json(item, where), project_id=project_id, where=where)
+            )
+        elif item.type == "log":
+            batch.logs.extend(
+                log_records(
+                    _item_json(item, where),
+                    item.headers,
+                    project_id=project_id,
+                    item_index=index,
+                    where=where,
+                )
             )
         else:
             ignored[item.type] += 1
@@ -218,6 +269,15 @@ async def _store(state: CollectorState, batch: WriteBatch) -> None:
         for report in batch.client_reports:
             dropped = sum(discard.quantity for discard in report.discards)
             logger.info("stored client report: %d dropped", dropped)
+        for attachment in batch.attachments:
+            logger.info(
+                "stored attachment %r (%d bytes) of event %s",
+                attachment.filename,
+                len(attachment.data),
+                attachment.event_id,
+            )
+        for feedback in batch.feedback:
+            logger.info("stored %s about event %s", feedback.kind, feedback.associated_event_id)
 
 
 def _title(event: EventRecord) -> str:

@@ -8,8 +8,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._attachments import AttachmentRecord
 from ._errors import Rejected
+from ._feedback import FeedbackRecord
 from ._grouping import GroupKey, group_key, is_synthetic_message
+from ._logs import LogRecord
+from ._monitors import CheckInRecord
+from ._release_health import AggregateRecord, SessionUpdateRecord
+from ._trace_queries import trace_id_of
 
 # Indexed text columns are cut to this many characters; the payload keeps the full text.
 _INDEXED_TEXT_MAX = 1000
@@ -29,6 +35,7 @@ class EventRecord:
     message: str | None
     payload_json: str
     group: GroupKey
+    trace_id: str | None  # contexts.trace.trace_id when valid
 
 
 @dataclass(frozen=True)
@@ -51,9 +58,24 @@ class WriteBatch:
 
     events: list[EventRecord] = field(default_factory=list)
     client_reports: list[ClientReportRecord] = field(default_factory=list)
+    attachments: list[AttachmentRecord] = field(default_factory=list)
+    feedback: list[FeedbackRecord] = field(default_factory=list)
+    session_updates: list[SessionUpdateRecord] = field(default_factory=list)
+    session_aggregates: list[AggregateRecord] = field(default_factory=list)
+    check_ins: list[CheckInRecord] = field(default_factory=list)
+    logs: list[LogRecord] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.client_reports)
+        return bool(
+            self.events
+            or self.client_reports
+            or self.attachments
+            or self.feedback
+            or self.session_updates
+            or self.session_aggregates
+            or self.check_ins
+            or self.logs
+        )
 
 
 def normalize_event_id(value: object, where: str) -> str:
@@ -92,6 +114,7 @@ def event_record(
         message=_indexed(_message(payload)),
         payload_json=payload_json,
         group=group_key(payload),
+        trace_id=trace_id_of(payload),
     )
 
 

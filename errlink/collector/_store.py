@@ -28,7 +28,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import _queries
+from . import _attachments, _feedback, _logs, _monitors, _queries, _release_health
 from ._group_index import GroupIndex
 from ._integrity import (
     FileIdentity,
@@ -397,3 +397,9 @@ def _prepare(connection: sqlite3.Connection) -> None:
     # Committed data survives a crash of the process; only a power cut may lose the last commits.
     connection.execute("PRAGMA synchronous=NORMAL")
     prepare_schema(connection)
+    # Tables of their own, beside the events' schema (whatever its version).
+    _attachments.create_tables(connection)
+    _feedback.create_tables(connection)
+    _release_health.create_tables(connection)
+    _monitors.create_tables(connection)
+    _logs.create_tables(connection)

@@ -30,6 +30,10 @@ _PAGE = """<!doctype html>
 <body>
 <header class="top"><a class="brand" href="/">errlink</a>
 <a class="nav" href="/stats/">stats</a>
+<a class="nav" href="/logs/">logs</a>
+<a class="nav" href="/feedback/">feedback</a>
+<a class="nav" href="/releases/">releases</a>
+<a class="nav" href="/monitors/">monitors</a>
 <span class="muted">local collector, for development: in production, send to Sentry,
 GlitchTip or a Relay</span>
 </header>
@@ -154,6 +158,12 @@ form.filters select, form.filters button { padding: .3rem; }
 .stats div { display: flex; flex-direction: column; }
 .stats .label { font-size: .75rem; color: var(--muted); }
 nav.pages { margin: 1rem 0; display: flex; gap: 1rem; }
+table.logs td.when { white-space: nowrap; } table.logs .log-body { white-space: pre-wrap; }
+table.logs details { font-size: .8rem; }
+ul.feedback { list-style: none; padding: 0; }
+ul.feedback li { background: #fff; border: 1px solid var(--line); padding: .5rem .8rem;
+  margin: .4rem 0; }
+table.attachments { width: auto; min-width: 30rem; }
 .empty { padding: 2rem; background: #fff; border: 1px dashed var(--line); }
 section.exception { background: #fff; border: 1px solid var(--line); padding: .6rem .8rem;
   margin: .6rem 0; }

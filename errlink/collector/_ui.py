@@ -39,8 +39,11 @@ from ._ui_common import (
     stylesheet,
 )
 from ._ui_event import event_page
+from ._ui_feedback import add_feedback_routes
 from ._ui_group import group_page
+from ._ui_logs import add_logs_routes
 from ._ui_stats import STATS_PATH, intake_notice, stats_page
+from ._ui_trace import trace_id_if_stored, trace_page, trace_path
 
 _EVENT_ID = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F-]{36}")
 
@@ -49,7 +52,10 @@ def add_ui_routes(app: web.Application) -> None:
     app.router.add_get("/", group_list, name="ui-groups")
     app.router.add_get("/groups/{group_id}/", group_page, name="ui-group")
     app.router.add_get("/events/{event_id}/", event_page, name="ui-event")
+    app.router.add_get("/traces/{trace_id}/", trace_page, name="ui-trace")
     app.router.add_get(STATS_PATH, stats_page, name="ui-stats")
+    add_feedback_routes(app)
+    add_logs_routes(app)
     app.router.add_get(STYLESHEET_PATH, stylesheet, name="ui-stylesheet")
 
 
@@ -79,6 +85,9 @@ async def group_list(request: web.Request) -> web.StreamResponse:
         found = await event_id_if_stored(request, text)
         if found is not None:
             raise web.HTTPFound(url(f"/events/{found}/"))
+        trace = await trace_id_if_stored(request, text)
+        if trace is not None:
+            raise web.HTTPFound(trace_path(trace))
     where = GroupFilter(
         environment=NO_ENVIRONMENT if environment == NO_ENVIRONMENT_LABEL else environment,
         level=level,
@@ -153,8 +162,8 @@ def _filters_form(
         '<form class="filters" method="get" action="/">'
         '<select name="environment" aria-label="environment">{envs}</select>'
         '<select name="level" aria-label="level">{levels}</select>'
-        '<input type="search" name="q" value="{text}" placeholder="search titles, or an event id"'
-        ' aria-label="search">'
+        '<input type="search" name="q" value="{text}"'
+        ' placeholder="search titles, or an event or trace id" aria-label="search">'
         '<button type="submit">Filter</button> <a href="/">reset</a></form>',
         envs=join(env_options),
         levels=join(level_options),

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from . import _attachments, _feedback, _logs, _monitors, _release_health
 from ._group_index import GroupIndex
 from ._records import ClientReportRecord, EventRecord, WriteBatch
 
@@ -47,6 +48,18 @@ def batch_slices(batch: WriteBatch, rows: int = SLICE_ROWS) -> list[WriteBatch]:
         WriteBatch(client_reports=batch.client_reports[start : start + rows])
         for start in range(0, len(batch.client_reports), rows)
     ]
+    if batch.attachments or batch.feedback:
+        slices.append(WriteBatch(attachments=batch.attachments, feedback=batch.feedback))
+    if batch.session_updates or batch.session_aggregates or batch.check_ins:
+        slices.append(
+            WriteBatch(
+                session_updates=batch.session_updates,
+                session_aggregates=batch.session_aggregates,
+                check_ins=batch.check_ins,
+            )
+        )
+    if batch.logs:
+        slices.append(WriteBatch(logs=batch.logs))
     return slices
 
 
@@ -74,9 +87,9 @@ def insert_batch(
         )
         cursor = connection.execute(
             "INSERT INTO events (received_at, project_id, event_id, level, environment, release, "
-            "exception_type, exception_value, message, payload, group_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*_event_row(received_at, event), group_id),
+            "exception_type, exception_value, message, payload, group_id, trace_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*_event_row(received_at, event), group_id, event.trace_id),
         )
         assert cursor.lastrowid is not None
         groups.add_event(
@@ -89,6 +102,18 @@ def insert_batch(
         )
     for report in batch.client_reports:
         _insert_client_report(connection, received_at, report)
+    if batch.attachments:
+        _attachments.insert(connection, received_at, batch.attachments)
+    if batch.feedback:
+        _feedback.insert(connection, received_at, batch.feedback)
+    if batch.session_updates or batch.session_aggregates:
+        _release_health.insert(
+            connection, received_at, batch.session_updates, batch.session_aggregates
+        )
+    if batch.check_ins:
+        _monitors.insert(connection, received_at, batch.check_ins)
+    if batch.logs:
+        _logs.insert(connection, received_at, batch.logs)
     return len(batch.events)
 
 

@@ -4,26 +4,32 @@
 process (``worker_init``, and ``worker_process_init`` for pool children started as fresh
 interpreters); forked pool children inherit it and start their own pipeline on first use, so
 nothing is sent from a producer process that merely imports the app. Every task runs in a fresh
-scope entered at ``task_prerun`` and left at ``task_postrun``, in the thread that runs the task.
+scope entered at ``task_prerun`` and left at ``task_postrun``, in the thread that runs the task,
+and in the trace of the code that sent it (``before_task_publish`` adds the trace headers).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import logging
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._celery_beat import BeatMonitors
 from ._framework import require
 from ._sdk import (
     INTERNAL,
     ClientOptions,
     Dsn,
+    IncomingTrace,
+    PropagationContext,
     build_options,
     current_client,
+    current_scope,
     default_client,
     ensure_default_client,
     isolated_scope,
@@ -31,6 +37,7 @@ from ._sdk import (
     set_context,
     set_tag,
     set_transaction,
+    trace_headers,
 )
 from .logging import EventHandler, level_number
 
@@ -40,6 +47,7 @@ if TYPE_CHECKING:
 
 INTEGRATION = "celery"
 TASK_LOGGER = "celery.task"  # Celery's task loggers hang below it and do not propagate to root
+_TRACE_HEADERS = ("sentry-trace", "traceparent")
 _installed: weakref.WeakKeyDictionary[Any, CeleryIntegration] = weakref.WeakKeyDictionary()
 
 
@@ -50,6 +58,7 @@ def setup(
     capture_retries: bool = False,
     capture_expected: bool = False,
     include_args: bool = True,
+    monitor_beat_tasks: bool = False,
     logging_event_level: int | str | None = logging.ERROR,
     logging_breadcrumb_level: int | str | None = logging.INFO,
     **options: Unpack[ClientOptions],
@@ -62,10 +71,14 @@ def setup(
     task's ``throws`` are left out unless `capture_expected`, and the exception behind each
     retry is reported (as a warning) only with `capture_retries`. Log records from tasks at
     `logging_event_level` and above become events, those at `logging_breadcrumb_level` and
-    above breadcrumbs (None turns either off). Calling `setup` again for the same app replaces
-    the previous integration.
+    above breadcrumbs (None turns either off). With `monitor_beat_tasks`, every task Celery
+    beat sends is a cron monitor run (slug from the task name, schedule from the beat entry):
+    ``in_progress`` when it starts, ``ok`` or ``error`` with its duration when it ends.
+    Calling `setup` again for the same app replaces the previous integration.
     """
     require("celery", distribution="celery", extra="celery", minimum=(5, 3))
+    if not isinstance(monitor_beat_tasks, bool):
+        raise TypeError(f"monitor_beat_tasks must be True or False, not {monitor_beat_tasks!r}")
     celery = _CeleryParts()
     if isinstance(app, celery.local.Proxy):
         app = app._get_current_object()
@@ -79,6 +92,7 @@ def setup(
         capture_retries=capture_retries,
         capture_expected=capture_expected,
         include_args=include_args,
+        monitor_beat_tasks=monitor_beat_tasks,
         event_level=level_number("logging_event_level", logging_event_level),
         breadcrumb_level=level_number("logging_breadcrumb_level", logging_breadcrumb_level),
     )
@@ -118,12 +132,14 @@ class CeleryIntegration:
         capture_expected: bool,
         include_args: bool,
         event_level: int | None,
+        monitor_beat_tasks: bool = False,
         breadcrumb_level: int | None,
     ) -> None:
         self.app = app
         self.capture_retries = capture_retries
         self.capture_expected = capture_expected
         self.include_args = include_args
+        self._beat_monitors = BeatMonitors() if monitor_beat_tasks else None
         self._client_args = client_args
         self._client_started = False
         self._scopes = _OpenScopes()
@@ -147,6 +163,7 @@ class CeleryIntegration:
     def connect(self) -> None:
         signals = self._signals
         receivers = {
+            "before_task_publish": self._on_before_task_publish,
             "worker_init": self._on_worker_init,
             "worker_process_init": self._on_worker_process_init,
             "worker_ready": self._on_worker_ready,
@@ -157,6 +174,8 @@ class CeleryIntegration:
             "worker_shutdown": self._on_worker_shutdown,
             "worker_process_shutdown": self._on_worker_shutdown,
         }
+        if self._beat_monitors is not None:
+            receivers["beat_init"] = self._on_beat_init
         for name, receiver in receivers.items():
             signal = getattr(signals, name)
             uid = f"errlink.celery.{id(self)}.{name}"
@@ -241,12 +260,31 @@ class CeleryIntegration:
         if self._is_our_app(getattr(sender, "app", None)):
             self._guarded("worker_ready", self._attach_logging_everywhere)
 
+    def _on_before_task_publish(self, sender: Any = None, headers: Any = None, **_: Any) -> None:
+        self._guarded("before_task_publish", lambda: add_trace_headers(headers))
+        monitors = self._beat_monitors
+        if monitors is not None:
+            self._guarded("before_task_publish", lambda: monitors.add_header(sender, headers))
+
+    def _on_beat_init(self, sender: Any = None, **_: Any) -> None:
+        monitors = self._beat_monitors
+        if monitors is not None and self._is_our_app(getattr(sender, "app", None)):
+            self._guarded("beat_init", lambda: monitors.beat_started(sender))
+
     def _on_task_prerun(self, task: Any = None, task_id: str | None = None, **named: Any) -> None:
         if self._owns(task):
             self._guarded("task_prerun", lambda: self._enter_task(task, task_id, named))
+            monitors = self._beat_monitors
+            if monitors is not None:
+                self._guarded("task_prerun", lambda: monitors.task_started(task_id, task.request))
 
-    def _on_task_postrun(self, task: Any = None, task_id: str | None = None, **_: Any) -> None:
+    def _on_task_postrun(
+        self, task: Any = None, task_id: str | None = None, state: Any = None, **_: Any
+    ) -> None:
         if self._owns(task):
+            monitors = self._beat_monitors
+            if monitors is not None:
+                self._guarded("task_postrun", lambda: monitors.task_ended(task_id, state))
             self._guarded("task_postrun", lambda: self._leave_task(task_id))
 
     def _on_task_failure(
@@ -269,10 +307,11 @@ class CeleryIntegration:
     # -- per task ------------------------------------------------------------------------------
 
     def _enter_task(self, task: Any, task_id: str | None, named: dict[str, Any]) -> None:
-        scope = isolated_scope()
-        scope.__enter__()
-        self._scopes.stack.append((task_id or "", scope))
         request = task.request
+        trace = task_trace(request, current_scope().trace)
+        scope = isolated_scope()
+        scope.__enter__().trace = trace
+        self._scopes.stack.append((task_id or "", scope))
         name = getattr(request, "shadow", None) or task.name
         set_transaction(name)
         set_tag("celery.task", name)
@@ -339,6 +378,33 @@ def task_context(
         context["args"] = named.get("args")
         context["kwargs"] = named.get("kwargs")
     return {key: value for key, value in context.items() if value is not None}
+
+
+def add_trace_headers(headers: Any) -> None:
+    """Put the sender's trace into a task message's headers (``before_task_publish``), unless
+    the message carries a trace already (the caller's own, another SDK's): it is kept whole."""
+    if isinstance(headers, dict) and not any(name in headers for name in _TRACE_HEADERS):
+        headers.update(trace_headers())
+
+
+def task_trace(
+    request: Any, caller: IncomingTrace | PropagationContext | None
+) -> IncomingTrace | PropagationContext | None:
+    """A task run's trace: continued from its message's headers (a new one when they carry
+    none); an eager task (run in the caller, without a message) stays in `caller`'s trace."""
+    if getattr(request, "is_eager", False):
+        return caller
+    return IncomingTrace(functools.partial(_task_header, request))
+
+
+def _task_header(request: Any, name: str) -> Any:
+    # Celery turns a message's own headers into attributes of the task's request.
+    value = getattr(request, name, None)
+    if value is None:
+        nested = getattr(request, "headers", None)
+        if isinstance(nested, Mapping):
+            value = nested.get(name)
+    return value
 
 
 def set_up_for(task: Any) -> bool:

@@ -35,7 +35,17 @@ from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
 from ._lazy import LazyRequest, build_request, scope_is_for
 from ._request import body_data, request_interface
-from ._sdk import INTERNAL, ClientOptions, Dsn, isolated_scope, logger, request_scope
+from ._sdk import (
+    INTERNAL,
+    ClientOptions,
+    Dsn,
+    IncomingTrace,
+    current_scope,
+    isolated_scope,
+    logger,
+    request_ended,
+    request_scope,
+)
 
 require("sanic", distribution="sanic", extra="sanic", minimum=(23, 6))
 
@@ -80,6 +90,9 @@ class Errlink(AsyncWebIntegration):
         app.register_listener(self._start_client, "before_server_start")
         app.register_listener(self._close_client, "after_server_stop")
         app.register_middleware(self._on_request, "request", priority=_BEFORE_OTHER_MIDDLEWARE)
+        if self.options.tracks_sessions:
+            # Response middleware runs for error responses too: the request's end.
+            app.register_middleware(self._on_response, "response")
         app.add_signal(self._on_exception, "http.lifecycle.exception")
         app.add_signal(self._on_websocket_exception, "websocket.handler.exception")
         app.add_signal(self._on_reported, "server.exception.report")
@@ -110,11 +123,15 @@ class Errlink(AsyncWebIntegration):
                 core,
                 request=LazyRequest(request, _request_data, self.max_request_body_bytes),
                 transaction=route.name if route is not None else None,
+                trace=IncomingTrace(request.headers.get),
             ).enter_here()
         except Exception:
             logger.warning(
                 "errlink: could not set up a request's scope", exc_info=True, extra=INTERNAL
             )
+
+    def _on_response(self, request: Request, response: Any) -> None:
+        request_ended(self.active_core(), current_scope())
 
     async def _on_exception(self, request: Request, exception: BaseException, **_: Any) -> None:
         await self._report(request, exception)

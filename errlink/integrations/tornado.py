@@ -33,11 +33,21 @@ from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
 from ._lazy import LazyRequest, build_request
 from ._request import body_data, request_interface
-from ._sdk import INTERNAL, ClientOptions, Dsn, logger, request_scope
+from ._sdk import (
+    INTERNAL,
+    ClientCore,
+    ClientOptions,
+    Dsn,
+    IncomingTrace,
+    Scope,
+    logger,
+    request_ended,
+    request_scope,
+)
 
 require("tornado", distribution="tornado", extra="tornado", minimum=(6, 2))
 
-from tornado.httputil import HTTPServerRequest  # noqa: E402
+from tornado.httputil import HTTPHeaders, HTTPServerRequest  # noqa: E402
 from tornado.platform.asyncio import BaseAsyncIOLoop  # noqa: E402
 from tornado.web import Application, HTTPError, OutputTransform, RequestHandler  # noqa: E402
 
@@ -134,12 +144,14 @@ class Errlink(AsyncWebIntegration):
                 "errlink: could not report a Tornado error", exc_info=True, extra=INTERNAL
             )
 
-    def begin_request(self, request: HTTPServerRequest) -> None:
+    def begin_request(self, request: HTTPServerRequest) -> tuple[ClientCore, Scope] | None:
         core = self.active_core()
         if core is None:
-            return
-        request_scope(
-            core, request=LazyRequest(request, _request_data, self.max_request_body_bytes)
+            return None
+        return core, request_scope(
+            core,
+            request=LazyRequest(request, _request_data, self.max_request_body_bytes),
+            trace=IncomingTrace(request.headers.get),
         ).enter_here()
 
 
@@ -175,12 +187,27 @@ def _request_scope_transform(extension: Errlink) -> type[OutputTransform]:
 
         def __init__(self, request: HTTPServerRequest) -> None:
             super().__init__(request)
+            self._session: tuple[ClientCore, Scope] | None = None
             try:
-                extension.begin_request(request)
+                begun = extension.begin_request(request)
+                if begun is not None and begun[1].outcome >= 0:
+                    self._session = begun  # release health: count the request when it ends
             except Exception:
                 logger.warning(
                     "errlink: could not set up a request's scope", exc_info=True, extra=INTERNAL
                 )
+
+        def transform_first_chunk(
+            self, status_code: int, headers: HTTPHeaders, chunk: bytes, finishing: bool
+        ) -> tuple[int, HTTPHeaders, bytes]:
+            if finishing and self._session is not None:
+                request_ended(*self._session)
+            return status_code, headers, chunk
+
+        def transform_chunk(self, chunk: bytes, finishing: bool) -> bytes:
+            if finishing and self._session is not None:
+                request_ended(*self._session)
+            return chunk
 
     return ErrlinkRequestScope
 

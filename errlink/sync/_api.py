@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+import signal
 import sys
 import threading
 from collections.abc import Iterable
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .._capture.binding import current_client, set_default_client
 from .._capture.logs import hook_logging, level_number, unhook_logging
+from .._capture.scope import current_scope
 from ._bridge import stop_loop_thread
 from ._client import Client, close_all
 
@@ -34,7 +37,10 @@ class FrameworkHooks(Protocol):
     """
 
     def chosen(
-        self, integrations: Iterable[str] | None, default_integrations: bool
+        self,
+        integrations: Iterable[str] | None,
+        default_integrations: bool,
+        disabled: Iterable[str] | None = None,
     ) -> tuple[str, ...]: ...
 
     def hook(self, names: Iterable[str], *, explicit: bool) -> list[str]: ...
@@ -55,37 +61,49 @@ def init(
     *,
     logging_event_level: int | str | None = logging.ERROR,
     logging_breadcrumb_level: int | str | None = logging.INFO,
+    logging_log_level: int | str | None = None,
     excepthook: bool = True,
     integrations: Iterable[str] | None = None,
     default_integrations: bool = True,
+    disabled_integrations: Iterable[str] | None = None,
     **options: Unpack[ClientOptions],
 ) -> Client:
     """Create the process default client and return it.
 
     Besides the client options, `init` captures log records: those the application's logging
     configuration lets through at `logging_event_level` and above become events, those at
-    `logging_breadcrumb_level` and above breadcrumbs (None turns either off); no handler is
-    added and no level changed. It hooks `sys.excepthook`/`threading.excepthook` (uncaught
-    exceptions are reported, then the previous hook runs), and the global hooks of the web
-    frameworks and Celery the application has imported: `integrations` names the ones to use
-    (default: all of them, none with ``default_integrations=False``). Events still queued at
-    interpreter exit are flushed for at most `shutdown_timeout` seconds. Calling `init` again
-    replaces the previous default client and what it hooked.
+    `logging_breadcrumb_level` and above breadcrumbs (None turns either off), and those at
+    `logging_log_level` and above are also sent as structured logs (default None: none); no
+    handler is added and no level changed. It hooks `sys.excepthook`/`threading.excepthook`
+    (uncaught exceptions are reported, then the previous hook runs), and the global hooks of
+    the web frameworks and Celery the application has imported, and the client libraries it uses
+    (HTTP clients, databases, Redis; hooked when imported, never imported by errlink):
+    `integrations` names the ones to use (default: all of them, none with
+    ``default_integrations=False``), `disabled_integrations` those to leave out. Events still
+    queued at interpreter exit are flushed for at most `shutdown_timeout` seconds. Calling
+    `init` again replaces the previous default client and what it hooked.
     """
     global _default
     event_level = level_number("logging_event_level", logging_event_level)
     breadcrumb_level = level_number("logging_breadcrumb_level", logging_breadcrumb_level)
+    log_level = level_number("logging_log_level", logging_log_level)
     hooks = _frameworks
-    frameworks = () if hooks is None else hooks.chosen(integrations, default_integrations)
+    frameworks = (
+        ()
+        if hooks is None
+        else hooks.chosen(integrations, default_integrations, disabled_integrations)
+    )
     client = Client(dsn, **options)
     previous, _default = _default, client
     set_default_client(client.core)
     if previous is not None and previous is not client:
+        _end_session(previous, "exited")
         previous.close()
     if hooks is not None:
         hooks.unhook_all()
-    if client.enabled and (event_level is not None or breadcrumb_level is not None):
-        hook_logging(event_level, breadcrumb_level)
+    levels = (event_level, breadcrumb_level, log_level)
+    if client.enabled and any(level is not None for level in levels):
+        hook_logging(*levels)
         client.core.add_integration("logging")
     else:
         unhook_logging()
@@ -95,6 +113,10 @@ def init(
     if client.enabled and hooks is not None:
         for name in hooks.hook(frameworks, explicit=integrations is not None):
             client.core.add_integration(name)
+    sessions = client.core.sessions
+    if sessions is not None:
+        sessions.start_process(current_scope())
+        _install_sigterm_handler()
     return client
 
 
@@ -116,6 +138,8 @@ def close(timeout: float | None = None) -> bool:
     set_default_client(None)
     unhook_logging()
     _uninstall_excepthooks()
+    _uninstall_sigterm_handler()
+    _end_session(client, "exited")
     if _frameworks is not None:
         _frameworks.unhook_all()
     return client.close(timeout)
@@ -157,7 +181,51 @@ def _uninstall_excepthooks() -> None:
         threading.excepthook = _previous_threading_excepthook or threading.__excepthook__
 
 
+def _end_session(client: Client, status: str) -> None:
+    sessions = client.core.sessions
+    if sessions is not None:
+        sessions.end_process(status)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """Killed: the process session ends abnormal and is sent, then the default action (the
+    process dies of SIGTERM, as it would have without errlink)."""
+    try:
+        client = _default
+        if client is not None:
+            _end_session(client, "abnormal")
+            client.flush()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_sigterm_handler() -> None:
+    # Only where SIGTERM would kill the process outright: an application's own handler (a
+    # graceful shutdown) is left alone, and its process session ends at exit as usual.
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, _on_sigterm):
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # pragma: no cover - no signals here (embedded interpreter)
+        pass
+
+
+def _uninstall_sigterm_handler() -> None:
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except (ValueError, OSError):  # pragma: no cover
+        pass
+
+
 def _at_exit() -> None:
+    client = _default
+    if client is not None:
+        _end_session(client, "exited")
     close_all()
     stop_loop_thread()
 

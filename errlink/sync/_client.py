@@ -71,6 +71,19 @@ class Client(ClientFace):
             return None
         return self._core.capture_event(event, hint)
 
+    def capture_feedback(
+        self,
+        message: str,
+        name: str | None = None,
+        email: str | None = None,
+        associated_event_id: str | None = None,
+    ) -> str | None:
+        """Send what a person said (about the event `associated_event_id`, when given) as a
+        `feedback` item. Returns its id, or None when it was not queued."""
+        if self._closed:
+            return None
+        return self._core.capture_feedback(message, name, email, associated_event_id)
+
     def flush(self, timeout: float | None = None) -> bool:
         """Block until everything captured before this call is delivered or dropped.
 

@@ -25,7 +25,7 @@ import pytest
 
 from errlink._wire.dsn import Dsn
 from errlink._wire.envelope import Envelope
-from errlink.collector import Collector, CollectorThread
+from errlink.collector import DEFAULT_MAX_DECOMPRESSED_BYTES, Collector, CollectorThread
 
 MiB = 1024 * 1024
 ENVELOPE_HEADERS = {"Content-Type": "application/x-sentry-envelope"}
@@ -246,25 +246,25 @@ async def test_other_item_types_are_counted_not_stored(
     collector: Collector, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="errlink.collector")
-    body = envelope(("session", {"sid": "x"}), ("transaction", {"spans": []}), ("session", {}))
+    body = envelope(("profile", {"x": 1}), ("transaction", {"spans": []}), ("profile", {}))
     for _ in range(2):
         status, answer = await post(session, collector, body)
         assert (status, answer) == (200, {})
     event = new_event()
-    status, _ = await post(session, collector, envelope(("event", event), ("check_in", {})))
+    status, _ = await post(session, collector, envelope(("event", event), ("replay_event", {})))
     assert status == 200
 
     assert collector.events() == [event]
-    assert collector.ignored_items == {"session": 4, "transaction": 2, "check_in": 1}
+    assert collector.ignored_items == {"profile": 4, "transaction": 2, "replay_event": 1}
     stats = await get(session, collector, "/api/0/stats/")
-    assert stats["ignored_items"] == {"check_in": 1, "session": 4, "transaction": 2}
+    assert stats["ignored_items"] == {"replay_event": 1, "profile": 4, "transaction": 2}
     assert (stats["events"], stats["groups"], stats["refusals"]) == (1, 1, {})
     # Each type is said once on the console (with -q it is not).
     not_stored = [r.getMessage() for r in caplog.records if "not storing" in r.getMessage()]
     assert not_stored == [
-        "not storing 'session' items: they are counted (ignored_items on /api/0/stats/)",
+        "not storing 'profile' items: they are counted (ignored_items on /api/0/stats/)",
         "not storing 'transaction' items: they are counted (ignored_items on /api/0/stats/)",
-        "not storing 'check_in' items: they are counted (ignored_items on /api/0/stats/)",
+        "not storing 'replay_event' items: they are counted (ignored_items on /api/0/stats/)",
     ]
 
 
@@ -420,8 +420,9 @@ async def test_gzip_bomb_is_stopped_while_inflating(
 
     assert status == 413
     assert "decompressed" in answer["detail"]
-    # The default cap is 20 MiB; inflating the whole GiB would have shown up here.
-    assert peak < 100 * MiB, f"peak traced memory {peak / MiB:.0f} MiB"
+    # The default cap is 100 MiB (an envelope with attachments); inflating the whole GiB would
+    # have shown up here.
+    assert peak < 3 * DEFAULT_MAX_DECOMPRESSED_BYTES, f"peak traced memory {peak / MiB:.0f} MiB"
     print(f"gzip bomb refused in {elapsed:.2f}s, peak traced memory {peak / MiB:.0f} MiB")
     status, _ = await post(session, collector, event_envelope(new_event()))
     assert status == 200

@@ -448,7 +448,7 @@ async def test_a_version_1_database_is_migrated_and_grouped(tmp_path: Path) -> N
         assert group_rows(body) == [("legacy problem", 2)]
         assert len(collector.events()) == 4
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         assert "events_message" not in indexes
         assert "events_group" in indexes
@@ -572,7 +572,7 @@ def intake_of_every_kind(dsn: str, *, client: str = SDK_NAME) -> None:
     key = Dsn.parse(dsn).public_key
     auth = {"X-Sentry-Auth": f"Sentry sentry_key={key}, sentry_client={client}"}
     envelope = Envelope({})
-    for item_type in ("transaction", "session", "session", "check_in"):
+    for item_type in ("transaction", "session", "session", "profile"):
         envelope.add_json(item_type, {})
     envelope.add_json("event", message_event("kept"))
     assert post_raw(dsn, envelope.to_bytes(), auth) == 200
@@ -597,7 +597,7 @@ async def test_the_stats_page_shows_what_was_kept_counted_and_refused(
     stats = await page(session, collector, "/stats/")
     read = text_of(stats)
     assert "events 1 issues 1 client reports 0" in read
-    assert "check_in 1 session 2 transaction 1" in read
+    assert "profile 1 session 2 transaction 1" in read
     assert "auth 401 1 invalid public key" in read
     assert "encoding 415 2 unsupported Content-Encoding 'compress'" in read
     assert "200 1 401 1 415 2" in read
@@ -623,7 +623,7 @@ def test_refusals_and_items_not_stored_in_chromium(tmp_path: Path) -> None:
         notice.find_element(By.LINK_TEXT, "stats").click()
         WebDriverWait(browser, 20).until(lambda b: b.title == "Stats · errlink")
         assert rows(browser, "ignored") == [
-            ["check_in", "1"],
+            ["profile", "1"],
             ["session", "2"],
             ["transaction", "1"],
         ]

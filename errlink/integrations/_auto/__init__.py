@@ -10,6 +10,9 @@ Sanic, Tornado, aiohttp.web, Starlette, FastAPI and Litestar turn errors into re
 each app, where no global hook reaches, and their `AsyncClient` belongs on the server's loop:
 for them `init()` warns once (`IntegrationWarning`), naming the line to add.
 
+It also enables the client libraries errlink instruments (`.._libraries`: HTTP clients,
+databases, Redis), named alongside the frameworks: hooked once imported, never imported here.
+
 The explicit extensions stay the best path; an app served by one is left to it (the receivers
 skip its requests, or the client's dedupe drops the second report of the same exception).
 
@@ -25,7 +28,18 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .._sdk import INTERNAL, FrameworkHooks, logger, use_framework_hooks
+from .._libraries import LIBRARIES
+from .._libraries import NAMES as LIBRARY_NAMES
+from .._libraries import enable as enable_libraries
+from .._sdk import (
+    INTERNAL,
+    ClientCore,
+    FrameworkHooks,
+    LibraryHooks,
+    logger,
+    use_framework_hooks,
+    use_library_hooks,
+)
 
 __all__ = ["NAMES", "IntegrationWarning", "chosen", "hook", "unhook_all"]
 
@@ -73,6 +87,7 @@ FRAMEWORKS = {
     ),
 }
 NAMES = tuple(FRAMEWORKS)
+ALL_NAMES = NAMES + LIBRARY_NAMES
 # Controlled by init()'s own keyword arguments rather than by name.
 _OTHER_SWITCHES = {
     "logging": "logging_event_level=None, logging_breadcrumb_level=None",
@@ -83,39 +98,57 @@ _undo: list[Undo] = []
 _advised: set[str] = set()
 
 
-def chosen(integrations: Iterable[str] | None, default_integrations: bool) -> tuple[str, ...]:
-    """The frameworks `init()` may hook, validated: `integrations` if given, else all of them
-    (none with ``default_integrations=False``)."""
+def chosen(
+    integrations: Iterable[str] | None,
+    default_integrations: bool,
+    disabled: Iterable[str] | None = None,
+) -> tuple[str, ...]:
+    """The frameworks and libraries `init()` may hook, validated: `integrations` if given, else
+    all of them (none with ``default_integrations=False``), less the `disabled` ones."""
     if not isinstance(default_integrations, bool):
         raise TypeError(
             f"errlink.init(): default_integrations must be True or False, "
             f"not {default_integrations!r}"
         )
+    off = _names(disabled, "disabled_integrations", "errlink.init()") if disabled else ()
     if integrations is None:
-        return NAMES if default_integrations else ()
-    if isinstance(integrations, str | bytes) or not isinstance(integrations, Iterable):
+        names = list(ALL_NAMES if default_integrations else ())
+    else:
+        names = _names(integrations, "integrations", "errlink.init()")
+        for name in names:
+            framework = FRAMEWORKS.get(name)
+            if (
+                framework is not None
+                and framework.hook is not None
+                and framework.module not in sys.modules
+                and name not in off
+            ):
+                _import_named(name, framework)
+    return tuple(name for name in dict.fromkeys(names) if name not in off)
+
+
+def _names(names: Iterable[str], option: str, where: str) -> list[str]:
+    if isinstance(names, str | bytes) or not isinstance(names, Iterable):
         raise TypeError(
-            f"errlink.init(): integrations must be a list of names such as ['flask', 'celery'], "
-            f"not {integrations!r}"
+            f"{where}: {option} must be a list of names such as ['flask', 'httpx'], not {names!r}"
         )
-    names = list(integrations)
-    for name in names:
-        if name not in FRAMEWORKS:
-            raise ValueError(_unknown(name))
-    for name in names:
-        framework = FRAMEWORKS[name]
-        if framework.hook is not None and framework.module not in sys.modules:
-            _import_named(name, framework)
-    return tuple(dict.fromkeys(names))
+    listed = list(names)
+    for name in listed:
+        if name not in FRAMEWORKS and name not in LIBRARIES:
+            raise ValueError(_unknown(name, option, where))
+    return listed
 
 
 def hook(names: Iterable[str], *, explicit: bool) -> list[str]:
     """Connect the receivers of the frameworks among `names` the application uses; warn once
     about those that need their extension (named in `explicit` ones even if not imported yet).
-    Returns the names hooked."""
+    Returns the names hooked, with the libraries enabled (hooked now or when imported)."""
     hooked: list[str] = []
+    libraries = [name for name in names if name in LIBRARIES]
     for name in names:
-        framework = FRAMEWORKS[name]
+        framework = FRAMEWORKS.get(name)
+        if framework is None:
+            continue
         used = framework.module in sys.modules
         if framework.hook is None:
             # FastAPI's advice covers the Starlette it is built on.
@@ -123,6 +156,8 @@ def hook(names: Iterable[str], *, explicit: bool) -> list[str]:
                 _advise(name, framework)
         elif used and _connected(framework):
             hooked.append(name)
+    if libraries:
+        hooked.extend(enable_libraries(libraries))
     return hooked
 
 
@@ -146,16 +181,16 @@ def unhook_all() -> None:
             logger.warning("errlink: could not unhook a framework", exc_info=True, extra=INTERNAL)
 
 
-def _unknown(name: object) -> str:
+def _unknown(name: object, option: str = "integrations", where: str = "errlink.init()") -> str:
     switch = _OTHER_SWITCHES.get(name) if isinstance(name, str) else None
     if switch is not None:
         return (
-            f"errlink.init(): integrations names frameworks; {name} is always on, "
+            f"{where}: {option} names frameworks and libraries; {name} is always on, "
             f"turn it off with errlink.init(..., {switch})"
         )
     return (
-        f"errlink.init(): unknown integration {name!r} in integrations; "
-        f"allowed: {', '.join(map(repr, NAMES))}"
+        f"{where}: unknown integration {name!r} in {option}; "
+        f"allowed: {', '.join(map(repr, ALL_NAMES))}"
     )
 
 
@@ -204,5 +239,19 @@ class _Hooks:
     unhook_all = staticmethod(unhook_all)
 
 
+class _LibraryHooks:
+    @staticmethod
+    def chosen_libraries(disabled: Iterable[str] | None, where: str) -> tuple[str, ...]:
+        off = _names(disabled, "disabled_integrations", where) if disabled else ()
+        return tuple(name for name in LIBRARY_NAMES if name not in off)
+
+    @staticmethod
+    def enable_libraries(core: ClientCore, names: Iterable[str]) -> None:
+        for name in enable_libraries(names):
+            core.add_integration(name)
+
+
 HOOKS: FrameworkHooks = _Hooks()
 use_framework_hooks(HOOKS)
+LIBRARY_HOOKS: LibraryHooks = _LibraryHooks()
+use_library_hooks(LIBRARY_HOOKS)
