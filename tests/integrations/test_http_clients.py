@@ -192,8 +192,9 @@ def test_urllib_levels_follow_the_status_and_no_headers_go_elsewhere(
     with urllib.request.urlopen(f"{base}/plain?password={SECRET}", timeout=TIMEOUT) as response:
         assert response.status == 200
     for status in (404, 503):
-        with pytest.raises(urllib.error.HTTPError):
+        with pytest.raises(urllib.error.HTTPError) as answered:
             urllib.request.urlopen(f"{base}/status/{status}", timeout=TIMEOUT)
+        answered.value.close()  # its socket: else a ResourceWarning in a later test
 
     _assert_not_propagated(recorded.headers_of(f"/plain?password={SECRET}"))
     _assert_not_propagated(recorded.headers_of("/status/503"))

@@ -195,6 +195,7 @@ def test_sentry_sdk_continues_a_trace_errlink_started(
             )
             with pytest.raises(urllib.error.HTTPError) as answered:
                 urllib.request.urlopen(request, timeout=30)
+            answered.value.close()  # its socket: else a ResourceWarning in a later test
             assert answered.value.code == 500
             errlink.capture_message("errlink front saw a 500", level="error")
         assert errlink.flush(10)

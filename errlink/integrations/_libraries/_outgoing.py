@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,20 +46,37 @@ def client_for(integration: str) -> ClientCore | None:
     return core
 
 
-def start(core: ClientCore, category: str, method: str, url: str) -> Outgoing | None:
+def start(
+    core: ClientCore, category: str, method: str, url: object, host: str | None = None
+) -> Outgoing | None:
     """The request to `url` to record for `core` (from `client_for`), or None when it goes to
-    errlink's own server. Never raises."""
+    errlink's own server. Never raises.
+
+    `url` is the absolute URL as text, or an object (a yarl or httpx URL, a function of no
+    arguments) that gives it: it is made text only when needed (a request to the DSN's host,
+    propagation targets to search, an event to describe the request in). `host`, when the
+    caller knows it, spares that for requests to other hosts."""
     try:
         plan = _plan(core.options)
-        if plan.own and _netloc(url).lower() in plan.own:
-            return None
-        propagate = bool(plan.targets) and _is_target(plan, url)
-        return Outgoing(core, category, method, url, propagate)
+        text = url if type(url) is str else None
+        if plan.own and (host is None or host.lower().strip("[]") in plan.own_hosts):
+            text = text or url_text(url)
+            if _netloc(text).lower() in plan.own:
+                return None
+        propagate = False
+        if plan.targets:
+            text = text or url_text(url)
+            propagate = _is_target(plan, text)
+        return Outgoing(core, category, method, text or url, propagate)
     except Exception:
         logger.warning(
             "errlink: could not record an outgoing request", exc_info=True, extra=INTERNAL
         )
         return None
+
+
+def url_text(url: object) -> str:
+    return url() if callable(url) else str(url)
 
 
 def _netloc(url: str) -> str:
@@ -104,7 +121,7 @@ class Outgoing(PendingBreadcrumb):
     )
 
     def __init__(
-        self, core: ClientCore, category: str, method: str, url: str, propagate: bool
+        self, core: ClientCore, category: str, method: str, url: object, propagate: bool
     ) -> None:
         self.core = core
         self.category = category
@@ -136,7 +153,7 @@ class Outgoing(PendingBreadcrumb):
         self,
         status: int | None = None,
         error: BaseException | None = None,
-        hint: Mapping[str, Any] | None = None,
+        hint: dict[str, Any] | None = None,
     ) -> None:
         """Record the breadcrumb: the response's `status`, or the `error` the request failed
         with. Never raises."""
@@ -147,7 +164,7 @@ class Outgoing(PendingBreadcrumb):
             if error is not None:
                 text = str(error)
                 self.error = f"{type(error).__name__}: {text}" if text else type(error).__name__
-            add_pending_breadcrumb(self.core, self, dict(hint) if hint else None)
+            add_pending_breadcrumb(self.core, self, hint)
         except Exception:
             logger.warning(
                 "errlink: could not record an outgoing request", exc_info=True, extra=INTERNAL
@@ -156,7 +173,8 @@ class Outgoing(PendingBreadcrumb):
     def describe(self) -> dict[str, Any]:
         scrubber = self.core.builder.scrubber
         bound = self.core.options.max_value_length
-        scheme, netloc, path, query, fragment = urlsplit(self.url)
+        raw = url_text(self.url)
+        scheme, netloc, path, query, fragment = urlsplit(raw)
         if "@" in netloc:
             netloc = netloc.rpartition("@")[2]  # credentials never leave the process
         url = scrubber.scrub_text(f"{scheme}://{netloc}{path}"[:bound])  # a card in a path
@@ -172,8 +190,8 @@ class Outgoing(PendingBreadcrumb):
             data["http.fragment"] = scrubber.scrub_text(fragment[:bound])
         if self.error is not None:
             reason = self.error
-            if self.url in reason:  # the URL as sent may carry secrets
-                reason = reason.replace(self.url, f"{url}?{query}" if query else url)
+            if raw in reason:  # the URL as sent may carry secrets
+                reason = reason.replace(raw, f"{url}?{query}" if query else url)
             data["reason"] = scrubber.scrub_text(reason[:bound])
         if self.error is not None or (status is not None and status >= 500):
             level = "error"
@@ -209,7 +227,7 @@ class _Plan:
     """What a client's options say about outgoing requests, worked out once: the DSN's
     ``host:port`` spellings (requests there are errlink's business) and the targets."""
 
-    __slots__ = ("decided", "own", "targets")
+    __slots__ = ("decided", "own", "own_hosts", "targets")
 
     def __init__(self, options: Options) -> None:
         dsn = options.dsn
@@ -224,6 +242,7 @@ class _Plan:
                 if port == default:
                     own.add(name)
         self.own = frozenset(own)
+        self.own_hosts = frozenset() if dsn is None else frozenset({dsn.host.lower().strip("[]")})
         self.targets = tuple(re.compile(pattern) for pattern in options.trace_propagation_targets)
         self.decided: dict[str, bool] = {}  # by URL: most programs call a few URLs again and again
 

@@ -35,7 +35,8 @@ async def _on_request_start(
     core = _outgoing.client_for(_INTEGRATION)
     if core is None:
         return
-    outgoing = _outgoing.start(core, _CATEGORY, params.method, str(params.url))
+    url = params.url
+    outgoing = _outgoing.start(core, _CATEGORY, params.method, url, url.host)
     if outgoing is None:
         return
     if outgoing.propagate:

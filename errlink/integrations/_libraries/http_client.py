@@ -8,6 +8,7 @@ records the outcome, as does `endheaders` when connecting or sending fails.
 
 from __future__ import annotations
 
+import functools
 import http.client
 from collections.abc import Callable
 from typing import Any
@@ -30,9 +31,18 @@ def hook() -> Callable[[], None]:
         result = putrequest(self, method, url, *args, **kwargs)
         core = _outgoing.client_for(_INTEGRATION)
         if core is not None:
-            setattr(
-                self, _ATTRIBUTE, _outgoing.start(core, _CATEGORY, method, _full_url(self, url))
+            tunnel = getattr(self, "_tunnel_host", None)
+            host, port = (
+                (tunnel, getattr(self, "_tunnel_port", None))
+                if tunnel
+                else (
+                    self.host,
+                    self.port,
+                )
             )
+            default = getattr(self, "default_port", http.client.HTTP_PORT)
+            full_url = functools.partial(_full_url, host, port, default, url)  # text when needed
+            setattr(self, _ATTRIBUTE, _outgoing.start(core, _CATEGORY, method, full_url, host))
         elif self.__dict__.get(_ATTRIBUTE) is not None:
             setattr(self, _ATTRIBUTE, None)
         return result
@@ -75,15 +85,9 @@ def hook() -> Callable[[], None]:
     return undo
 
 
-def _full_url(connection: Any, url: str) -> str:
+def _full_url(host: str, port: int | None, default: int, url: str) -> str:
     if "://" in url[:12]:
         return url  # the absolute form, sent to a proxy
-    tunnel = getattr(connection, "_tunnel_host", None)
-    if tunnel:
-        host, port = tunnel, getattr(connection, "_tunnel_port", None)
-    else:
-        host, port = connection.host, connection.port
-    default = getattr(connection, "default_port", http.client.HTTP_PORT)
     scheme = "https" if default == http.client.HTTPS_PORT else "http"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"

@@ -63,7 +63,8 @@ def hook() -> Callable[[], None]:
 
 
 def _start(core: ClientCore, request: httpx.Request) -> _outgoing.Outgoing | None:
-    outgoing = _outgoing.start(core, _CATEGORY, request.method, str(request.url))
+    url = request.url
+    outgoing = _outgoing.start(core, _CATEGORY, request.method, url, url.host)
     if outgoing is not None and outgoing.propagate:
         try:
             headers = request.headers
