@@ -22,28 +22,18 @@ from urllib.parse import urlsplit
 
 from .._sdk import (
     INTERNAL,
-    SENDING,
     ClientCore,
     Options,
     PendingBreadcrumb,
     add_pending_breadcrumb,
-    current_client,
     current_trace,
     logger,
     trace_headers,
-    uses_integration,
 )
+from ._gate import client_for as client_for
 
 _MAX_DECIDED = 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-
-def client_for(integration: str) -> ClientCore | None:
-    """The client to record this context's requests through `integration` for, if any."""
-    core = current_client()
-    if core is None or SENDING.get() or not uses_integration(core, integration):
-        return None
-    return core
 
 
 def start(

@@ -21,25 +21,16 @@ from typing import Any
 from .._sdk import (
     FILTERED,
     INTERNAL,
-    SENDING,
     ClientCore,
     PendingBreadcrumb,
     add_breadcrumb_dict,
     add_pending_breadcrumb,
     current_client,
     logger,
-    uses_integration,
 )
+from ._gate import client_for as client_for
 
 Undo = Callable[[], None]
-
-
-def client_for(integration: str) -> ClientCore | None:
-    """The client to record this context's queries through `integration` for, if any."""
-    core = current_client()
-    if core is None or SENDING.get() or not uses_integration(core, integration):
-        return None
-    return core
 
 
 def record(
