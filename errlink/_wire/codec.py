@@ -1,4 +1,4 @@
-"""JSON encoding for the wire: orjson when installed (the `speedups` extra), else the stdlib."""
+"""JSON encoding for the wire: orjson (a core dependency on CPython), else the stdlib."""
 
 from __future__ import annotations
 

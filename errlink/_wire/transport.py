@@ -1,7 +1,7 @@
 """The transport interface: what carries an envelope to the server and what it answers.
 
 `Transport` is what a user can implement (the `transport=` option) to send envelopes somewhere
-else: an in-memory sink for tests, a queue, another protocol. The default, HTTP over aiohttp,
+else: an in-memory sink for tests, a queue, another protocol. The default, HTTP with keep-alive,
 lives in the delivery layer.
 """
 
