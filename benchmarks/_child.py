@@ -77,6 +77,7 @@ def throughput(p: dict[str, Any]) -> dict[str, Any]:
         queue_max_bytes=p.get("queue_max_bytes"),
     )
     exceptions = [raise_deep() for _ in range(p["n"])]
+    cpu_start = time.process_time()
     if p["sdk"] == "errlink-async":
 
         async def run() -> tuple[float, float]:
@@ -98,6 +99,8 @@ def throughput(p: dict[str, Any]) -> dict[str, Any]:
     return {
         "capture_seconds": captured - start,
         "seconds": done - start,
+        # Every thread of the process: the captures and the sender's work, which share one GIL.
+        "cpu_us_per_event": (time.process_time() - cpu_start) / p["n"] * 1e6,
         "dropped": sdk.dropped(),
     }
 
@@ -248,6 +251,7 @@ def floor(p: dict[str, Any]) -> dict[str, Any]:
             return requests / (time.perf_counter() - start)
 
     result["post_rps_1"] = asyncio.run(post_loop(1))
+    result["post_rps_4"] = asyncio.run(post_loop(4))  # errlink's max_in_flight
     result["post_rps_8"] = asyncio.run(post_loop(8))
     return result
 

@@ -36,8 +36,9 @@ class Settings:
     def __init__(self, quick: bool) -> None:
         self.quick = quick
         self.repeats = 1 if quick else 5
-        self.capture_n = 100 if quick else 500
+        self.capture_n = 100 if quick else 1000
         self.burst_n = 500 if quick else 20_000
+        self.nodrop_n = 300 if quick else 5000
         self.lag_burst = 100 if quick else 1000
         self.lag_paced = 100 if quick else 1000
         self.down_n = 300 if quick else 5000
@@ -256,9 +257,49 @@ def bench_floor(sink: Sink, s: Settings) -> list[list[str]]:
             "the floor",
             "raw aiohttp POST loop",
             f"1 in flight {r['post_rps_1']:.0f} req/s",
-            f"8 in flight {r['post_rps_8']:.0f} req/s",
+            f"4 in flight {r['post_rps_4']:.0f} req/s, 8 in flight {r['post_rps_8']:.0f} req/s",
         ],
     ]
+
+
+def bench_delivery(sink: Sink, s: Settings) -> list[list[str]]:
+    """A burst that no SDK drops (every queue holds it all): events delivered per second from the
+    first capture to the end of flush, and the process's CPU per event (capture and sending)."""
+    rows = []
+    rates: dict[str, float] = {}
+    sdks = [sdk for sdk in available(SDK_NAMES) if sdk != "raven"]  # raven has no queue bound
+    for sdk in sdks:
+        extra: dict[str, Any] = {"queue_size": s.nodrop_n}
+        if sdk.startswith("errlink"):
+            extra["queue_max_bytes"] = 1 << 40
+        runs = []
+        for _ in range(1 if s.quick else 3):
+            sink.reset()
+            result = run_child(
+                "throughput",
+                {"sdk": sdk, "dsn": sink.dsn(), "n": s.nodrop_n, "timeout": 300, **extra},
+            )
+            result["delivered"] = sink.counts().get("events", 0)
+            result["rate"] = result["delivered"] / result["seconds"]
+            runs.append(result)
+        rates[sdk] = median_of(runs, "rate")
+        rows.append(
+            [
+                f"burst of {s.nodrop_n}, nothing dropped",
+                sdk,
+                f"{rates[sdk]:.0f} events/s",
+                f"delivered {int(median_of(runs, 'delivered'))}, "
+                f"CPU {median_of(runs, 'cpu_us_per_event'):.0f} µs/event",
+            ]
+        )
+    floor = run_child("floor", {"dsn": sink.dsn(), "n": 10, "posts": s.floor_posts})
+    for row in rows:
+        sdk = row[1]
+        ratios = [f"{rates[sdk] / rates[peer]:.2f}x {peer}" for peer in rates if peer != sdk]
+        if sdk.startswith("errlink"):
+            ratios.append(f"{rates[sdk] / floor['post_rps_4']:.2f}x raw POST floor (4 in flight)")
+        row.append(", ".join(ratios))
+    return rows
 
 
 def bench_per_request(sink: Sink, s: Settings) -> list[list[str]]:
@@ -386,6 +427,7 @@ SCENARIOS: dict[str, Callable[[Sink, Settings], list[list[str]]]] = {
     "server_down": bench_server_down,
     "startup": bench_startup,
     "floor": bench_floor,
+    "delivery": bench_delivery,
     "per_request": bench_per_request,
     "hostile": bench_hostile,
     "scan": bench_scan,
