@@ -9,7 +9,6 @@ errlink name, errlink's name for a sentry-sdk option, or that errlink has no suc
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 import warnings
@@ -125,6 +124,8 @@ def name_hint(
         return "an option of errlink.init() only"
     if name in _UNSUPPORTED:
         return _UNSUPPORTED[name]
+    import difflib  # only when an option is wrong: not worth its start-up time otherwise
+
     close = difflib.get_close_matches(name, {*known, *init_only}, n=1)
     if not close:
         return ""

@@ -97,14 +97,17 @@ def test_disabled_library_is_not_watched() -> None:
         import json, errlink
         from errlink.integrations import _libraries
         client = errlink.init("http://key@127.0.0.1:9/1", disabled_integrations=["httpx"])
-        import httpx
-        print(json.dumps([_libraries.hooked(), client.core.builder.sdk["integrations"]]))
+        import sys
+        before = "aiohttp" in sys.modules
+        import httpx, aiohttp
+        print(json.dumps([_libraries.hooked(), client.core.builder.sdk["integrations"], before]))
         """
     )
-    hooked, recorded = json.loads(_run(script))
+    hooked, recorded, aiohttp_before = json.loads(_run(script))
     assert "httpx" not in hooked
     assert "httpx" not in recorded
-    assert "aiohttp_client" in hooked  # errlink itself imports aiohttp
+    assert not aiohttp_before  # errlink's own transport does not load aiohttp
+    assert "aiohttp_client" in hooked  # the other libraries are still watched
 
 
 # -- the watch itself ------------------------------------------------------------------------------

@@ -89,6 +89,18 @@ def test_retry_after_http_date() -> None:
     assert 27.0 < limits.retry_after("error", now=0.0) <= 30.0
 
 
+@pytest.mark.parametrize(
+    "layout",
+    ["%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %d %H:%M:%S %Y"],
+    ids=["IMF-fixdate", "RFC 850", "asctime"],
+)
+def test_retry_after_in_each_http_date_form(layout: str) -> None:
+    limits = RateLimits()
+    moment = datetime.now(timezone.utc) + timedelta(seconds=30)
+    limits.update(429, {"Retry-After": moment.strftime(layout)}, now=0.0)
+    assert 27.0 < limits.retry_after("error", now=0.0) <= 30.0
+
+
 def test_retry_after_date_in_the_past_means_no_wait() -> None:
     limits = RateLimits()
     limits.update(429, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, now=0.0)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime
 import math
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from .._delivery.kinds import CHECK_IN
 from .._wire.crontab import parse_crontab
+from .._wire.ids import new_event_id
 from .core import ClientCore
 
 STATUSES = ("in_progress", "ok", "error")
@@ -141,7 +141,7 @@ def _timezone(zone: object) -> str | None:
 
 
 def new_check_in_id() -> str:
-    return uuid.uuid4().hex
+    return new_event_id()
 
 
 def send_checkin(

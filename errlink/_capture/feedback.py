@@ -11,7 +11,6 @@ sends the newer one only.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from .._options import Event
@@ -65,9 +64,9 @@ def _event_id(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        try:
-            return uuid.UUID(value).hex
-        except ValueError:
-            pass
+        hex_id = value.strip().lower().removeprefix("urn:").removeprefix("uuid:")
+        hex_id = hex_id.strip("{}").replace("-", "")
+        if len(hex_id) == 32 and all(char in "0123456789abcdef" for char in hex_id):
+            return hex_id
     ignore("capture_feedback", "associated_event_id as an event id", value)
     return None

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from .._delivery.kinds import SESSION, SESSIONS, ItemKind
 from .._options import Options
+from .._wire.ids import new_uuid_text
 from .scope import Scope
 
 EXITED, ERRORED, CRASHED, ABNORMAL = 0, 1, 2, 3
@@ -114,7 +114,7 @@ class ProcessSession:
     """One session for the whole process (application mode)."""
 
     def __init__(self, did: str | None) -> None:
-        self.sid = str(uuid.uuid4())
+        self.sid = new_uuid_text()
         self.did = did
         self.started = time.time()
         self._started_clock = time.monotonic()

@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from datetime import timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
 
 ALL_CATEGORIES = ""
 DEFAULT_RETRY_AFTER = 60.0
@@ -86,13 +85,42 @@ def _parse_retry_after(value: str | None) -> float:
     seconds = _seconds(value)
     if seconds is not None:
         return seconds
-    try:
-        moment = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
+    moment = _http_date(value)
+    if moment is None:
         return DEFAULT_RETRY_AFTER
-    if moment.tzinfo is None:  # "-0000" parses as naive; HTTP dates are GMT anyway
-        moment = moment.replace(tzinfo=timezone.utc)
-    return max(0.0, moment.timestamp() - time.time())
+    return max(0.0, moment - time.time())
+
+
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+
+
+def _http_date(text: str) -> float | None:
+    """The time an HTTP date names (RFC 9110: IMF-fixdate, and the obsolete RFC 850 and asctime
+    forms), always GMT; None if it is none of them. Parsed by hand: email.utils costs start-up
+    time, and the sender's loop thread must not import anything on first use."""
+    words = text.replace(",", " ").replace("-", " ").split()
+    try:
+        if len(words) == 6 and words[5].upper() in ("GMT", "UTC"):  # Sun 06 Nov 1994 08:49:37 GMT
+            day, month, year, clock = words[1], words[2], words[3], words[4]
+        elif len(words) == 5:  # asctime: Sun Nov  6 08:49:37 1994
+            month, day, clock, year = words[1], words[2], words[3], words[4]
+        else:
+            return None
+        hour, minute, second = (int(part) for part in clock.split(":"))
+        number = int(year)
+        if number < 100:  # RFC 850's two-digit years
+            number += 2000 if number < 70 else 1900
+        moment = datetime(
+            number, _MONTHS[month.lower()], int(day), hour, minute, second, tzinfo=timezone.utc
+        )
+    except (KeyError, ValueError):
+        return None
+    return moment.timestamp()
 
 
 def _seconds(text: str) -> float | None:

@@ -26,6 +26,12 @@ def new_event_id() -> str:
     return f"{value:032x}"
 
 
+def new_uuid_text() -> str:
+    """A version-4-shaped UUID in its dashed text form (what `str(uuid.uuid4())` gives)."""
+    hex_id = new_event_id()
+    return f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}"
+
+
 def _reseed() -> None:
     _generator.seed()
 

@@ -7,13 +7,18 @@ executed. It removes itself when nothing is left to watch.
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader as _LoaderBase
+    from importlib.abc import MetaPathFinder as _FinderBase
+else:  # the import system only calls methods; importlib.abc costs start-up time for nothing
+    _LoaderBase = _FinderBase = object
 
 from .._sdk import INTERNAL, logger
 
@@ -53,7 +58,7 @@ def _run(callback: Callback, module: ModuleType) -> None:
         )
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder(_FinderBase):
     def __init__(self) -> None:
         self._busy = threading.local()
 
@@ -86,7 +91,7 @@ def _real_spec(
     return None
 
 
-class _Loader(importlib.abc.Loader):
+class _Loader(_LoaderBase):
     def __init__(self, loader: Any, name: str) -> None:
         self._loader = loader
         self._name = name
