@@ -14,6 +14,7 @@ from ._capture.binding import enter_client, leave_client
 from ._delivery.pipeline import Pipeline
 from ._face import ClientFace
 from ._log import INTERNAL, logger
+from ._mistakes import warn
 from ._options import Hint, build_options
 from ._task_errors import TaskErrorWatch
 
@@ -85,6 +86,12 @@ class AsyncClient(ClientFace):
         )
         if libraries is not None and chosen and self._core.enabled:
             libraries.enable_libraries(self._core, chosen)
+        if self._core.options.handle_sigterm:
+            warn(
+                "errlink: handle_sigterm=True has no effect on an AsyncClient: its application "
+                "owns the loop and its shutdown (close the client in the loop's own SIGTERM "
+                "handling); errlink.init() clients take this option"
+            )
         self._closed = False
         self._wrong_loop_logged = False
         self._token: Any = None

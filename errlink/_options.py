@@ -54,6 +54,7 @@ class ClientOptions(TypedDict, total=False):
     before_breadcrumb: BeforeBreadcrumb | None
     ignore_errors: Iterable[type[BaseException] | str]
     include_locals: bool
+    max_locals_time: float
     capture_task_errors: bool
     send_default_pii: bool
     in_app_include: Iterable[str]
@@ -85,6 +86,7 @@ class ClientOptions(TypedDict, total=False):
     max_attachment_bytes: int
     queue_max_attachment_bytes: int
     auto_session_tracking: bool
+    handle_sigterm: bool
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class Options:
     before_breadcrumb: BeforeBreadcrumb | None = None
     ignore_errors: tuple[type[BaseException] | str, ...] = ()
     include_locals: bool = True
+    # Seconds one event may spend on frame locals; frames past it are sent without them.
+    max_locals_time: float = 0.05
     capture_task_errors: bool = True
     send_default_pii: bool = False
     in_app_include: tuple[str, ...] = ()
@@ -133,6 +137,9 @@ class Options:
     queue_max_attachment_bytes: int = QUEUE_MAX_ATTACHMENT_BYTES
     # Release health: sessions are tracked when this is on and a release is set.
     auto_session_tracking: bool = True
+    # Sync clients: on SIGTERM, send (or with an outbox, spill) what is queued, then let the
+    # previous handling go on (see `sync/_exit_paths.py`).
+    handle_sigterm: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -263,7 +270,11 @@ def _validate_values(values: dict[str, Any]) -> None:
             name, values.get(name, default), allow_zero=name == "max_breadcrumbs"
         )
     values["queue_max_bytes"] = _queue_max_bytes(values.get("queue_max_bytes", QUEUE_MAX_BYTES))
-    for name, default_float in (("shutdown_timeout", 2.0), ("http_timeout", 10.0)):
+    for name, default_float in (
+        ("shutdown_timeout", 2.0),
+        ("http_timeout", 10.0),
+        ("max_locals_time", 0.05),
+    ):
         values[name] = _number(name, values.get(name, default_float), 0.0, math.inf)
     for name in ("before_send", "before_breadcrumb", "before_send_log", "before_send_feedback"):
         hook = values.get(name)
@@ -278,6 +289,7 @@ def _validate_values(values: dict[str, Any]) -> None:
         "verify_tls",
         "enable_logs",
         "auto_session_tracking",
+        "handle_sigterm",
     ):
         if name in values and not isinstance(values[name], bool):
             raise TypeError(f"option {name!r} must be True or False, not {values[name]!r}")

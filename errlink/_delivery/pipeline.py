@@ -35,6 +35,7 @@ from .attachment import Attachment
 from .attachments import Attachments
 from .delivery import Delivery
 from .drain import OutboxDrainer
+from .exit_spill import ExitSaver
 from .health import ServerHealth
 from .kinds import ItemKind, event_kind
 from .pacing import Pacer
@@ -123,6 +124,14 @@ class Pipeline:
         )
         preparer = Preparer(before_send_async, max_event_bytes, attachments=self._attachments)
         self._spill = Spill(outbox, self._handover, preparer) if outbox else None
+        # For exit paths that skip close (os._exit, SIGTERM): see `exit_spill.py`.
+        self.exit_saver = ExitSaver(
+            self._handover,
+            self._spill,
+            preparer,
+            max_event_bytes=max_event_bytes,
+            has_async_hook=before_send_async is not None,
+        )
         self._delivery = Delivery(
             handover=self._handover,
             preparer=preparer,

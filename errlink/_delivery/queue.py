@@ -29,6 +29,7 @@ class Job:
     __slots__ = (
         "attachment_bytes",
         "attachments",
+        "copied",
         "envelope_headers",
         "event_id",
         "extra_items",
@@ -57,6 +58,9 @@ class Job:
         self.event_id = ""
         self.payload: bytes | None = None  # set once encoded
         self.handed_off = False  # given to the outbox writer, which settles it
+        # A copy is in the outbox already (written by an exit path while the job was being
+        # sent): a later spill settles it without writing it again.
+        self.copied = False
         self.quantity = 1  # what the item counts as in client reports (records, for logs)
         # What the item's envelope carries besides it: headers (the DSC as ``trace``) and items
         # that travel with it (an event's attachments).
@@ -128,7 +132,7 @@ class HandOver:
         self.held = 0  # every job offered and not yet released
         self._held_by_pool: dict[str, int] = {}  # "" is the main queue; else a kind's own bound
         self._next_seq = 0
-        self._in_flight: set[int] = set()
+        self._in_flight: dict[int, Job] = {}  # by seq
         self._idle = False  # a sender is waiting for work: the next offer must wake it
         self.closed = False
         self.spilling = 0  # handed to the outbox writer, not yet written
@@ -193,7 +197,7 @@ class HandOver:
                 return None
             job = self._buffer.popleft()
             self._buffered_bytes -= job.size_hint
-            self._in_flight.add(job.seq)
+            self._in_flight[job.seq] = job
             return job
 
     def take_backlog(self, spill_possible: bool) -> Job | None:
@@ -205,8 +209,29 @@ class HandOver:
                 return None
             job = self._buffer.popleft()
             self._buffered_bytes -= job.size_hint
-            self._in_flight.add(job.seq)
+            self._in_flight[job.seq] = job
             return job
+
+    def take_for_exit(self) -> Job | None:
+        """The oldest buffered job, now in flight, for an exit path; None when the buffer is
+        empty. Unlike `take`, an empty buffer does not mark a sender as waiting."""
+        with self.lock:
+            if not self._buffer:
+                return None
+            job = self._buffer.popleft()
+            self._buffered_bytes -= job.size_hint
+            self._in_flight[job.seq] = job
+            return job
+
+    def held_jobs(self, timeout: float = -1) -> list[Job] | None:
+        """The jobs held now (in flight, then buffered), oldest first; None when the lock was
+        not free within `timeout` seconds (an exit path must not wait on a stuck holder)."""
+        if not self.lock.acquire(timeout=timeout):
+            return None
+        try:
+            return [*sorted(self._in_flight.values(), key=lambda job: job.seq), *self._buffer]
+        finally:
+            self.lock.release()
 
     def _over_backlog(self) -> bool:
         """Whether to spill (needs the lock)."""
@@ -232,7 +257,7 @@ class HandOver:
             self.on_forget(job)
         pool = "" if job.kind.own_queue is None else job.kind.item_type
         with self.lock:
-            self._in_flight.discard(job.seq)
+            self._in_flight.pop(job.seq, None)
             self.held -= 1
             self.held_bytes -= job.size_hint
             self._held_by_pool[pool] -= 1

@@ -104,13 +104,15 @@ def _http_date(text: str) -> float | None:
     forms), always GMT; None if it is none of them. Parsed by hand: email.utils costs start-up
     time, and the sender's loop thread must not import anything on first use."""
     words = text.replace(",", " ").replace("-", " ").split()
+    if words and words[-1].upper() in ("GMT", "UTC", "UT", "Z", "+0000", "0000"):
+        words.pop()  # HTTP dates are always GMT; a date without its zone is read as GMT too
     try:
-        if len(words) == 6 and words[5].upper() in ("GMT", "UTC"):  # Sun 06 Nov 1994 08:49:37 GMT
-            day, month, year, clock = words[1], words[2], words[3], words[4]
-        elif len(words) == 5:  # asctime: Sun Nov  6 08:49:37 1994
-            month, day, clock, year = words[1], words[2], words[3], words[4]
-        else:
+        if len(words) != 5:
             return None
+        if words[2].lower() in _MONTHS:  # Sun 06 Nov 1994 08:49:37 (and RFC 850's 06-Nov-94)
+            day, month, year, clock = words[1], words[2], words[3], words[4]
+        else:  # asctime: Sun Nov  6 08:49:37 1994
+            month, day, clock, year = words[1], words[2], words[3], words[4]
         hour, minute, second = (int(part) for part in clock.split(":"))
         number = int(year)
         if number < 100:  # RFC 850's two-digit years

@@ -2,9 +2,11 @@
 
 Events are spilled after the last retry of a transient fault, while the server seems down,
 while their category is rate limited, when the queue is three quarters full (the spiller task
-moves the oldest queued events to disk so that capture does not overflow it), and at close for
-whatever is still queued. Spilling happens on the loop, which hands the encoded payload to the
-outbox's writer thread; capture never touches the disk.
+moves the oldest queued events to disk so that capture does not overflow it), at close for
+whatever is still queued, and when the process ends without close (`exit_spill.py`). Spilling
+happens on the loop, which hands the encoded payload to the outbox's writer thread; capture
+never touches the disk. A job an exit path already copied to the outbox is settled as spilled
+without being written a second time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from .queue import HandOver, Job, Wakeup
 SPILL_MIN_WAIT = 0.25
 # Resources are released even when close's deadline has already passed.
 CLOSE_GRACE = 0.1
+
+# What `spill` returns for a job written earlier: never queued, so `abandon` says False.
+_NOTHING_TO_WRITE = SpillTicket([], lambda _committed: None)
+_NOTHING_TO_WRITE.abandon()
 
 
 class Spill:
@@ -50,9 +56,9 @@ class Spill:
         assert job.payload is not None
         handover = self._handover
         job.handed_off = True
-        record = SpillRecord(
-            job.event_id, job.kind.item_type, job.category, job.payload, _extras(job)
-        )
+        if job.copied:
+            return self._settle_copied(job, held, written)
+        record = spill_record(job, job.payload)
         if held:
             with handover.lock:
                 handover.spilling += 1
@@ -71,6 +77,18 @@ class Spill:
                 written.set_result(committed)
 
         return self.outbox.spill([record], on_done)
+
+    def _settle_copied(
+        self, job: Job, held: bool, written: asyncio.Future[bool] | None
+    ) -> SpillTicket:
+        """An exit path already wrote this job's copy (see `exit_spill.py`): settle it as
+        spilled without a second row."""
+        self._handover.settle_spilled(job)
+        if held:
+            self._handover.release(job)
+        if written is not None and not written.done():
+            written.set_result(True)
+        return _NOTHING_TO_WRITE
 
     async def run_spiller(self, wakeup: Wakeup) -> None:
         """Move the oldest queued events to the outbox while the queue is over its backlog mark.
@@ -145,6 +163,11 @@ class Spill:
             await asyncio.wait_for(outbox.close(), budget)
         except Exception as exc:
             logger.debug("errlink: closing the outbox: %r", exc, extra=INTERNAL)
+
+
+def spill_record(job: Job, payload: bytes) -> SpillRecord:
+    """The outbox row for `job`, whose encoded item is `payload`."""
+    return SpillRecord(job.event_id, job.kind.item_type, job.category, payload, _extras(job))
 
 
 def _extras(job: Job) -> bytes | None:

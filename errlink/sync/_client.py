@@ -17,6 +17,7 @@ from .._delivery.pipeline import Pipeline
 from .._face import ClientFace
 from .._log import INTERNAL, logger
 from .._options import Hint, build_options
+from . import _exit_paths
 from ._bridge import loop_thread, running_loop_thread
 
 if TYPE_CHECKING:
@@ -43,6 +44,10 @@ class Client(ClientFace):
         self._closed = False
         _live_clients.add(self)
         pipeline = self._core.pipeline
+        if pipeline is not None:
+            # What is queued when the process ends through os._exit or SIGTERM is flushed or
+            # written to the outbox then (see `_exit_paths.py`).
+            _exit_paths.watch(self)
         if pipeline is not None and self.options.outbox is not None:
             # Drain what an earlier run left in the outbox without waiting for a first capture.
             self._start_pipeline(pipeline)
@@ -101,11 +106,16 @@ class Client(ClientFace):
             return True
         self._closed = True
         _live_clients.discard(self)
+        _exit_paths.unwatch(self)
         timeout = self.options.shutdown_timeout if timeout is None else timeout
         pipeline = self._core.pipeline
         if pipeline is None or self._started is not pipeline:
             return True
         return self._run_on_loop("close", lambda: pipeline.aclose(timeout), timeout)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def __enter__(self) -> Self:
         return self
