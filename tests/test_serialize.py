@@ -423,12 +423,13 @@ def test_sensitive_keys_are_filtered_with_config_remark() -> None:
     result = serializer.normalize_mapping(local_vars, meta)
     assert result == {
         "password": "[Filtered]",
-        "author": "ann",
+        "author": "[Filtered]",  # holds "auth": Relay's default scrubbing filters it too
         "config": {"db_password": "[Filtered]", "API-Key": "[Filtered]", "host": "db"},
         "note": "paid with [Filtered] today",
     }
     assert meta == {
         "password": {"": {"rem": [["!config", "s"]]}},
+        "author": {"": {"rem": [["!config", "s"]]}},
         "config": {
             "db_password": {"": {"rem": [["!config", "s"]]}},
             "API-Key": {"": {"rem": [["!config", "s"]]}},
@@ -447,8 +448,10 @@ def test_card_number_across_the_cut_is_filtered_whole() -> None:
 
 def test_deep_container_repr_hides_sensitive_values() -> None:
     serializer = Serializer(max_depth=1, scrubber=Scrubber())
-    result = serializer.normalize({"conf": {"token": "abc", "x": 1}})
-    assert result == {"conf": "{'token': '[Filtered]', 'x': 1}"}
+    result = serializer.normalize({"conf": {"session": "abc", "x": 1}})
+    assert result == {"conf": "{'session': '[Filtered]', 'x': 1}"}
+    # A repr that names a secret (`'token': ...`) is a value Relay filters whole: so is it here.
+    assert serializer.normalize({"conf": {"token": "abc"}}) == {"conf": "[Filtered]"}
 
 
 def test_safe_str_scrubs_card_numbers() -> None:
@@ -575,7 +578,8 @@ def test_header_pairs_in_locals_have_their_secrets_filtered() -> None:
     result = Serializer(scrubber=Scrubber()).normalize({"headers": HEADER_PAIRS}, meta)
     assert result["headers"] == [
         ["host", "shop.example"],
-        ["authorization", "[Filtered]"],
+        # The name too: Relay's default scrubbing filters a text naming auth in a plain list.
+        ["[Filtered]", "[Filtered]"],
         ["Cookie", "[Filtered]"],
         ["X-Forwarded-For", "[Filtered]"],  # the client's address: personal data
         ["accept", "*/*"],
@@ -583,7 +587,7 @@ def test_header_pairs_in_locals_have_their_secrets_filtered() -> None:
     assert meta["headers"]["1"] == {"1": {"": {"rem": [["!config", "s"]]}}}
     with_pii = Serializer(scrubber=Scrubber(send_default_pii=True)).normalize(HEADER_PAIRS)
     assert with_pii[3] == ["X-Forwarded-For", "203.0.113.9"]
-    assert with_pii[1] == ["authorization", "[Filtered]"]  # a secret all the same
+    assert with_pii[1] == ["[Filtered]", "[Filtered]"]  # a secret all the same
 
 
 def test_an_asgi_scope_in_locals_keeps_neither_secrets_nor_the_client_address() -> None:
@@ -597,9 +601,10 @@ def test_an_asgi_scope_in_locals_keeps_neither_secrets_nor_the_client_address() 
     }
     result = Serializer(scrubber=Scrubber()).normalize({"scope": scope})["scope"]
     assert result["path"] == "/orders"
-    assert result["query_string"] == "page=2&token=%5BFiltered%5D"
+    # Scrubbed (`token=%5BFiltered%5D`), it still names a token: filtered whole, as Relay would.
+    assert result["query_string"] == "[Filtered]"
     assert result["client"] == "[Filtered]"
-    assert result["headers"][1] == ["authorization", "[Filtered]"]
+    assert result["headers"][1] == ["[Filtered]", "[Filtered]"]
     assert scope["client"] == ("203.0.113.9", 51000)  # the app's own scope is left as it was
     with_pii = Serializer(scrubber=Scrubber(send_default_pii=True)).normalize(scope)
     assert with_pii["client"] == ["203.0.113.9", 51000]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from .._log import INTERNAL, logger
 from .binding import current_client
 from .core import ClientCore
+from .event import normalize_breadcrumb
 from .levels import normalize_level
 from .misuse import ignore
 from .pending_crumbs import PendingBreadcrumb
@@ -93,4 +94,6 @@ def add_pending_breadcrumb(
 @lru_cache(maxsize=1)
 def _default_breadcrumb_normalizer() -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     """Default limits and scrubbing for breadcrumbs recorded before any client exists."""
-    return Serializer(scrubber=Scrubber()).normalize_mapping
+    scrubber = Scrubber()
+    texts = Serializer(scrubber=scrubber.for_text())
+    return partial(normalize_breadcrumb, Serializer(scrubber=scrubber), texts)

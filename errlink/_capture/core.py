@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
@@ -75,6 +76,7 @@ class ClientCore:
     def reset_after_fork(self, stats: Stats, pipeline: Pipeline | None) -> None:
         """In a forked child: forget the parent's queue, counters and locks; start afresh on use."""
         self.stats = stats
+        self.builder.slow_reprs.reset()
         self._seen = SeenExceptions()
         self.pipeline = pipeline
         self._track_sessions(pipeline)
@@ -108,7 +110,12 @@ class ClientCore:
         return pipeline.submit(event, attachments=attachments)
 
     def snapshot(self) -> StatsSnapshot:
-        return self.stats.snapshot()
+        slow = self.builder.slow_reprs
+        return replace(
+            self.stats.snapshot(),
+            slow_repr_types=slow.types_marked,
+            slow_repr_placeholders=slow.placeholders,
+        )
 
     # -- capture -------------------------------------------------------------------------------
 

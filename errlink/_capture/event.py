@@ -20,6 +20,7 @@ from .._wire.ids import new_event_id
 from .exceptions import exception_values
 from .levels import normalize_level
 from .pending_crumbs import described
+from .repr_guard import SlowReprs
 from .reprs import type_name
 from .scope import Scope
 from .scrub import Scrubber
@@ -60,8 +61,12 @@ class EventBuilder:
         self.scrubber = Scrubber(
             extra_keys=options.scrub_keys, send_default_pii=options.send_default_pii
         )
+        # What this client's captures found slow to repr (counted in its stats).
+        self.slow_reprs = SlowReprs()
         self.serializer = Serializer(
-            max_value_length=options.max_value_length, scrubber=self.scrubber
+            max_value_length=options.max_value_length,
+            scrubber=self.scrubber,
+            slow_reprs=self.slow_reprs,
         )
         # Hand-made events nest protocol structures (exception > stacktrace > frames > vars)
         # deeper than locals may go; they get room for that, with the same scrubbing.
@@ -71,12 +76,39 @@ class EventBuilder:
             max_breadth=200,
             max_nodes=20_000,
             scrubber=self.scrubber,
+            slow_reprs=self.slow_reprs,
+        )
+        # Text rather than data values (see `scrub`): URLs, templates, breadcrumb categories,
+        # hand-made exceptions; and messages.
+        self.text_serializer = Serializer(
+            max_value_length=options.max_value_length,
+            scrubber=self.scrubber.for_text(),
+            slow_reprs=self.slow_reprs,
+        )
+        self._protocol_texts = Serializer(
+            max_value_length=options.max_value_length,
+            max_depth=10,
+            max_breadth=200,
+            max_nodes=20_000,
+            scrubber=self.scrubber.for_text(),
+            slow_reprs=self.slow_reprs,
+        )
+        self._messages = Serializer(
+            max_value_length=options.max_value_length,
+            scrubber=self.scrubber.for_messages(),
+            slow_reprs=self.slow_reprs,
+        )
+        self._request_texts = Serializer(
+            max_value_length=options.max_value_length,
+            scrubber=self.scrubber.for_urls(),
+            slow_reprs=self.slow_reprs,
         )
         self.frames = FrameExtractor(
             vars_normalizers=self.serializer.mapping_normalizer if options.include_locals else None,
             include_locals=options.include_locals,
             in_app_include=options.in_app_include,
             in_app_exclude=options.in_app_exclude,
+            max_locals_time=options.max_locals_time,
         )
         self.sdk = sdk_info(integrations)
         self._contexts = _static_contexts()
@@ -85,6 +117,8 @@ class EventBuilder:
             value = getattr(options, name)
             if value is not None:
                 self._static[name] = value
+        if "server_name" in self._static:  # a host name is a data value to Relay
+            self._static["server_name"] = self.scrubber.scrub_value(self._static["server_name"])
 
     def set_integrations(self, integrations: Sequence[str]) -> None:
         self.sdk = sdk_info(integrations)
@@ -100,15 +134,17 @@ class EventBuilder:
     ) -> Event:
         event = self._new_event("error")
         values_meta: Meta = {}
-        event["exception"] = {
-            "values": exception_values(
-                exc,
-                frames=self.frames,
-                mechanism_type=mechanism,
-                handled=handled,
-                meta=values_meta,
-            )
-        }
+        with self.frames.locals_budget():  # one budget for the whole exception chain
+            event["exception"] = {
+                "values": exception_values(
+                    exc,
+                    frames=self.frames,
+                    mechanism_type=mechanism,
+                    handled=handled,
+                    meta=values_meta,
+                    slow_reprs=self.slow_reprs,
+                )
+            }
         # Exception messages are text like any other: card numbers in them are filtered too.
         for value in event["exception"]["values"]:
             value["value"] = self.scrubber.scrub_text(value.get("value"))
@@ -131,12 +167,18 @@ class EventBuilder:
         meta: Meta = {}
         fields = dict(fields)
         logentry = fields.pop("logentry", None)
-        entry = {"formatted": message}
+        entry_meta: Meta = {}
+        # The message is scrubbed as a message, the template as text, the params as data.
+        entry = self._messages.normalize_mapping({"formatted": message}, entry_meta)
         if isinstance(logentry, Mapping):
             # A template and its params (from logging) let a server group by the template.
-            entry.update({k: logentry[k] for k in ("message", "params") if k in logentry})
-        entry_meta: Meta = {}
-        event["logentry"] = self.serializer.normalize_mapping(entry, entry_meta)
+            if "message" in logentry:
+                template = {"message": logentry["message"]}
+                entry.update(self.text_serializer.normalize_mapping(template, entry_meta))
+            if "params" in logentry:
+                params = {"params": logentry["params"]}
+                entry.update(self.serializer.normalize_mapping(params, entry_meta))
+        event["logentry"] = entry
         if entry_meta:
             meta["logentry"] = entry_meta
         if stack_from is not None:
@@ -159,11 +201,12 @@ class EventBuilder:
         fields = dict(event)
         for name in ("exception", "message", "threads", "logentry"):
             if name in fields:
-                base[name] = self.protocol_serializer.normalize(fields.pop(name))
+                base[name] = self._protocol_texts.normalize(fields.pop(name))
         message = base.pop("message", None)
         if message is not None and "logentry" not in base:
             # `message` is the protocol's older name for `logentry`; send one canonical form.
             base["logentry"] = {"formatted": message} if isinstance(message, str) else message
+        _rescrub_protocol_data(base, self.protocol_serializer, self.scrubber)
         for name in ("event_id", "timestamp"):
             if name in fields:
                 base[name] = fields.pop(name)
@@ -172,7 +215,7 @@ class EventBuilder:
         return base
 
     def breadcrumb(self, crumb: Mapping[str, Any]) -> dict[str, Any]:
-        normalized = self.serializer.normalize_mapping(crumb)
+        normalized = normalize_breadcrumb(self.serializer, self.text_serializer, crumb)
         if "timestamp" not in normalized:
             normalized["timestamp"] = time.time()
         return normalized
@@ -248,14 +291,12 @@ class EventBuilder:
         request = extra_fields.pop("request", None) or scope.request
         if request:
             node = {}
-            event["request"] = serializer.normalize_mapping(
-                self.scrubber.scrub_request(dict(request)), node
-            )
+            event["request"] = self._request(request, node)
             if node:
                 meta["request"] = node
 
         limit = self.options.max_breadcrumbs
-        crumbs = described(scope.breadcrumbs(limit)) if limit else []
+        crumbs = self._breadcrumbs(scope.breadcrumbs(limit)) if limit else []
         if crumbs:
             event["breadcrumbs"] = {"values": crumbs}
 
@@ -267,6 +308,35 @@ class EventBuilder:
 
         if meta:
             event["_meta"] = meta
+
+    def _request(self, request: Mapping[str, Any], meta: Meta) -> dict[str, Any]:
+        """The scrubbed ``request``: its URL, a query string given as text and its User-Agent
+        as text (`Scrubber.for_urls`), everything else as data values."""
+        data = self.scrubber.scrub_request(dict(request))
+        texts, agents = self.scrubber.request_texts(data)
+        result = self.serializer.normalize_mapping(data, meta)
+        if texts:
+            result.update(self._request_texts.normalize_mapping(texts, meta))
+        if agents:
+            node: Meta = meta.get("headers", {})
+            headers = result.get("headers")
+            if not isinstance(headers, dict):
+                headers = result["headers"] = {}
+            headers.update(self._request_texts.normalize_mapping(agents, node))
+            if node:
+                meta["headers"] = node
+        return result
+
+    def _breadcrumbs(self, crumbs: list[Any]) -> list[dict[str, Any]]:
+        """The scope's breadcrumbs; those kept as facts are described now and normalized like
+        any breadcrumb (an integration's own description of them is not scrubbed as data)."""
+        result: list[dict[str, Any]] = []
+        for crumb in crumbs:
+            if type(crumb) is dict:
+                result.append(crumb)
+            else:
+                result.extend(self.breadcrumb(description) for description in described([crumb]))
+        return result
 
     def _add_trace(self, contexts: dict[str, Any], scope: Scope) -> None:
         """``contexts.trace`` from the scope's trace (unless the caller gave one), with the DSC
@@ -284,6 +354,46 @@ class EventBuilder:
             options.environment,
         )
         contexts["trace"] = trace
+
+
+def normalize_breadcrumb(
+    values: Serializer, texts: Serializer, crumb: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``crumb`` normalized: its message and data as data values (``values``), its category,
+    type and level as text (``texts``): a logger named `myapp.auth` is no secret."""
+    data = {name: crumb[name] for name in ("message", "data") if name in crumb}
+    if len(data) == len(crumb):
+        return values.normalize_mapping(crumb)
+    normalized = texts.normalize_mapping({k: v for k, v in crumb.items() if k not in data})
+    if data:
+        normalized.update(values.normalize_mapping(data))
+    return normalized
+
+
+def _rescrub_protocol_data(event: Event, serializer: Serializer, scrubber: Scrubber) -> None:
+    """In a hand-made event's structures (normalized as text): what is data in them (frame
+    locals, log params, mechanism data) normalized as data values, and its message as a
+    message."""
+    for name in ("exception", "threads"):
+        holder = event.get(name)
+        values = holder.get("values") if isinstance(holder, dict) else holder
+        for value in values if isinstance(values, list) else ():
+            if not isinstance(value, dict):
+                continue
+            mechanism = value.get("mechanism")
+            if isinstance(mechanism, dict) and "data" in mechanism:
+                mechanism["data"] = serializer.normalize(mechanism["data"])
+            stacktrace = value.get("stacktrace")
+            frames = stacktrace.get("frames") if isinstance(stacktrace, dict) else None
+            for frame in frames if isinstance(frames, list) else ():
+                if isinstance(frame, dict) and "vars" in frame:
+                    frame["vars"] = serializer.normalize(frame["vars"])
+    logentry = event.get("logentry")
+    if isinstance(logentry, dict):
+        if "params" in logentry:
+            logentry["params"] = serializer.normalize(logentry["params"])
+        if isinstance(logentry.get("formatted"), str):
+            logentry["formatted"] = scrubber.scrub_message(logentry["formatted"])
 
 
 _MAX_FINGERPRINT_PARTS = 64

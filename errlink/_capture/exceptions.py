@@ -12,6 +12,7 @@ import builtins
 from typing import Any, NamedTuple
 
 from .._log import INTERNAL, logger
+from .repr_guard import SLOW_TYPES, SlowReprs
 from .stacktrace import FrameExtractor, Meta
 
 __all__ = ["exception_summary_type", "exception_values"]
@@ -34,6 +35,7 @@ def exception_values(
     handled: bool = True,
     meta: Meta | None = None,
     max_exceptions: int = 50,
+    slow_reprs: SlowReprs | None = None,
 ) -> list[dict[str, Any]]:
     """Sentry ``exception.values``, oldest in the chain first (the one passed in is last).
 
@@ -44,12 +46,24 @@ def exception_values(
     mechanism type ``chained`` and a ``source`` naming the attribute it hangs from on its parent
     (``__cause__``, ``__context__``, ``exceptions[i]``). All carry ``exception_id`` and, but for
     the root, ``parent_id``; exception groups carry ``is_exception_group: true``.
+
+    ``slow_reprs``, when given, times each exception's text: an exception type whose ``__str__``
+    has been slow is described as ``<TypeName object>`` from then on (see `repr_guard`).
     """
     try:
         nodes = _tree(exc, max(1, max_exceptions))
         last = len(nodes) - 1
         values = [
-            _value(node, exception_id, mechanism_type, handled, frames, meta, last - exception_id)
+            _value(
+                node,
+                exception_id,
+                mechanism_type,
+                handled,
+                frames,
+                meta,
+                last - exception_id,
+                slow_reprs,
+            )
             for exception_id, node in enumerate(nodes)
         ]
         values.reverse()
@@ -130,10 +144,11 @@ def _value(
     frames: FrameExtractor,
     meta: Meta | None,
     index: int,
+    slow_reprs: SlowReprs | None,
 ) -> dict[str, Any]:
     exc = node.exc
     cls = type(exc)
-    value: dict[str, Any] = {"type": _type_name(cls), "value": _safe_str(exc)}
+    value: dict[str, Any] = {"type": _type_name(cls), "value": _guarded_str(exc, slow_reprs)}
     module = getattr(cls, "__module__", None)
     if isinstance(module, str):
         value["module"] = module
@@ -164,6 +179,15 @@ def _value(
 def _type_name(cls: type) -> str:
     name = getattr(cls, "__name__", None)
     return name if isinstance(name, str) else "<unknown>"
+
+
+def _guarded_str(exc: BaseException, slow_reprs: SlowReprs | None) -> str:
+    if slow_reprs is None:
+        return _safe_str(exc)
+    if type(exc) in SLOW_TYPES:
+        slow_reprs.count_placeholder()
+        return f"<{_type_name(type(exc))} object>"
+    return slow_reprs.timed(_safe_str, exc)  # type: ignore[arg-type]
 
 
 def _safe_str(exc: BaseException) -> str:

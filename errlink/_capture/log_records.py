@@ -124,7 +124,7 @@ class RecordBuilder:
     def _text(self, text: str) -> str:
         if len(text) > MAX_BODY_CHARS:
             text = text[:MAX_BODY_CHARS]
-        return self._scrubber.scrub_text(text)
+        return self._scrubber.scrub_message(text)  # as Relay scrubs a log's body: e-mails too
 
     def encode(self, entry: Entry | dict[str, Any]) -> bytes:
         """One record's JSON: an entry is built first; a dict is a record `before_send_log`

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from .repr_guard import SLOW_TYPES, SlowReprs
 from .sensitive import FILTERED
 
 if TYPE_CHECKING:
@@ -53,14 +54,29 @@ def try_repr(value: object) -> str | None:
 
 class BoundedRepr:
     """reprs within ``max_value_length``; containers show their first ``max_breadth`` items
-    with the values of sensitive keys filtered."""
+    with the values of sensitive keys filtered; values of a type known to be slow to repr show
+    as ``<TypeName object>`` (see `repr_guard`)."""
 
-    __slots__ = ("_scrubber", "ellipsis", "keep", "max_breadth", "max_value_length")
+    __slots__ = (
+        "_scrubber",
+        "ellipsis",
+        "keep",
+        "max_breadth",
+        "max_value_length",
+        "slow_reprs",
+    )
 
-    def __init__(self, max_value_length: int, max_breadth: int, scrubber: Scrubber | None) -> None:
+    def __init__(
+        self,
+        max_value_length: int,
+        max_breadth: int,
+        scrubber: Scrubber | None,
+        slow_reprs: SlowReprs | None = None,
+    ) -> None:
         self.max_value_length = max_value_length
         self.max_breadth = max_breadth
         self._scrubber = scrubber
+        self.slow_reprs = SlowReprs() if slow_reprs is None else slow_reprs
         self.keep = max(max_value_length - len(ELLIPSIS), 0)
         self.ellipsis = ELLIPSIS[: max_value_length - self.keep]
 
@@ -79,7 +95,9 @@ class BoundedRepr:
             return f"<int of {value.bit_length()} bits>"  # type: ignore[attr-defined]
         if isinstance(value, dict | Mapping | list | tuple | set | frozenset | deque):
             return self._container(value)
-        text = try_repr(value)
+        if value_type in SLOW_TYPES:
+            return self.slow_placeholder(value)
+        text = self.slow_reprs.timed(try_repr, value)
         return text if text is not None else self.placeholder("unrepresentable", value)
 
     def _container(self, container: Any) -> str:
@@ -137,6 +155,11 @@ class BoundedRepr:
 
     def placeholder(self, what: str, value: object) -> str:
         return self.cut(without_surrogates(f"<{what} {type_name(value)} object>"))
+
+    def slow_placeholder(self, value: object) -> str:
+        """What a value of a slow type is sent as (counted)."""
+        self.slow_reprs.count_placeholder()
+        return self.cut(without_surrogates(f"<{type_name(value)} object>"))
 
     def cut(self, text: str) -> str:
         """``text`` within ``max_value_length``, for texts we make ourselves (no meta, no

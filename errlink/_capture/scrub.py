@@ -3,8 +3,19 @@
 Two kinds of rule apply:
 
 * key rules: a value stored under a sensitive-looking name (``password``, ``X-Api-Key``,
-  ``sessionid``...) is replaced by ``[Filtered]``;
-* text rules: a Luhn-valid payment card number anywhere in a string is replaced by ``[Filtered]``.
+  ``sessionid``, ``author``...) is replaced by ``[Filtered]``;
+* text rules (`text_secrets`): card numbers, PEM key bodies, URL passwords, bearer and basic
+  credentials, social security numbers, IBANs and the values of sensitive ``name=value`` pairs
+  inside any string are replaced; without ``send_default_pii``, so are IP and e-mail addresses.
+
+Text comes in three kinds, each with its own `TextRules`:
+
+* a data value (a local, ``extra``, a context, a header, a breadcrumb's data...): the text rules,
+  and a value that names a secret (``"wrong password"``, ``"OAuth"``) is filtered whole, as
+  Relay's default scrubbing filters it;
+* text (exception messages, tags, URLs, message templates, a User-Agent): the text rules only;
+* a message (a log entry's formatted message, a log record's body): the text rules, and e-mail
+  addresses even with ``send_default_pii``, as Relay filters them there.
 
 On top of those, ``send_default_pii`` decides whether cookies, client IP addresses, e-mail addresses
 and credentials carried in ``Authorization`` headers are sent at all.
@@ -15,19 +26,14 @@ raising: this code runs on the host application's error path.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus, urlsplit, urlunsplit
 
-from .sensitive import (
-    FILTERED,
-    MIN_CARD_CHARS,
-    KeyVerdicts,
-    ScanBudget,
-    filter_card_numbers,
-    normalize_key,
-)
+from .sensitive import FILTERED, KeyVerdicts, ScanBudget, normalize_key
+from .text_secrets import Span, TextRules
 
 _FILTERED_IN_URL = quote_plus(FILTERED)
 
@@ -41,6 +47,9 @@ _CLIENT_IP_ENV = frozenset(
 )
 _USER_PII = ("ip_address", "email")
 _URL_KEYS = frozenset({"url", "query_string", "http.query"})
+_USER_AGENT = "useragent"
+# Request fields that are text rather than data values (see `Scrubber.request_texts`).
+_REQUEST_TEXTS = ("url", "query_string")
 
 # Bodies longer than this are not parsed on the capture path; they are withheld instead, since
 # what they hold cannot be checked cheaply.
@@ -72,6 +81,52 @@ class Scrubber:
         # `is_sensitive_key` for keys already known to be exact `str`: a plain dict lookup, for
         # the serializer's inner loop.
         self.sensitive_str_key: Callable[[str], bool] = self._verdicts.__getitem__
+        addresses = not send_default_pii
+        self._texts = TextRules(
+            self.sensitive_str_key,
+            addresses=addresses,
+            emails=addresses,
+            named_values=False,
+            product_versions=True,
+        )
+        self._messages = TextRules(
+            self.sensitive_str_key,
+            addresses=addresses,
+            emails=True,
+            emails_in_urls=True,
+            named_values=False,
+            product_versions=True,
+        )
+        self._values = TextRules(
+            self.sensitive_str_key, addresses=addresses, emails=addresses, named_values=True
+        )
+        # A request's URL and User-Agent: text whose addresses are the server's, or versions.
+        self._urls = TextRules(
+            self.sensitive_str_key, addresses=False, emails=addresses, named_values=False
+        )
+        # What the serializer applies: to data values, and to text it makes (keys, str()).
+        self.value_rules = self._values
+        self.text_rules = self._texts
+
+    def for_text(self) -> Scrubber:
+        """This scrubber for a serializer whose values are all text (tags, URLs, templates)."""
+        view = copy.copy(self)
+        view.value_rules = self._texts
+        return view
+
+    def for_urls(self) -> Scrubber:
+        """This scrubber for a serializer whose values are all a request's URL, query string or
+        User-Agent: text, in which an IP address is the server's, or a version."""
+        view = copy.copy(self)
+        view.value_rules = self._urls
+        return view
+
+    def for_messages(self) -> Scrubber:
+        """This scrubber for a serializer whose values are all messages (a log entry's
+        formatted message)."""
+        view = copy.copy(self)
+        view.value_rules = self._messages
+        return view
 
     # -- keys -----------------------------------------------------------------------------------
 
@@ -97,62 +152,76 @@ class Scrubber:
             return True
         return not self.send_default_pii and normalize_key(name) in _CLIENT_IP_HEADERS
 
-    def scrub_asgi_scope(self, scope: Mapping[str, Any]) -> dict[str, Any]:
-        """An ASGI connection scope (a dict every ASGI app has in its locals) without the query
-        string's secrets and, without ``send_default_pii``, the client's address. Its headers
-        are pairs, filtered by the serializer (`sensitive_pair_name`)."""
-        safe = dict(scope)
-        query = safe.get("query_string")
-        if isinstance(query, bytes | str) and query:
-            safe["query_string"] = self.scrub_query_string(_as_text(query))
-        if not self.send_default_pii and "client" in safe:
-            safe["client"] = FILTERED
-        return safe
-
     # -- text -----------------------------------------------------------------------------------
 
     def scrub_text(self, text: str) -> str:
-        """``text`` with every Luhn-valid card number replaced by ``[Filtered]``; anything that is
-        not a str comes back as it is."""
-        if type(text) is not str or len(text) < MIN_CARD_CHARS:
+        """``text`` (an exception message, a URL, a name) with every secret in it replaced; see
+        the module doc. Anything that is not a str comes back as it is."""
+        rules = self._texts
+        if type(text) is not str or len(text) < rules.shortest:
             return text
-        return self.scrub_text_spans(text)[0]
+        return rules.scrub(text)[0]
 
     def scrub_text_spans(
-        self, text: str, budget: ScanBudget | None = None
-    ) -> tuple[str, list[tuple[int, int]]]:
-        """Like `scrub_text`, also returning the ``(start, end)`` of each ``[Filtered]`` it wrote,
+        self, text: str, budget: ScanBudget | None = None, known: Iterable[Span] = ()
+    ) -> tuple[str, list[Span]]:
+        """Like `scrub_text`, also returning the ``(start, end)`` of each placeholder it wrote,
         as positions in the returned text (the serializer records them in ``_meta``).
 
-        ``budget``: see `filter_card_numbers`."""
-        return filter_card_numbers(text, budget)
+        ``budget``: see `sensitive.card_spans`; ``known``: see `TextRules.scrub`."""
+        return self._texts.scrub(text, budget, known)
+
+    def scrub_value(self, text: str) -> str:
+        """``text`` as a data value: `scrub_text`, and filtered whole when it names a secret."""
+        rules = self._values
+        if type(text) is not str or len(text) < rules.shortest:
+            return text
+        return rules.scrub(text)[0]
+
+    def scrub_value_spans(
+        self, text: str, budget: ScanBudget | None = None, known: Iterable[Span] = ()
+    ) -> tuple[str, list[Span]]:
+        """`scrub_value` with spans, as `scrub_text_spans`."""
+        return self._values.scrub(text, budget, known)
+
+    def scrub_message(self, text: str) -> str:
+        """``text`` as a message (a log record's body): `scrub_text`, and e-mail addresses
+        filtered even with ``send_default_pii``."""
+        rules = self._messages
+        if type(text) is not str or len(text) < rules.shortest:
+            return text
+        return rules.scrub(text)[0]
 
     # -- query strings and forms ----------------------------------------------------------------
 
     def scrub_query_string(self, qs: str) -> str:
-        """Filters values of sensitive parameters and card numbers, keeping order and layout.
+        """Filters values of sensitive parameters and secrets in values (each a data value),
+        keeping order and layout.
 
         A filtered value is written URL-encoded (``%5BFiltered%5D``) so the result stays a valid
         query string.
         """
+        return self._scrub_query(qs, self._values)
+
+    def _scrub_query(self, qs: str, rules: TextRules) -> str:
         try:
             qs = _as_text(qs)
             if not qs:
                 return qs
-            return "&".join(self._scrub_query_part(part) for part in qs.split("&"))
+            return "&".join(self._scrub_query_part(part, rules) for part in qs.split("&"))
         except Exception:
             return FILTERED
 
-    def _scrub_query_part(self, part: str) -> str:
+    def _scrub_query_part(self, part: str, rules: TextRules) -> str:
         name, equals, value = part.partition("=")
         if not equals:
             return part
         if self.is_sensitive_key(unquote_plus(name)):
             return f"{name}={_FILTERED_IN_URL}"
-        if len(value) >= MIN_CARD_CHARS:
+        if len(value) >= rules.shortest:
             decoded = unquote_plus(value)
-            scrubbed = self.scrub_text(decoded)
-            if scrubbed is not decoded:
+            scrubbed = rules.scrub(decoded)[0]
+            if scrubbed != decoded:
                 return f"{name}={quote_plus(scrubbed)}"
         return part
 
@@ -191,7 +260,9 @@ class Scrubber:
             return None
         if self.is_sensitive_key(name):
             return FILTERED
-        return self.scrub_text(value)
+        if key == _USER_AGENT:  # text: `Chrome/120.0.0.0` is a version, not an address
+            return self._urls.scrub(value)[0]
+        return self.scrub_value(value)
 
     def scrub_cookies(self, cookies: Mapping[str, str] | str) -> dict[str, str] | str:
         """Cookies (a mapping or a ``Cookie`` header string) with sensitive ones filtered.
@@ -207,29 +278,29 @@ class Scrubber:
             return {
                 _as_text(name): FILTERED
                 if self.is_sensitive_key(name)
-                else self.scrub_text(_as_text(value))
+                else self.scrub_value(_as_text(value))
                 for name, value in _pairs(cookies)
             }
         except Exception:
             return {} if not isinstance(cookies, str) else ""
 
     def _scrub_cookie_header(self, header: str) -> str:
-        parts = []
-        for part in header.split(";"):
-            name, equals, _ = part.partition("=")
-            if equals and self.is_sensitive_key(name.strip()):
-                parts.append(f"{name.strip()}={FILTERED}")
-            else:
-                parts.append(self.scrub_text(part.strip()))
-        return "; ".join(parts)
+        return "; ".join(self._scrub_cookie(part.strip()) for part in header.split(";"))
+
+    def _scrub_cookie(self, cookie: str) -> str:
+        """One ``name=value``: its value filtered under a sensitive name, else scrubbed as a data
+        value (a server reads each cookie's value as one)."""
+        name, equals, value = cookie.partition("=")
+        if not equals:
+            return self.scrub_value(cookie)
+        if self.is_sensitive_key(name.strip()):
+            return f"{name.strip()}={FILTERED}"
+        return f"{name}={self.scrub_value(value)}"
 
     def _scrub_set_cookie(self, header: str) -> str:
         # Only the first `name=value` pair is the cookie; the rest are attributes (Path, Expires).
         cookie, semicolon, attributes = header.partition(";")
-        name, equals, _ = cookie.partition("=")
-        if equals and self.is_sensitive_key(name.strip()):
-            cookie = f"{name.strip()}={FILTERED}"
-        return f"{self.scrub_text(cookie)}{semicolon}{attributes}"
+        return f"{self._scrub_cookie(cookie)}{semicolon}{self.scrub_text(attributes)}"
 
     # -- whole interfaces -----------------------------------------------------------------------
 
@@ -248,6 +319,21 @@ class Scrubber:
             if scrubbed is not _DROP and not (key == "env" and not scrubbed):
                 result[key] = scrubbed  # an env left empty by PII removal is left out
         return result
+
+    def request_texts(self, request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Moves out of a scrubbed ``request`` the fields that are text rather than data values:
+        its URL, a query string given as text, the User-Agent header. They were scrubbed as text
+        (a URL naming `/oauth/` is kept, and Relay leaves them alone too); the serializer must
+        not filter them again as data values (see `for_urls`). Returns ``(fields, headers)``."""
+        texts = {
+            name: request.pop(name) for name in _REQUEST_TEXTS if isinstance(request.get(name), str)
+        }
+        headers = request.get("headers")
+        agents: dict[str, Any] = {}
+        if isinstance(headers, dict):
+            for name in [name for name in headers if normalize_key(str(name)) == _USER_AGENT]:
+                agents[name] = headers.pop(name)
+        return texts, agents
 
     def _scrub_request_field(self, key: object, value: Any) -> Any:
         if value is None:
@@ -271,22 +357,24 @@ class Scrubber:
             return self._scrub_body(value)
         if key == "env":
             return self._scrub_env(value)
-        return value
+        return self._scrub_deep(value, 0)
 
     def _scrub_url(self, url: str) -> str:
+        """A URL (text; its host is kept, an IP address too): its password and its query's
+        secrets filtered."""
         try:
             parts = urlsplit(url)
         except ValueError:
-            return self.scrub_text(url)
+            return self._urls.scrub(url)[0]
         netloc = parts.netloc
         if "@" in netloc:
             userinfo, _, host = netloc.rpartition("@")
             user, colon, _ = userinfo.partition(":")
             netloc = f"{user}:{FILTERED}@{host}" if colon else netloc
-        query = self.scrub_query_string(parts.query) if parts.query else ""
-        if netloc == parts.netloc and query == parts.query:
-            return self.scrub_text(url)
-        return self.scrub_text(urlunsplit(parts._replace(netloc=netloc, query=query)))
+        query = self._scrub_query(parts.query, self._texts) if parts.query else ""
+        if netloc != parts.netloc or query != parts.query:
+            url = urlunsplit(parts._replace(netloc=netloc, query=query))
+        return self._urls.scrub(url)[0]
 
     def _scrub_body(self, data: Any) -> Any:
         if isinstance(data, Mapping | list | tuple):
@@ -302,11 +390,11 @@ class Scrubber:
             try:
                 parsed = json.loads(stripped)
             except ValueError:
-                return self.scrub_text(data)
+                return self.scrub_value(data)
             return json.dumps(self._scrub_deep(parsed, 0), ensure_ascii=False)
         if "=" in stripped and not any(char.isspace() for char in stripped):
             return self.scrub_query_string(stripped)
-        return self.scrub_text(data)
+        return self.scrub_value(data)
 
     def _scrub_env(self, env: Any) -> Any:
         if not isinstance(env, Mapping):
@@ -318,7 +406,7 @@ class Scrubber:
             if self.is_sensitive_key(name):
                 result[name] = FILTERED
             else:
-                result[name] = self.scrub_text(value) if type(value) is str else value
+                result[name] = self.scrub_value(value) if type(value) is str else value
         return result
 
     def scrub_user(self, user: dict[str, Any]) -> dict[str, Any]:
@@ -347,7 +435,7 @@ class Scrubber:
     def _scrub_deep(self, value: Any, depth: int) -> Any:
         value_type = type(value)
         if value_type is str:
-            return self.scrub_text(value)
+            return self.scrub_value(value)
         if depth >= _MAX_NESTING:
             return value  # runaway nesting or a cycle; the serializer bounds it later
         if value_type is dict or isinstance(value, Mapping):
@@ -361,7 +449,9 @@ class Scrubber:
             return FILTERED
         if type(value) is str and key in _URL_KEYS:
             # Breadcrumbs of HTTP calls carry secrets in their URLs' query strings.
-            return self._scrub_url(value) if key == "url" else self.scrub_query_string(value)
+            if key == "url":
+                return self.scrub_value(self._scrub_url(value))
+            return self.scrub_query_string(value)
         return self._scrub_deep(value, depth)
 
 

@@ -14,6 +14,8 @@ being the dict key or the list index as a string, annotations under the ``""`` k
 * a container cut by breadth or by the node budget: ``{"len": ORIGINAL_LEN}``;
 * a container deeper than ``max_depth``, replaced by a short repr: ``{"rem": [["!limit", "s"]]}``;
 * a value under a sensitive key: ``{"rem": [["!config", "s"]]}`` (the value becomes ``[Filtered]``);
+* a value of a type whose repr() was slow (see `repr_guard`), sent as ``<TypeName object>``:
+  ``{"rem": [["!limit", "s"]]}``;
 * a card number inside a string: ``["!config", "s", START, END]`` for the ``[Filtered]`` text.
   Each call shares one `ScanBudget` among its strings; past it, a chunk of digits dense with
   card-shaped numbers is filtered whole (same remark) rather than checked number by number.
@@ -26,11 +28,13 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from itertools import islice
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from .repr_guard import SLOW_SECONDS, SLOW_TYPES, SUSPECTS, SlowReprs
 from .reprs import (
     MAX_INT_TEXT_BITS,
     SEQUENCE_TYPES,
@@ -38,7 +42,9 @@ from .reprs import (
     try_repr,
     without_surrogates,
 )
-from .sensitive import FILTERED, MIN_CARD_CHARS, ScanBudget
+from .request_locals import REQUEST_MARKERS, RequestLocals, is_request_object_type
+from .sensitive import FILTERED, ScanBudget
+from .text_secrets import CLEAN_MAX_CHARS, Span
 
 if TYPE_CHECKING:
     from .scrub import Scrubber
@@ -47,6 +53,8 @@ Meta = dict[str, Any]
 # Where a value sits in the meta tree: the caller's node itself, or (parent position, key) built
 # lazily, so that nothing is allocated in the tree until something has to be written there.
 _Where = Any
+# A scrubber's text rules (`TextRules.scrub`): (text, budget, known spans) -> (text, spans).
+_SpanScrub = Callable[[str, ScanBudget | None, Iterable[Span]], tuple[str, list[Span]]]
 
 # Integers from -2**63 to 2**64 - 1 (written as literals below, for speed) are the widest that
 # JSON parsers (orjson, serde_json) take exactly; bigger ones are sent as text.
@@ -88,11 +96,37 @@ def _add_remarks(where: _Where, remarks: list[list[Any]]) -> None:
         existing.extend(remarks)
 
 
-def _is_asgi_scope(mapping: Mapping[Any, Any]) -> bool:
+# The end of a text cut short is scrubbed again over this many characters: the cut itself may
+# make a finding there (`1.2.3.456` cut to `1.2.3.4`, a card number's digits cut from a longer
+# number) that the text before the cut did not hold.
+_RESCRUB_CHARS = 80
+
+
+def _scrub_end(
+    head: str, spans: list[Span], budget: ScanBudget | None, scrub: _SpanScrub
+) -> tuple[str, list[Span]]:
+    """``head`` (a scrubbed text, cut) with its end scrubbed again; ``spans``: its
+    placeholders, carried over."""
+    start = max(0, len(head) - _RESCRUB_CHARS)
+    for span_start, span_end in spans:
+        if span_start < start < span_end:
+            start = span_start  # not from inside a placeholder
+    known = [(s - start, e - start) for s, e in spans if s >= start]
+    tail, tail_spans = scrub(head[start:], budget, known)
+    if tail_spans == known and len(tail) == len(head) - start:
+        return head, spans
+    return head[:start] + tail, [
+        *(span for span in spans if span[0] < start),
+        *((s + start, e + start) for s, e in tail_spans),
+    ]
+
+
+def _str_else_repr(value: object) -> str | None:
     try:
-        return type(mapping.get("asgi")) is dict and mapping.get("type") in ("http", "websocket")
+        text = str(value)
+        return text if type(text) is str else str.__str__(text)
     except Exception:
-        return False
+        return try_repr(value)
 
 
 # How a type that is not handled inline is turned into data; decided once per type.
@@ -104,6 +138,7 @@ _KIND_FLOAT = 4  # float subclass (not an Enum): its value
 _KIND_MAPPING = 5
 _KIND_SEQUENCE = 6
 _KIND_BINARY = 7
+_KIND_REQUEST = 8  # request data in an object (see `request_locals`): its privacy-safe view
 _KIND_CACHE_SIZE = 1024
 
 
@@ -120,6 +155,8 @@ def _kind_of(value_type: type) -> int:
         return _KIND_FLOAT
     if issubclass(value_type, bytes | bytearray | memoryview):
         return _KIND_BINARY
+    if is_request_object_type(value_type):
+        return _KIND_REQUEST
     if issubclass(value_type, Mapping):
         return _KIND_MAPPING
     if issubclass(value_type, SEQUENCE_TYPES):
@@ -139,16 +176,22 @@ class Serializer:
     """
 
     __slots__ = (
+        "_clean",
+        "_clean_keys",
         "_cyclic",
         "_ellipsis",
+        "_fast_key_len",
         "_fast_len",
         "_filtered",
         "_is_sensitive",
         "_keep",
         "_kinds",
         "_reprs",
+        "_request_locals",
         "_scrub_spans",
+        "_scrub_text_spans",
         "_sensitive_pair",
+        "_slow_reprs",
         "max_breadth",
         "max_depth",
         "max_nodes",
@@ -164,6 +207,7 @@ class Serializer:
         max_breadth: int = 50,
         max_nodes: int = 2000,
         scrubber: Scrubber | None = None,
+        slow_reprs: SlowReprs | None = None,
     ) -> None:
         for name, limit in (
             ("max_value_length", max_value_length),
@@ -178,26 +222,37 @@ class Serializer:
         self.max_breadth = max_breadth
         self.max_nodes = max_nodes
         self.scrubber = scrubber
-        self._reprs = BoundedRepr(max_value_length, max_breadth, scrubber)
+        self._reprs = BoundedRepr(max_value_length, max_breadth, scrubber, slow_reprs)
+        self._slow_reprs = self._reprs.slow_reprs
         self._keep = self._reprs.keep
         self._ellipsis = self._reprs.ellipsis
         # Even the markers respect the limit (only ever matters for tiny limits).
         self._cyclic = self._cut(_CYCLIC)
         self._filtered = self._cut(FILTERED)
         self._is_sensitive: Callable[[str], bool] | None = None
-        self._scrub_spans: (
-            Callable[[str, ScanBudget | None], tuple[str, list[tuple[int, int]]]] | None
-        ) = None
+        self._scrub_spans: _SpanScrub | None = None
+        self._scrub_text_spans: _SpanScrub | None = None
         self._sensitive_pair: Callable[[object], bool] | None = None
+        self._request_locals: RequestLocals | None = None
         if scrubber is not None:
-            self._is_sensitive = scrubber.sensitive_str_key
-            self._scrub_spans = scrubber.scrub_text_spans
+            self._request_locals = RequestLocals(scrubber)
+            self._is_sensitive = self._request_locals.sensitive_key
+            self._scrub_spans = scrubber.value_rules.scrub
+            self._scrub_text_spans = scrubber.text_rules.scrub
             self._sensitive_pair = scrubber.sensitive_pair_name
-        # ASCII strings up to this length are copied as they are (shorter than any card number
-        # when scrubbing).
-        self._fast_len = (
-            min(max_value_length, MIN_CARD_CHARS - 1) if scrubber is not None else max_value_length
-        )
+        # ASCII strings up to this length are copied as they are (shorter than anything a text
+        # rule changes, when scrubbing), and so are those known to hold nothing (`_clean`):
+        # values as data values, keys as text.
+        self._fast_len = max_value_length
+        self._fast_key_len = max_value_length
+        self._clean: set[str] | frozenset[str] = frozenset()
+        self._clean_keys: set[str] | frozenset[str] = frozenset()
+        if scrubber is not None:
+            self._fast_len = min(max_value_length, scrubber.value_rules.shortest - 1)
+            self._fast_key_len = min(max_value_length, scrubber.text_rules.shortest - 1)
+            if max_value_length >= CLEAN_MAX_CHARS:  # what is known clean needs no cut either
+                self._clean = scrubber.value_rules.clean
+                self._clean_keys = scrubber.text_rules.clean
         self._kinds: dict[type, int] = {}
 
     # -- public ---------------------------------------------------------------------------------
@@ -239,35 +294,41 @@ class Serializer:
 
     def mapping_normalizer(self) -> Callable[[Mapping[Any, object], Meta], dict[str, Any]]:
         """`normalize_mapping` for a group of mappings that share one card-scan budget (the
-        frames of one stack trace)."""
-        return partial(self.normalize_mapping, budget=ScanBudget())
+        frames of one stack trace); a frame's raw request body is scrubbed as one."""
+        budget = ScanBudget()
+        views = self._request_locals
+        if views is None:
+            return partial(self.normalize_mapping, budget=budget)
+
+        def normalize_locals(f_locals: Mapping[Any, object], meta: Meta) -> dict[str, Any]:
+            return self.normalize_mapping(views.frame_view(f_locals), meta, budget)
+
+        return normalize_locals
 
     def safe_repr(self, value: object) -> str:
         """repr() bounded to ``max_value_length``; never raises, never builds the repr of a
-        whole builtin container or string."""
+        whole builtin container or string. Scrubbed as text, not as a data value."""
         try:
-            return self._text(self._bounded_repr(value), None)
+            return self._text(self._bounded_repr(value), None, scrub=self._scrub_text_spans)
         except Exception:
             return self._placeholder("unrepresentable", value)
 
     def safe_str(self, value: object) -> str:
-        """str() bounded to ``max_value_length``, falling back to repr, then to a placeholder."""
+        """str() bounded to ``max_value_length``, falling back to repr, then to a placeholder.
+        Scrubbed as text (a tag, a message), not as a data value."""
+        as_text = self._scrub_text_spans
         try:
             if isinstance(value, str):
                 head = str.__getitem__(value, slice(0, self._window()))
-                return self._text(head, None, len(value))
+                return self._text(head, None, len(value), scrub=as_text)
             if isinstance(value, bytes | bytearray | dict | list | tuple | set | frozenset | deque):
-                return self._text(self._bounded_repr(value), None)
-            text: str | None
-            try:
-                text = str(value)
-                if type(text) is not str:
-                    text = str.__str__(text)
-            except Exception:
-                text = try_repr(value)
+                return self._text(self._bounded_repr(value), None, scrub=as_text)
+            if type(value) in SLOW_TYPES:
+                return self._reprs.slow_placeholder(value)
+            text = self._slow_reprs.timed(_str_else_repr, value)
             if text is None:
                 return self._placeholder("unprintable", value)
-            return self._text(text, None)
+            return self._text(text, None, scrub=as_text)
         except Exception:
             return self._placeholder("unprintable", value)
 
@@ -276,7 +337,7 @@ class Serializer:
     def _value(self, value: Any, depth: int, walk: list[Any], where: _Where) -> Any:
         value_type = type(value)
         if value_type is str:
-            if len(value) <= self._fast_len and value.isascii():
+            if (len(value) <= self._fast_len and value.isascii()) or value in self._clean:
                 return value
             return self._text(value, where, -1, walk[1])
         if value_type is int:
@@ -306,13 +367,27 @@ class Serializer:
                 if len(kinds) >= _KIND_CACHE_SIZE:
                     kinds.clear()  # classes created at run time must not grow this forever
                 kind = kinds[value_type] = _kind_of(value_type)
+            if kind == _KIND_REQUEST:
+                views = self._request_locals
+                view = try_repr(value) if views is None else views.object_view(value)
+                return self._value(view, depth, walk, where)
             if kind == _KIND_DEFAULT_REPR:
                 default_repr = object.__repr__(value)
                 if len(default_repr) <= self.max_value_length and default_repr.isascii():
                     return default_repr
                 return self._text(default_repr, where, -1, walk[1])
             if kind == _KIND_REPR:
+                if value_type in SLOW_TYPES:
+                    if where is not None:
+                        _add_remarks(where, [list(_LIMIT_REMARK)])
+                    return self._reprs.slow_placeholder(value)
+                start = perf_counter()
                 text = try_repr(value)
+                elapsed = perf_counter() - start
+                if elapsed > SLOW_SECONDS:
+                    self._slow_reprs.was_slow(value_type, elapsed)
+                elif SUSPECTS:
+                    SUSPECTS.pop(value_type, None)
                 if text is None:
                     return self._placeholder("unrepresentable", value)
                 return self._text(text, where, -1, walk[1])
@@ -339,8 +414,16 @@ class Serializer:
         mapping_id = id(mapping)
         if mapping_id in walk:
             return self._cyclic
-        if "asgi" in mapping and self.scrubber is not None and _is_asgi_scope(mapping):
-            mapping = self.scrubber.scrub_asgi_scope(mapping)
+        views = self._request_locals
+        # `REQUEST_MARKERS` spelled out: four lookups cost half of one set operation.
+        if views is not None and (
+            "asgi" in mapping
+            or "REQUEST_METHOD" in mapping
+            or "requestContext" in mapping
+            or "httpMethod" in mapping
+        ):
+            mapping = views.mapping_view(mapping)
+            length = len(mapping)
         take = length
         if take > self.max_breadth:
             take = self.max_breadth
@@ -349,13 +432,18 @@ class Serializer:
         walk[0] -= take
         result: dict[str, Any] = {}
         fast_len = self._fast_len
+        fast_key_len = self._fast_key_len
+        clean = self._clean
+        clean_keys = self._clean_keys
         is_sensitive = self._is_sensitive
         child_depth = depth + 1
         walk.append(mapping_id)
         try:
             items = mapping.items() if take >= length else islice(mapping.items(), take)
             for key, item in items:
-                if type(key) is not str or len(key) > fast_len or not key.isascii():
+                if type(key) is not str or (
+                    (len(key) > fast_key_len or not key.isascii()) and key not in clean_keys
+                ):
                     key = self._key(key)
                 if is_sensitive is not None and is_sensitive(key):
                     result[key] = self._filtered
@@ -364,7 +452,7 @@ class Serializer:
                     continue
                 item_type = type(item)
                 if item_type is str:
-                    if len(item) <= fast_len and item.isascii():
+                    if (len(item) <= fast_len and item.isascii()) or item in clean:
                         result[key] = item
                     else:
                         result[key] = self._text(
@@ -418,6 +506,7 @@ class Serializer:
         result: list[Any] = []
         append = result.append
         fast_len = self._fast_len
+        clean = self._clean
         child_depth = depth + 1
         walk.append(sequence_id)
         try:
@@ -432,7 +521,10 @@ class Serializer:
                 item_type = type(item)
                 if (
                     (item_type is int and -0x8000000000000000 <= item <= 0xFFFFFFFFFFFFFFFF)
-                    or (item_type is str and len(item) <= fast_len and item.isascii())
+                    or (
+                        item_type is str
+                        and ((len(item) <= fast_len and item.isascii()) or item in clean)
+                    )
                     or item is None
                     or item_type is bool
                     or (item_type is float and item - item == 0.0)  # finite
@@ -473,7 +565,7 @@ class Serializer:
             return self._cut("None")
         if isinstance(key, str):
             head = str.__getitem__(key, slice(0, self._window()))
-            return self._text(head, None, str.__len__(key))
+            return self._text(head, None, str.__len__(key), scrub=self._scrub_text_spans)
         return self.safe_str(key)
 
     # -- text -----------------------------------------------------------------------------------
@@ -483,9 +575,15 @@ class Serializer:
         return self._keep + _CARD_MARGIN
 
     def _text(
-        self, text: str, where: _Where, total: int = -1, budget: ScanBudget | None = None
+        self,
+        text: str,
+        where: _Where,
+        total: int = -1,
+        budget: ScanBudget | None = None,
+        scrub: _SpanScrub | None = None,
     ) -> str:
-        """``text`` cut to ``max_value_length``, made UTF-8 safe and scrubbed.
+        """``text`` cut to ``max_value_length``, made UTF-8 safe and scrubbed: as a data value,
+        or by ``scrub`` (the text rules, for text the serializer makes: keys, str()).
 
         ``total`` is the length of the original value when ``text`` is already a slice of it.
         Work is proportional to ``max_value_length``, never to the length of the original.
@@ -498,21 +596,28 @@ class Serializer:
             text = text[: self._window()]
         if not text.isascii():
             text = without_surrogates(text)
-        cards: list[tuple[int, int]] = []
-        if self._scrub_spans is not None and len(text) >= MIN_CARD_CHARS:
-            text, cards = self._scrub_spans(text, budget)
+        if scrub is None:
+            scrub = self._scrub_spans
+        spans: list[Span] = []
+        if scrub is not None:
+            text, spans = scrub(text, budget, ())
+            if cut and text == FILTERED and spans == [(0, len(FILTERED))] and limit >= len(text):
+                cut = False  # filtered whole (it names a secret): nothing left to cut
+                if where is not None:
+                    _annotations(where)["len"] = total
         if not cut:
-            if cards and where is not None:
-                _add_remarks(where, [["!config", "s", start, end] for start, end in cards])
+            if spans and where is not None:
+                _add_remarks(where, [["!config", "s", start, end] for start, end in spans])
             return text
         head = text[: self._keep]
+        kept = len(head)
+        spans = [(start, min(end, kept)) for start, end in spans if start < kept]
+        if scrub is not None:
+            head, spans = _scrub_end(head, spans, budget, scrub)
         result = head + self._ellipsis
         if where is not None:
-            kept = len(head)
-            remarks = [
-                ["!config", "s", start, min(end, kept)] for start, end in cards if start < kept
-            ]
-            remarks.append(["!limit", "s", kept, len(result)])
+            remarks = [["!config", "s", start, end] for start, end in spans]
+            remarks.append(["!limit", "s", len(head), len(result)])
             _add_remarks(where, remarks)
             _annotations(where)["len"] = total
         return result
@@ -539,6 +644,14 @@ class Serializer:
         if where is not None:
             _add_remarks(where, [list(_LIMIT_REMARK)])
         try:
+            views = self._request_locals
+            if (
+                views is not None
+                and isinstance(container, Mapping)
+                and not container.keys().isdisjoint(REQUEST_MARKERS)
+                and views.mapping_view(container) is not container
+            ):
+                return self._cut("<request data>")  # a repr would not open its parts to scrub
             return self._text(self._bounded_repr(container), None)
         except Exception:
             return self._placeholder("unrepresentable", container)

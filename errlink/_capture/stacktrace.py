@@ -4,6 +4,10 @@ Each frame carries its source context (read through a shared, bounded cache), an
 verdict and, optionally, its local variables passed through the caller's normalizer.
 Everything here runs in the application's thread for every captured error, so the per-frame
 work that never changes (path relativisation, ``in_app``) is cached, and nothing raises.
+
+Locals are normalized within a time budget (`LocalsBudget`), newest frame first so that the
+frames nearest the error are served first. Past the budget, the remaining frames keep their
+place but get ``vars: null`` with ``{"vars": {"": {"rem": [["!limit", "x"]]}}}`` in ``_meta``.
 """
 
 from __future__ import annotations
@@ -13,13 +17,22 @@ import sys
 import sysconfig
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar, Token
+from time import perf_counter
 from types import CodeType, FrameType, TracebackType
 from typing import Any, NamedTuple
 
 from .._log import INTERNAL, logger
 from .source import SourceCache, is_pseudo_filename
 
-__all__ = ["FrameExtractor", "Meta", "VarsNormalizer", "VarsNormalizers"]
+__all__ = [
+    "DEFAULT_MAX_LOCALS_TIME",
+    "FrameExtractor",
+    "LocalsBudget",
+    "Meta",
+    "VarsNormalizer",
+    "VarsNormalizers",
+]
 
 Meta = dict[str, Any]
 VarsNormalizer = Callable[[Mapping[str, object], Meta], dict[str, Any]]
@@ -28,6 +41,11 @@ VarsNormalizer = Callable[[Mapping[str, object], Meta], dict[str, Any]]
 VarsNormalizers = Callable[[], VarsNormalizer]
 
 _LIBRARY_DIR_NAMES = ("site-packages", "dist-packages")
+
+# Seconds one event may spend normalizing frame locals: far above what ordinary stacks take
+# (well under a millisecond for ten frames), low enough that a pathological one cannot hold an
+# event loop for long.
+DEFAULT_MAX_LOCALS_TIME = 0.05
 
 
 _default_source_cache = SourceCache()
@@ -39,6 +57,26 @@ class _Location(NamedTuple):
     filename: str
     abs_path: str
     in_app: bool
+
+
+class LocalsBudget:
+    """Seconds left for normalizing locals; one budget serves every stack trace of an event."""
+
+    __slots__ = ("_token", "left")
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+    def __enter__(self) -> LocalsBudget:
+        self._token: Token[LocalsBudget | None] = _event_budget.set(self)
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        _event_budget.reset(self._token)
+
+
+# The budget of the event being built in this thread or task, if its builder opened one.
+_event_budget: ContextVar[LocalsBudget | None] = ContextVar("errlink_locals_budget", default=None)
 
 
 class _Cut(NamedTuple):
@@ -105,8 +143,10 @@ class FrameExtractor:
         in_app_exclude: Sequence[str] = (),
         max_frames: int = 100,
         source_cache: SourceCache | None = None,
+        max_locals_time: float = DEFAULT_MAX_LOCALS_TIME,
     ) -> None:
         self._vars_normalizers = vars_normalizers if include_locals else None
+        self._max_locals_time = max_locals_time
         rules = [(prefix, True) for prefix in in_app_include if prefix]
         rules += [(prefix, False) for prefix in in_app_exclude if prefix]
         # Longest prefix first; for an equal prefix the include rule (True) sorts first.
@@ -117,6 +157,11 @@ class FrameExtractor:
         self._locations: dict[tuple[str, str | None], _Location] = {}
         self._sys_path: list[str] = []
         self._import_roots: tuple[str, ...] = ()
+
+    def locals_budget(self) -> LocalsBudget:
+        """A budget to share among the stack traces made inside ``with`` (one event's exception
+        chain); outside one, each stack trace has a budget of its own."""
+        return LocalsBudget(self._max_locals_time)
 
     def from_traceback(self, tb: TracebackType | None, meta: Meta) -> dict[str, Any]:
         """Sentry ``stacktrace`` dict: ``{'frames': [...oldest call first...]}``.
@@ -171,12 +216,10 @@ class FrameExtractor:
     def _stacktrace(self, cut: _Cut, meta: Meta) -> dict[str, Any]:
         self._check_sys_path()
         frames_meta: Meta = {}
+        frames = [self._frame(frame, lineno) for frame, lineno in cut.frames]
         new_normalizer = self._vars_normalizers
-        normalizer = None if new_normalizer is None else new_normalizer()
-        frames = [
-            self._frame(frame, lineno, str(index), frames_meta, normalizer)
-            for index, (frame, lineno) in enumerate(cut.frames)
-        ]
+        if new_normalizer is not None:
+            self._add_vars(cut.frames, frames, frames_meta, new_normalizer())
         stacktrace: dict[str, Any] = {"frames": frames}
         if cut.total > len(frames):
             omitted_end = cut.omitted_start + cut.total - len(frames)
@@ -186,14 +229,7 @@ class FrameExtractor:
             meta["frames"] = frames_meta
         return stacktrace
 
-    def _frame(
-        self,
-        frame: FrameType,
-        lineno: int | None,
-        index: str,
-        frames_meta: Meta,
-        normalizer: VarsNormalizer | None,
-    ) -> dict[str, Any]:
+    def _frame(self, frame: FrameType, lineno: int | None) -> dict[str, Any]:
         code = frame.f_code
         f_globals = frame.f_globals
         module = f_globals.get("__name__")
@@ -218,22 +254,42 @@ class FrameExtractor:
                 result["context_line"] = line
                 result["post_context"] = post
         result["in_app"] = location.in_app
+        return result
 
-        if normalizer is not None:
+    def _add_vars(
+        self,
+        raw: list[tuple[FrameType, int | None]],
+        frames: list[dict[str, Any]],
+        frames_meta: Meta,
+        normalizer: VarsNormalizer,
+    ) -> None:
+        """Each frame's ``vars``, newest frame first, within the event's locals budget."""
+        budget = _event_budget.get()
+        deadline = perf_counter() + (self._max_locals_time if budget is None else budget.left)
+        over = False
+        for index in range(len(frames) - 1, -1, -1):
+            frame = raw[index][0]
             try:
                 f_locals = frame.f_locals
-                if f_locals is not f_globals:
-                    vars_meta: Meta = {}
-                    result["vars"] = normalizer(f_locals, vars_meta)
-                    if vars_meta:
-                        frames_meta[index] = {"vars": vars_meta}
+                if f_locals is frame.f_globals:
+                    continue  # module level: its locals are the module's globals
+                if over or perf_counter() >= deadline:
+                    over = True
+                    frames[index]["vars"] = None  # Relay keeps the remark of a null, not a gap
+                    frames_meta[str(index)] = {"vars": {"": {"rem": [["!limit", "x"]]}}}
+                    continue
+                vars_meta: Meta = {}
+                frames[index]["vars"] = normalizer(f_locals, vars_meta)
+                if vars_meta:
+                    frames_meta[str(index)] = {"vars": vars_meta}
             except Exception:
                 logger.debug(
                     "errlink: could not normalize the locals of a frame",
                     exc_info=True,
                     extra=INTERNAL,
                 )
-        return result
+        if budget is not None:
+            budget.left = deadline - perf_counter()
 
     def _check_sys_path(self) -> None:
         if sys.path != self._sys_path:

