@@ -32,14 +32,30 @@ import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from .._log import INTERNAL, logger
 from .._mistakes import warn
 from ._bridge import LoopThread, running_loop_thread
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .._capture.core import ClientCore
+    from .._options import Options
+
+
+class Client(Protocol):
+    """What this module needs of a sync client (`sync._client.Client`, which imports this
+    module: named here by its shape, so the two do not import each other)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def options(self) -> Options: ...
+
+    @property
+    def core(self) -> ClientCore: ...
+
 
 # The most an os._exit waits for errlink, whatever shutdown_timeout says.
 OS_EXIT_MAX_WAIT = 1.0
