@@ -12,7 +12,7 @@ import builtins
 from typing import Any, NamedTuple
 
 from .._log import INTERNAL, logger
-from .repr_guard import SLOW_TYPES, SlowReprs
+from .repr_guard import SlowReprs
 from .stacktrace import FrameExtractor, Meta
 
 __all__ = ["exception_summary_type", "exception_values"]
@@ -148,7 +148,8 @@ def _value(
 ) -> dict[str, Any]:
     exc = node.exc
     cls = type(exc)
-    value: dict[str, Any] = {"type": _type_name(cls), "value": _guarded_str(exc, slow_reprs)}
+    text = _safe_str(exc) if slow_reprs is None else slow_reprs.guarded(_safe_str, exc)  # type: ignore[arg-type]
+    value: dict[str, Any] = {"type": _type_name(cls), "value": text}
     module = getattr(cls, "__module__", None)
     if isinstance(module, str):
         value["module"] = module
@@ -179,15 +180,6 @@ def _value(
 def _type_name(cls: type) -> str:
     name = getattr(cls, "__name__", None)
     return name if isinstance(name, str) else "<unknown>"
-
-
-def _guarded_str(exc: BaseException, slow_reprs: SlowReprs | None) -> str:
-    if slow_reprs is None:
-        return _safe_str(exc)
-    if type(exc) in SLOW_TYPES:
-        slow_reprs.count_placeholder()
-        return f"<{_type_name(type(exc))} object>"
-    return slow_reprs.timed(_safe_str, exc)  # type: ignore[arg-type]
 
 
 def _safe_str(exc: BaseException) -> str:

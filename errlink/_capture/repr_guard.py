@@ -81,6 +81,17 @@ class SlowReprs:
             elif SUSPECTS:
                 SUSPECTS.pop(type(value), None)
 
+    def guarded(self, render: Callable[[object], _T], value: object) -> _T | str:
+        """``render(value)``, timed; for a value of a type already marked slow, its placeholder
+        ``<TypeName object>`` (counted) without calling ``render``. The serializer's own repr
+        path does the same inline, for speed."""
+        value_type = type(value)
+        if value_type in SLOW_TYPES:
+            self.count_placeholder()
+            name = getattr(value_type, "__qualname__", None)
+            return f"<{name if type(name) is str else 'object'} object>"
+        return self.timed(render, value)
+
     def was_slow(self, value_type: type, elapsed: float) -> None:
         """A render of ``value_type`` took ``elapsed`` seconds, over `SLOW_SECONDS`: mark the
         type if that is over `SLOW_AT_ONCE_SECONDS` or its last render was slow too."""

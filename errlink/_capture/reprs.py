@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from .repr_guard import SLOW_TYPES, SlowReprs
+from .repr_guard import SlowReprs
 from .sensitive import FILTERED
 
 if TYPE_CHECKING:
@@ -95,9 +95,7 @@ class BoundedRepr:
             return f"<int of {value.bit_length()} bits>"  # type: ignore[attr-defined]
         if isinstance(value, dict | Mapping | list | tuple | set | frozenset | deque):
             return self._container(value)
-        if value_type in SLOW_TYPES:
-            return self.slow_placeholder(value)
-        text = self.slow_reprs.timed(try_repr, value)
+        text = self.slow_reprs.guarded(try_repr, value)
         return text if text is not None else self.placeholder("unrepresentable", value)
 
     def _container(self, container: Any) -> str:

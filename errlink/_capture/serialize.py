@@ -323,9 +323,7 @@ class Serializer:
                 return self._text(head, None, len(value), scrub=as_text)
             if isinstance(value, bytes | bytearray | dict | list | tuple | set | frozenset | deque):
                 return self._text(self._bounded_repr(value), None, scrub=as_text)
-            if type(value) in SLOW_TYPES:
-                return self._reprs.slow_placeholder(value)
-            text = self._slow_reprs.timed(_str_else_repr, value)
+            text = self._slow_reprs.guarded(_str_else_repr, value)
             if text is None:
                 return self._placeholder("unprintable", value)
             return self._text(text, None, scrub=as_text)
