@@ -19,12 +19,22 @@ import errlink
 from errlink import TransportResponse
 from errlink._capture import log_batch
 from errlink._capture.binding import bind_client
+from errlink._capture.scope import isolated_scope
 from errlink._wire.envelope import Envelope
 from errlink.collector import CollectorThread
 from errlink.integrations.logging import EventHandler
 from errlink.sync import Client
 from tests._support import wait_until
 from tests._support.transports import MemoryTransport
+
+
+@pytest.fixture(autouse=True)
+def _fresh_scope() -> Iterator[None]:
+    # Records logged through init()'s handlers become breadcrumbs of the process's scope: keep
+    # them in this test.
+    with isolated_scope():
+        yield
+
 
 THREADS = 10
 PER_THREAD = 1000
