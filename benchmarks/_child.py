@@ -207,8 +207,20 @@ def startup(p: dict[str, Any]) -> dict[str, Any]:
 
         make(p["sdk"], p["dsn"])
     seconds = time.perf_counter() - start
+    if p["sdk"].startswith("errlink"):
+        # init() has returned; errlink's loop thread imports the send path from here on. The
+        # memory figure is read once that is done, and the time it took is reported too.
+        from errlink.sync import _warmup
+
+        _warmup.wait(30)
+    ready = time.perf_counter() - start
     gc.collect()
-    return {"ms": seconds * 1000, "rss_kib": rss_kib(), "rss_growth_kib": rss_kib() - before}
+    return {
+        "ms": seconds * 1000,
+        "ready_ms": ready * 1000,
+        "rss_kib": rss_kib(),
+        "rss_growth_kib": rss_kib() - before,
+    }
 
 
 def floor(p: dict[str, Any]) -> dict[str, Any]:

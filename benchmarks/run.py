@@ -6,7 +6,9 @@ Installs nothing: peers come from the `bench` extra (`pip install -e '.[bench]'`
 is reported as such. Every measurement runs in a fresh process against the same loopback sink
 (a separate process that answers 200 at once), and each figure is the median over several
 processes. Ratios are errlink / peer, measured in this run on this machine: compare those, not
-absolute figures from another day. The table goes to stdout and to benchmarks/RESULTS.md.
+absolute figures from another day. The table goes to stdout and, for a full run, to
+benchmarks/RESULTS.md, replacing the table there and keeping the notes that follow it; a run
+with --only writes a file only when --output names one.
 """
 
 from __future__ import annotations
@@ -223,6 +225,14 @@ def bench_server_down(sink: Sink, s: Settings) -> list[list[str]]:
 
 
 def bench_startup(sink: Sink, s: Settings) -> list[list[str]]:
+    # As after `pip install`, which compiles every module: with PYTHONDONTWRITEBYTECODE set
+    # (or a read-only checkout), an editable errlink would otherwise be compiled from source in
+    # every process while its peers load bytecode, which more than doubled its figure here.
+    import compileall
+
+    import errlink
+
+    compileall.compile_dir(str(Path(errlink.__file__).parent), quiet=1)
     rows = []
     for sdk in ["none", *available(("errlink", "sentry-sdk", "raven"))]:
         runs = [run_child("startup", {"sdk": sdk, "dsn": sink.dsn()}) for _ in range(s.repeats)]
@@ -233,6 +243,9 @@ def bench_startup(sink: Sink, s: Settings) -> list[list[str]]:
                 f"{median_of(runs, 'ms'):.0f} ms",
                 f"RSS {median_of(runs, 'rss_kib') / 1024:.1f} MiB "
                 f"(+{median_of(runs, 'rss_growth_kib') / 1024:.1f})",
+                f"send path imported in the background by {median_of(runs, 'ready_ms'):.0f} ms"
+                if sdk.startswith("errlink")
+                else "",
             ]
         )
     return rows
@@ -458,8 +471,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only", default="", help="comma-separated scenarios: " + ", ".join(SCENARIOS)
     )
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="where the table goes (default: benchmarks/RESULTS.md for a full run; a run with "
+        "--only writes nowhere unless given this)",
+    )
     args = parser.parse_args(argv)
+    output = args.output or (None if args.only else str(ROOT / "benchmarks" / "RESULTS.md"))
     settings = Settings(args.quick)
     chosen = [name for name in SCENARIOS if not args.only or name in args.only.split(",")]
     started = time.monotonic()
@@ -480,10 +499,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lines.append("| " + " | ".join(cells) + " |")
                 print(lines[-1], flush=True)
     lines += ["", f"Run took {time.monotonic() - started:.0f} s."]
-    Path(args.output).write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:6]))
-    print(f"written to {args.output}")
+    if output is None:
+        print("a run with --only: nothing written (pass --output to keep the table)")
+        return 0
+    previous = Path(output).read_text() if Path(output).exists() else ""
+    Path(output).write_text("\n".join(lines) + "\n" + _notes_after_table(previous))
+    print(f"written to {output}")
     return 0
+
+
+def _notes_after_table(previous: str) -> str:
+    """What follows the table in an earlier results file (the notes on each run), kept."""
+    marker = previous.find("\nRun took ")
+    if marker < 0:
+        return ""
+    end = previous.find("\n", marker + 1)
+    return "" if end < 0 else previous[end + 1 :]
 
 
 if __name__ == "__main__":

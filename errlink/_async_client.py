@@ -86,6 +86,10 @@ class AsyncClient(ClientFace):
         )
         if libraries is not None and chosen and self._core.enabled:
             libraries.enable_libraries(self._core, chosen)
+        if self._core.pipeline is not None:
+            # The send path is imported here rather than in the middle of the loop's first
+            # capture (a sync client imports it on its loop thread instead).
+            self._core.pipeline.prepare()
         if self._core.options.handle_sigterm:
             warn(
                 "errlink: handle_sigterm=True has no effect on an AsyncClient: its application "

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from errlink import AsyncClient, StatsSnapshot
-from errlink._delivery import build as build_module
+from errlink._outbox import store as store_module
 from errlink._outbox.store import OutboxStore
 from errlink.collector import Collector, CollectorThread
 from errlink.sync import Client
@@ -247,7 +247,7 @@ async def test_events_older_than_max_age_expire_as_network_error(
     # The outbox store takes a clock (the client does not): the client's store reads this one.
     clock = FakeClock(time.monotonic())
     monkeypatch.setattr(
-        build_module, "OutboxStore", functools.partial(OutboxStore, monotonic=clock)
+        store_module, "OutboxStore", functools.partial(OutboxStore, monotonic=clock)
     )
     await proxy.go_down()
     client = AsyncClient(proxy.dsn(), outbox=tmp_path / "o.sqlite3", outbox_max_age=1.0, **FAST)

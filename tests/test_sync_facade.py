@@ -272,40 +272,6 @@ def test_multiprocessing_fork_children_deliver(collector_thread: Any) -> None:
     assert messages == {"parent": 1, **{f"pool child {n}": 1 for n in range(6)}}
 
 
-IMPORT_SCRIPT = textwrap.dedent(
-    """
-    import sys, errlink
-    errlink.init(sys.argv[1])
-    before = set(sys.modules)
-    try:
-        raise ValueError("first send")
-    except ValueError:
-        errlink.capture_exception()
-    assert errlink.flush(10)
-    print(sorted(set(sys.modules) - before))
-    """
-)
-
-
-def test_the_first_send_imports_nothing_lazily(collector_thread: Any) -> None:
-    # A module imported lazily by the loop thread can be caught half-initialized by a fork in
-    # another thread; the child then fails every send. So the send path imports nothing new.
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            IMPORT_SCRIPT,
-            collector_thread.dsn.replace("127.0.0.1", "localhost"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
-    assert collector_thread.wait_for_events(1, timeout=5)
-
-
 def test_close_with_the_server_down_gives_up_after_a_failed_send_not_after_the_timeout() -> None:
     refused_port = free_port()  # nothing listens: every connection is refused at once
     client = Client(f"http://key@127.0.0.1:{refused_port}/1", shutdown_timeout=30)

@@ -2,33 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._options import Event, Options
-from .._outbox.records import Removal, outbox_target
-from .._outbox.store import OutboxStore
-from .._outbox.writer import Outbox
-from .._wire.transport import Transport
-from .http import HttpTransport
 from .pipeline import DRAIN_BATCH, Pipeline
-from .prepare import BeforeSendAsync
 from .stats import Stats
+
+if TYPE_CHECKING:
+    from .._outbox.records import Removal
+    from .._outbox.writer import Outbox
+    from .._wire.transport import Transport
+    from .prepare import BeforeSendAsync
 
 _OUTBOX_LEASE_MARGIN = 30.0
 
 
 def build_pipeline(options: Options, *, stats: Stats, sdk_info: dict[str, Any]) -> Pipeline:
-    """A pipeline for an enabled client: it has a DSN or a transport of its own."""
-    transport: Transport = options.transport or HttpTransport(
-        options.dsn,  # type: ignore[arg-type]  # enabled without transport implies a dsn
-        http_timeout=options.http_timeout,
-        http_proxy=options.http_proxy,
-        ca_certs=options.ca_certs,
-        verify_tls=options.verify_tls,
-        max_connections=options.max_in_flight,
-    )
+    """A pipeline for an enabled client: it has a DSN or a transport of its own.
+
+    The default HTTP transport (and the send path it imports) is built when the pipeline
+    starts, on its loop; one that names a CA bundle, a proxy or `verify_tls=False` is built
+    here, so that a bad bundle fails and the warning shows where the client is created.
+    """
+    transport: Transport | None = options.transport
+    if transport is None and (
+        options.ca_certs or options.http_proxy or options.verify_tls is not True
+    ):
+        transport = _http_transport(options)
     return Pipeline(
         transport=transport,
+        transport_factory=None if transport is not None else lambda: _http_transport(options),
         stats=stats,
         sdk_info=sdk_info,
         dsn=options.dsn,
@@ -42,6 +45,19 @@ def build_pipeline(options: Options, *, stats: Stats, sdk_info: dict[str, Any]) 
         outbox_lease_seconds=_outbox_lease_seconds(options),
         max_attachment_bytes=options.max_attachment_bytes,
         queue_max_attachment_bytes=options.queue_max_attachment_bytes,
+    )
+
+
+def _http_transport(options: Options) -> Transport:
+    from .http import HttpTransport
+
+    return HttpTransport(
+        options.dsn,  # type: ignore[arg-type]  # enabled without transport implies a dsn
+        http_timeout=options.http_timeout,
+        http_proxy=options.http_proxy,
+        ca_certs=options.ca_certs,
+        verify_tls=options.verify_tls,
+        max_connections=options.max_in_flight,
     )
 
 
@@ -61,6 +77,10 @@ def _async_before_send(options: Options) -> BeforeSendAsync | None:
 def _outbox(options: Options, stats: Stats) -> Outbox | None:
     if options.outbox is None:
         return None
+    from .._outbox.records import outbox_target
+    from .._outbox.store import OutboxStore
+    from .._outbox.writer import Outbox
+
     store = OutboxStore(
         options.outbox,
         target=outbox_target(options.dsn, options.transport),

@@ -24,29 +24,29 @@ import asyncio
 import contextvars
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._log import INTERNAL, logger
 from .._options import MAX_ATTACHMENT_BYTES, QUEUE_MAX_ATTACHMENT_BYTES, QUEUE_MAX_BYTES
-from .._outbox.writer import Outbox
 from .._wire.dsn import Dsn
-from .._wire.transport import Transport
 from .attachment import Attachment
 from .attachments import Attachments
-from .delivery import Delivery
-from .drain import OutboxDrainer
-from .exit_spill import ExitSaver
-from .health import ServerHealth
 from .kinds import ItemKind, event_kind
 from .pacing import Pacer
-from .prepare import BeforeSendAsync, Preparer
 from .queue import HandOver, Job, Wakeup
 from .ratelimit import RateLimits
-from .sender import SENDING, Sender
+from .sending import SENDING
 from .sizing import UNMEASURED_HEAD, estimate_size
-from .spill import CLOSE_GRACE, Spill
 from .stats import Stats
 from .trace_header import take_trace_header
+
+if TYPE_CHECKING:
+    from .._outbox.writer import Outbox
+    from .._wire.transport import Transport
+    from .delivery import Delivery
+    from .drain import OutboxDrainer
+    from .exit_spill import ExitSaver
+    from .prepare import BeforeSendAsync
 
 # With an outbox, aclose keeps this share of its timeout (at most this many seconds) to write
 # what is still queued to disk.
@@ -73,7 +73,8 @@ class Pipeline:
     def __init__(
         self,
         *,
-        transport: Transport,
+        transport: Transport | None = None,
+        transport_factory: Callable[[], Transport] | None = None,
         stats: Stats,
         sdk_info: dict[str, Any],
         dsn: Dsn | None = None,
@@ -91,6 +92,10 @@ class Pipeline:
         max_attachment_bytes: int = MAX_ATTACHMENT_BYTES,
         queue_max_attachment_bytes: int = QUEUE_MAX_ATTACHMENT_BYTES,
     ) -> None:
+        if transport is not None and transport_factory is None:
+            transport_factory = _returning(transport)
+        elif transport_factory is None or transport is not None:
+            raise TypeError("give a Pipeline either a transport or a transport_factory")
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size!r}")
         if queue_max_bytes < 1:
@@ -113,37 +118,30 @@ class Pipeline:
         )
         self._handover.on_forget = self._attachments.release
         self._handover.on_drop = self._attachments.count_lost
-        self._health = ServerHealth(retry_base_delay, retry_max_delay)
-        self._sender = Sender(
-            transport,
+        self._pacer = Pacer(queue_size, stats.live_sent)
+        # The senders' side is built when the pipeline starts (`_engine`), so that a sync
+        # client imports the send path on its loop thread rather than in the caller's init().
+        handover, attachments, rate_limits = self._handover, self._attachments, self._rate_limits
+        self._make_engine: Callable[[], _Engine] = lambda: _Engine(
+            transport_factory,
+            handover=handover,
+            attachments=attachments,
+            rate_limits=rate_limits,
             stats=stats,
-            rate_limits=self._rate_limits,
-            health=self._health,
-            sdk_info=sdk_info,
             dsn=dsn,
-        )
-        preparer = Preparer(before_send_async, max_event_bytes, attachments=self._attachments)
-        self._spill = Spill(outbox, self._handover, preparer) if outbox else None
-        # For exit paths that skip close (os._exit, SIGTERM): see `exit_spill.py`.
-        self.exit_saver = ExitSaver(
-            self._handover,
-            self._spill,
-            preparer,
+            sdk_info=sdk_info,
+            outbox=outbox,
             max_event_bytes=max_event_bytes,
-            has_async_hook=before_send_async is not None,
-        )
-        self._delivery = Delivery(
-            handover=self._handover,
-            preparer=preparer,
-            sender=self._sender,
-            health=self._health,
-            rate_limits=self._rate_limits,
-            spill=self._spill,
             retry_attempts=retry_attempts,
+            retry_base_delay=retry_base_delay,
+            retry_max_delay=retry_max_delay,
+            before_send_async=before_send_async,
         )
+        self._engine_lock = threading.Lock()
+        self._built: _Engine | None = None
+        self._outbox = outbox
         self._outbox_drain_rate = outbox_drain_rate
         self._outbox_lease_seconds = outbox_lease_seconds
-        self._pacer = Pacer(queue_size, stats.live_sent)
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -151,6 +149,26 @@ class Pipeline:
         self._close_task: asyncio.Task[bool] | None = None
         self._flush_hooks: list[Callable[[], None]] = []
         self.tick_interval = TICK_INTERVAL
+
+    @property
+    def _engine(self) -> _Engine:
+        """The senders' side, built (and its modules imported) on first use."""
+        built = self._built
+        if built is None:
+            with self._engine_lock:
+                built = self._built
+                if built is None:
+                    built = self._built = self._make_engine()
+        return built
+
+    def prepare(self) -> None:
+        """Build the senders' side now (the transport included), on this thread."""
+        self._engine  # noqa: B018 - built on access
+
+    @property
+    def exit_saver(self) -> ExitSaver:
+        """For exit paths that skip close (os._exit, SIGTERM): see `exit_spill.py`."""
+        return self._engine.exit_saver
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -162,7 +180,7 @@ class Pipeline:
 
     @property
     def outbox(self) -> Outbox | None:
-        return self._spill.outbox if self._spill is not None else None
+        return self._outbox
 
     def add_flush_hook(self, hook: Callable[[], None]) -> None:
         """Run `hook` on the pipeline's loop every `tick_interval` seconds, at the start of
@@ -256,7 +274,8 @@ class Pipeline:
             return False
 
     def _senders_elsewhere(self) -> bool:
-        sender_thread = self._delivery.loop_thread
+        built = self._built
+        sender_thread = None if built is None else built.delivery.loop_thread
         return self._loop is not None and sender_thread not in (None, threading.get_ident())
 
     async def pace(self) -> None:
@@ -298,7 +317,9 @@ class Pipeline:
         self._started = True
         loop = self._loop
         assert loop is not None
-        senders_wakeup = Wakeup(loop, self._delivery.loop_thread)
+        engine = self._engine
+        delivery = engine.delivery
+        senders_wakeup = Wakeup(loop, delivery.loop_thread)
         # A fresh context: senders must not inherit the scope of whoever happened to start them.
         context = contextvars.Context()
         context.run(SENDING.set, True)
@@ -307,21 +328,18 @@ class Pipeline:
             self._tasks.append(context.run(loop.create_task, coroutine, name=name))
 
         for index in range(self._max_in_flight):
-            launch(self._delivery.run_sender(senders_wakeup), f"errlink-sender-{index}")
+            launch(delivery.run_sender(senders_wakeup), f"errlink-sender-{index}")
         self._handover.senders_wakeup = senders_wakeup
         if self._flush_hooks:
             launch(self._tick(), "errlink-tick")
-        if self._spill is not None:
-            self._spill.outbox.start(loop)
-            spill_wakeup = Wakeup(loop, self._delivery.loop_thread)
-            launch(self._spill.run_spiller(spill_wakeup), "errlink-spiller")
+        spill = engine.spill
+        if spill is not None:
+            spill.outbox.start(loop)
+            spill_wakeup = Wakeup(loop, delivery.loop_thread)
+            launch(spill.run_spiller(spill_wakeup), "errlink-spiller")
             self._handover.spill_wakeup = spill_wakeup
-            drainer = OutboxDrainer(
-                self._spill.outbox,
-                sender=self._sender,
-                health=self._health,
-                stats=self._stats,
-                rate_limits=self._rate_limits,
+            drainer = engine.drainer(
+                self._stats,
                 rate=self._outbox_drain_rate,
                 lease_seconds=self._outbox_lease_seconds,
                 batch_size=DRAIN_BATCH,
@@ -341,7 +359,7 @@ class Pipeline:
         deadline = None if timeout is None else loop.time() + max(0.0, timeout)
         self._run_flush_hooks()
         settled = await self._handover.wait_settled(deadline)
-        await self._sender.send_report_within(deadline)
+        await self._engine.sender.send_report_within(deadline)
         return settled
 
     async def aclose(self, timeout: float) -> bool:
@@ -372,26 +390,30 @@ class Pipeline:
         self._run_flush_hooks()
         with handover.lock:
             handover.closed = True
-        self._health.cut_waits_short()
-        delivery = self._delivery
+        engine = self._engine
+        engine.health.cut_waits_short()
+        delivery = engine.delivery
+        spill = engine.spill
         spilling = delivery.spill_usable()
         send_until = deadline - (min(_SPILL_RESERVE, timeout / 2) if spilling else 0.0)
         settled = await handover.wait_settled(send_until)
-        await self._sender.send_report_within(send_until)
+        await engine.sender.send_report_within(send_until)
         await self._stop_tasks()
         leftovers = handover.take_leftovers() + delivery.interrupted
         delivery.interrupted = []
-        if self._spill is not None and spilling and leftovers:
-            settled = await self._spill.spill_leftovers(leftovers, deadline)
+        if spill is not None and spilling and leftovers:
+            settled = await spill.spill_leftovers(leftovers, deadline)
         for job in leftovers:
             if not job.handed_off:  # a write still under way settles its job when it ends
                 handover.settle_dropped(job, "network_error")
         handover.notify_flush_waiters()
-        if self._spill is not None:
-            await self._spill.close(deadline)
+        if spill is not None:
+            await spill.close(deadline)
+        from .spill import CLOSE_GRACE  # imported with the engine
+
         grace = max(deadline - loop.time(), CLOSE_GRACE)
         try:
-            await asyncio.wait_for(self._sender.transport.aclose(), grace)
+            await asyncio.wait_for(engine.sender.transport.aclose(), grace)
         except Exception as exc:
             logger.warning("errlink: closing the transport failed: %r", exc, extra=INTERNAL)
         # Items given up on because the server failed during close were not delivered in
@@ -413,8 +435,87 @@ class Pipeline:
         return loop
 
 
+def _returning(transport: Transport) -> Callable[[], Transport]:
+    return lambda: transport
+
+
 def _run_hook(hook: Callable[[], None]) -> None:
     try:
         hook()
     except Exception:
         logger.warning("errlink: a flush hook failed", exc_info=True, extra=INTERNAL)
+
+
+class _Engine:
+    """The senders' side of a pipeline: transport, sender, retries, spill and exit saving."""
+
+    def __init__(
+        self,
+        transport_factory: Callable[[], Transport],
+        *,
+        handover: HandOver,
+        attachments: Attachments,
+        rate_limits: RateLimits,
+        stats: Stats,
+        dsn: Dsn | None,
+        sdk_info: dict[str, Any],
+        outbox: Outbox | None,
+        max_event_bytes: int,
+        retry_attempts: int,
+        retry_base_delay: float,
+        retry_max_delay: float,
+        before_send_async: BeforeSendAsync | None,
+    ) -> None:
+        from .delivery import Delivery
+        from .exit_spill import ExitSaver
+        from .health import ServerHealth
+        from .prepare import Preparer
+        from .sender import Sender
+        from .spill import Spill
+
+        transport = transport_factory()
+        self.health = ServerHealth(retry_base_delay, retry_max_delay)
+        self.rate_limits = rate_limits
+        self.sender = Sender(
+            transport,
+            stats=stats,
+            rate_limits=self.rate_limits,
+            health=self.health,
+            sdk_info=sdk_info,
+            dsn=dsn,
+        )
+        preparer = Preparer(before_send_async, max_event_bytes, attachments=attachments)
+        self.spill = Spill(outbox, handover, preparer) if outbox else None
+        self.exit_saver = ExitSaver(
+            handover,
+            self.spill,
+            preparer,
+            max_event_bytes=max_event_bytes,
+            has_async_hook=before_send_async is not None,
+        )
+        self.delivery: Delivery = Delivery(
+            handover=handover,
+            preparer=preparer,
+            sender=self.sender,
+            health=self.health,
+            rate_limits=self.rate_limits,
+            spill=self.spill,
+            retry_attempts=retry_attempts,
+        )
+
+    def drainer(
+        self, stats: Stats, *, rate: float, lease_seconds: float, batch_size: int
+    ) -> OutboxDrainer:
+        from .drain import OutboxDrainer
+
+        assert self.spill is not None
+        return OutboxDrainer(
+            self.spill.outbox,
+            sender=self.sender,
+            health=self.health,
+            stats=stats,
+            rate_limits=self.rate_limits,
+            rate=rate,
+            lease_seconds=lease_seconds,
+            batch_size=batch_size,
+        )

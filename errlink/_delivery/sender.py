@@ -9,7 +9,6 @@ feeds the server's answers to the rate limits and to the server's health.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import enum
 import json
 import logging
@@ -23,11 +22,8 @@ from .._wire.transport import Transport, TransportError, TransportResponse
 from .health import ServerHealth
 from .kinds import CLIENT_REPORT
 from .ratelimit import RateLimits
+from .sending import SENDING
 from .stats import Stats
-
-# True inside errlink's sender tasks (and threads they start): integrations that record HTTP
-# calls skip errlink's own.
-SENDING: contextvars.ContextVar[bool] = contextvars.ContextVar("errlink_sending", default=False)
 
 
 class Verdict(enum.Enum):

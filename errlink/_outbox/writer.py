@@ -304,15 +304,31 @@ def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None)
 # A fork while the writer is inside SQLite would leave SQLite's own mutexes locked in the
 # child; holding this lock around every store call makes fork() wait for the call to finish.
 _fork_lock = threading.Lock()
+# Whether this fork's `before` hook ran: this module may be imported (by the loop thread's
+# warm-up, `sync/_warmup.py`) while a fork waits, and a hook registered then is called after
+# the fork without having been called before it.
+_held_for_fork = False
+
+
+def _hold_for_fork() -> None:
+    global _held_for_fork
+    _fork_lock.acquire()
+    _held_for_fork = True
+
+
+def _release_in_parent() -> None:
+    global _held_for_fork
+    if _held_for_fork:
+        _held_for_fork = False
+        _fork_lock.release()
 
 
 def _reinit_fork_lock() -> None:
-    global _fork_lock
+    global _fork_lock, _held_for_fork
     _fork_lock = threading.Lock()
+    _held_for_fork = False
 
 
 os.register_at_fork(
-    before=lambda: _fork_lock.acquire(),
-    after_in_parent=lambda: _fork_lock.release(),
-    after_in_child=_reinit_fork_lock,
+    before=_hold_for_fork, after_in_parent=_release_in_parent, after_in_child=_reinit_fork_lock
 )

@@ -41,7 +41,7 @@ from .._capture.scope import (
 )
 from .._capture.sensitive import FILTERED
 from .._capture.trace import IncomingTrace, PropagationContext
-from .._delivery.sender import SENDING
+from .._delivery.sending import SENDING
 from .._log import INTERNAL, logger
 from .._mistakes import name_hint
 from .._mistakes import warn as warn_configuration

@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+
+# The loop's default executor (name resolution, big bodies) needs this module, and importing
+# it registers a threading atexit hook, which fails once the interpreter has begun shutting
+# down: a short script may end while the loop thread is still importing the send path.
+import concurrent.futures.thread
 import os
 import threading
 from collections.abc import Awaitable, Callable

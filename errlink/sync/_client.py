@@ -17,7 +17,7 @@ from .._delivery.pipeline import Pipeline
 from .._face import ClientFace
 from .._log import INTERNAL, logger
 from .._options import Hint, build_options
-from . import _exit_paths
+from . import _exit_paths, _warmup
 from ._bridge import loop_thread, running_loop_thread
 
 if TYPE_CHECKING:
@@ -48,8 +48,8 @@ class Client(ClientFace):
             # What is queued when the process ends through os._exit or SIGTERM is flushed or
             # written to the outbox then (see `_exit_paths.py`).
             _exit_paths.watch(self)
-        if pipeline is not None and self.options.outbox is not None:
-            # Drain what an earlier run left in the outbox without waiting for a first capture.
+            # The loop thread imports the send path now, not at the first capture (and drains
+            # what an earlier run left in the outbox without waiting for one).
             self._start_pipeline(pipeline)
 
     def capture_exception(
@@ -136,7 +136,19 @@ class Client(ClientFace):
                 return
             self._started = pipeline
         thread = loop_thread()
-        thread.call_soon(lambda: pipeline.start(thread.loop))
+
+        def start() -> None:
+            try:
+                pipeline.start(thread.loop)
+            finally:
+                _warmup.end()
+
+        _warmup.begin()
+        try:
+            thread.call_soon(start)
+        except BaseException:
+            _warmup.end()
+            raise
 
     def _run_on_loop(self, what: str, make_coro: Any, timeout: float) -> bool:
         thread = running_loop_thread()
