@@ -268,9 +268,46 @@ def floor(p: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def delivery_alone(p: dict[str, Any]) -> dict[str, Any]:
+    """errlink's pipeline sending n events built beforehand: the burst without its captures,
+    the part that the raw POST floor compares with."""
+    import orjson
+
+    from errlink._capture.event import EventBuilder
+    from errlink._capture.scope import current_scope
+    from errlink._delivery.build import build_pipeline
+    from errlink._delivery.stats import Stats
+    from errlink._options import build_options
+
+    n = p["n"]
+    event = EventBuilder(build_options(None, {})).exception_event(raise_deep(), current_scope(), {})
+    encoded = orjson.dumps(event)
+    events = [orjson.loads(encoded) for _ in range(n)]
+    for index, copy in enumerate(events):
+        copy["event_id"] = f"{index:032x}"
+    options = build_options(p["dsn"], {"queue_size": n + 10, "queue_max_bytes": 1 << 40})
+    stats = Stats()
+    pipeline = build_pipeline(options, stats=stats, sdk_info={"name": "bench", "version": "0"})
+    for copy in events:
+        pipeline.submit(copy)
+    pipeline.prepare()
+
+    async def run() -> tuple[float, float]:
+        cpu_start, start = time.process_time(), time.perf_counter()
+        pipeline.start()
+        await pipeline.flush(p["timeout"])
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        await pipeline.aclose(5)
+        return seconds, cpu
+
+    seconds, cpu = asyncio.run(run())
+    return {"seconds": seconds, "cpu_us_per_event": cpu / n * 1e6, "sent": stats.snapshot().sent}
+
+
 SCENARIOS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "capture": capture,
     "throughput": throughput,
+    "delivery_alone": delivery_alone,
     "loop_lag": loop_lag,
     "server_down": server_down,
     "startup": startup,

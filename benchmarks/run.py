@@ -305,6 +305,13 @@ def bench_delivery(sink: Sink, s: Settings) -> list[list[str]]:
                 f"CPU {median_of(runs, 'cpu_us_per_event'):.0f} µs/event",
             ]
         )
+    alone = []
+    for _ in range(1 if s.quick else 3):
+        sink.reset()
+        result = run_child("delivery_alone", {"dsn": sink.dsn(), "n": s.nodrop_n, "timeout": 300})
+        result["delivered"] = sink.counts().get("events", 0)
+        result["rate"] = result["delivered"] / result["seconds"]
+        alone.append(result)
     floor = run_child("floor", {"dsn": sink.dsn(), "n": 10, "posts": s.floor_posts})
     for row in rows:
         sdk = row[1]
@@ -312,6 +319,18 @@ def bench_delivery(sink: Sink, s: Settings) -> list[list[str]]:
         if sdk.startswith("errlink"):
             ratios.append(f"{rates[sdk] / floor['post_rps_4']:.2f}x raw POST floor (4 in flight)")
         row.append(", ".join(ratios))
+    rate_alone = median_of(alone, "rate")
+    rows.append(
+        [
+            f"burst of {s.nodrop_n}, nothing dropped",
+            "errlink's pipeline alone (events built beforehand)",
+            f"{rate_alone:.0f} events/s",
+            f"delivered {int(median_of(alone, 'delivered'))}, "
+            f"CPU {median_of(alone, 'cpu_us_per_event'):.0f} µs/event",
+            f"{rate_alone / floor['post_rps_4']:.2f}x raw POST floor (4 in flight, "
+            f"{floor['post_rps_4']:.0f} req/s in this run)",
+        ]
+    )
     return rows
 
 

@@ -54,7 +54,7 @@ def test_quick_suite_produces_a_row_of_numbers_for_every_benchmark(tmp_path: Pat
     for row in by_scenario["burst of 300"]:  # nothing dropped: every event reached the sink
         assert "delivered 300," in row, row
         if "| errlink" in row:
-            assert "raw POST floor (4 in flight)" in row, row
+            assert "x raw POST floor (4 in flight" in row, row
 
 
 def _check_per_request_rows(rows: list[str]) -> None:
