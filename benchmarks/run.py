@@ -268,7 +268,7 @@ def bench_floor(sink: Sink, s: Settings) -> list[list[str]]:
         ],
         [
             "the floor",
-            "raw aiohttp POST loop",
+            "raw aiohttp POST loop (its envelope, gzipped)",
             f"1 in flight {r['post_rps_1']:.0f} req/s",
             f"4 in flight {r['post_rps_4']:.0f} req/s, 8 in flight {r['post_rps_8']:.0f} req/s",
         ],
