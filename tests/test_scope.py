@@ -73,7 +73,7 @@ def test_breadcrumb_chain_stays_compact() -> None:
     length = 0
     while node is not None:
         length += 1
-        node = node.previous
+        node = node[1]  # (breadcrumb, previous node, length)
     assert length <= 200
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from itertools import islice
-from typing import Any, NamedTuple
+from typing import Any
 
 from .._delivery.attachment import Attachment
 from .attachments import new_attachment
@@ -30,16 +30,15 @@ _MAX_FINGERPRINT_PARTS = 64
 _new_object = object.__new__
 
 
-class _Crumb(NamedTuple):
-    value: dict[str, Any]
-    previous: _Crumb | None
-    length: int
+# A node of the breadcrumb list, newest first: (breadcrumb, the node before, length). A plain
+# tuple: one is made per breadcrumb, and a NamedTuple's constructor costs 10x more.
+_Crumb = tuple[dict[str, Any], "_Crumb | None", int]
 
 
 def _crumbs_from(values: list[dict[str, Any]]) -> _Crumb | None:
     node: _Crumb | None = None
     for length, value in enumerate(values, start=1):
-        node = _Crumb(value, node, length)
+        node = (value, node, length)
     return node
 
 
@@ -108,38 +107,64 @@ class Scope:
         out: list[dict[str, Any]] = []
         node = self._breadcrumbs
         while node is not None and len(out) < limit:
-            out.append(node.value)
-            node = node.previous
+            out.append(node[0])
+            node = node[1]
         out.reverse()
         return out
-
-    def with_breadcrumb(self, crumb: dict[str, Any], limit: int) -> Scope:
-        clone = self.copy()
-        previous = self._breadcrumbs
-        length = previous.length + 1 if previous else 1
-        if length > 2 * limit:
-            # Compact now and then so the list stays bounded: amortised O(1) per breadcrumb.
-            clone._breadcrumbs = _crumbs_from([*self.breadcrumbs(limit - 1), crumb])
-        else:
-            clone._breadcrumbs = _Crumb(crumb, previous, length)
-        return clone
 
     def without_breadcrumbs(self) -> Scope:
         clone = self.copy()
         clone._breadcrumbs = None
         return clone
 
+    def _with_crumbs(self, crumbs: _Crumb | None) -> Scope:
+        clone = self.copy()
+        clone._breadcrumbs = crumbs
+        return clone
+
+
+def _appended(previous: _Crumb | None, crumb: dict[str, Any], limit: int) -> _Crumb:
+    length = previous[2] + 1 if previous else 1
+    if length > 2 * limit:
+        # Compact now and then so the list stays bounded: amortised O(1) per breadcrumb.
+        out: list[dict[str, Any]] = []
+        node = previous
+        while node is not None and len(out) < limit - 1:
+            out.append(node[0])
+            node = node[1]
+        out.reverse()
+        out.append(crumb)
+        return _crumbs_from(out)  # type: ignore[return-value]
+    return (crumb, previous, length)
+
 
 # Scopes are never mutated in place (setters install copies), so one shared default is safe.
 _scope: ContextVar[Scope] = ContextVar("errlink.scope", default=Scope())  # noqa: B039
 
 
+# Breadcrumbs pushed onto the current scope since it was installed: [that scope, its breadcrumb
+# list, the scope with that list once made]. A push sets this rather than installing a copy of
+# the scope (that copy per breadcrumb was most of the cost of an HTTP client's or a query's
+# breadcrumb); `current_scope()` makes the copy when the scope is read or replaced. A child
+# task copies both variables, so it sees what was pushed before it started, and its own pushes
+# (a new list) stay its own.
+_pushed: ContextVar[list[Any] | None] = ContextVar("errlink.pushed", default=None)
+
+
 def current_scope() -> Scope:
-    return _scope.get()
+    scope = _scope.get()
+    pushed = _pushed.get()
+    if pushed is None or pushed[0] is not scope:
+        return scope
+    made = pushed[2]
+    if made is None:
+        made = pushed[2] = scope._with_crumbs(pushed[1])  # the same for every context sharing it
+    _scope.set(made)
+    return made  # type: ignore[no-any-return]
 
 
 def _update(**changes: Any) -> None:
-    scope = _scope.get().copy()
+    scope = current_scope().copy()
     for name, value in changes.items():
         setattr(scope, name, value)
     _scope.set(scope)
@@ -154,7 +179,7 @@ def set_tags(tags: Mapping[str, object]) -> None:
     items = _items("set_tags", tags)
     if items is None:
         return
-    merged = dict(_scope.get().tags)
+    merged = dict(current_scope().tags)
     merged.update((_tag_text(key), _tag_text(value)) for key, value in items)
     _update(tags=merged)
 
@@ -182,7 +207,7 @@ def _items(where: str, mapping: object) -> list[tuple[Any, Any]] | None:
 
 
 def remove_tag(key: str) -> None:
-    tags = dict(_scope.get().tags)
+    tags = dict(current_scope().tags)
     tags.pop(_tag_text(key), None)
     _update(tags=tags)
 
@@ -205,7 +230,7 @@ def set_context(name: str, value: Mapping[str, Any] | object | None) -> None:
     """Set a named context (shown as `contexts.<name>`); None removes it.
 
     A context is a mapping; any other value is kept as ``{"value": value}``."""
-    contexts = dict(_scope.get().contexts)
+    contexts = dict(current_scope().contexts)
     key = _tag_text(name)
     if value is None:
         contexts.pop(key, None)
@@ -220,7 +245,7 @@ def set_context(name: str, value: Mapping[str, Any] | object | None) -> None:
 
 
 def set_extra(key: str, value: object) -> None:
-    extra = dict(_scope.get().extra)
+    extra = dict(current_scope().extra)
     extra[_tag_text(key)] = value
     _update(extra=extra)
 
@@ -298,7 +323,7 @@ def add_attachment(
         attachment_type=attachment_type,
     )
     if attachment is not None:
-        _update(attachments=(*_scope.get().attachments, attachment))
+        _update(attachments=(*current_scope().attachments, attachment))
 
 
 def clear_attachments() -> None:
@@ -306,14 +331,14 @@ def clear_attachments() -> None:
 
 
 def clear_breadcrumbs() -> None:
-    _scope.set(_scope.get().without_breadcrumbs())
+    _scope.set(current_scope().without_breadcrumbs())
 
 
 @contextmanager
 def new_scope(*, new_trace: bool = False) -> Iterator[Scope]:
     """A scope whose changes are undone when the block exits; with `new_trace`, events and
     outgoing requests inside it belong to a trace of their own."""
-    scope = _scope.get().copy()
+    scope = current_scope().copy()
     if new_trace:
         scope.trace = PropagationContext()
     token = _scope.set(scope)
@@ -326,6 +351,7 @@ def new_scope(*, new_trace: bool = False) -> Iterator[Scope]:
 @contextmanager
 def isolated_scope() -> Iterator[Scope]:
     """A fresh, empty scope for the block (integrations use it per request or task)."""
+    current_scope()  # what was pushed is kept for when the block ends
     token = _scope.set(Scope())
     try:
         yield _scope.get()
@@ -336,7 +362,10 @@ def isolated_scope() -> Iterator[Scope]:
 def push_breadcrumb(crumb: dict[str, Any], limit: int) -> None:
     """Add an already processed breadcrumb to the current scope, keeping the newest `limit`."""
     if limit:
-        _scope.set(_scope.get().with_breadcrumb(crumb, limit))
+        scope = _scope.get()
+        pushed = _pushed.get()
+        crumbs = pushed[1] if pushed is not None and pushed[0] is scope else scope._breadcrumbs
+        _pushed.set([scope, _appended(crumbs, crumb, limit), None])
 
 
 def new_request_scope(
@@ -370,6 +399,7 @@ def new_request_scope(
 
 
 def install_scope(scope: Scope) -> Token[Scope]:
+    current_scope()  # what was pushed is kept for `restore_scope`
     return _scope.set(scope)
 
 

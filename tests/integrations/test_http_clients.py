@@ -8,6 +8,7 @@ the DSN's host and receives the real envelopes.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import socket
@@ -349,6 +350,45 @@ async def test_httpx_async(
         ("httpx", "warning", 404),
     ]
     assert SECRET not in json.dumps(event)
+
+
+async def test_breadcrumbs_follow_scopes_and_tasks(
+    server: tuple[str, Recorded], async_client: tuple[errlink.AsyncClient, MemoryTransport]
+) -> None:
+    # A request's breadcrumb goes to the scope it was made in: a child task and an inner scope
+    # see what came before them, and theirs never show outside them.
+    base, _ = server
+    client, transport = async_client
+    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        await http.get(f"{base}/outer/1")
+
+        async def child() -> None:
+            await http.get(f"{base}/child")
+            await client.capture_message("from the child")
+
+        started = asyncio.create_task(child())
+        await http.get(f"{base}/outer/2")
+        await started
+        with errlink.new_scope():
+            await http.get(f"{base}/inner")
+            await client.capture_message("from the inner scope")
+        await http.get(f"{base}/outer/3")
+    await client.capture_message("from the outer scope")
+    assert await client.flush(timeout=TIMEOUT)
+
+    paths = {
+        event["logentry"]["formatted"]: [
+            crumb["data"]["url"].removeprefix(base)
+            for crumb in event.get("breadcrumbs", {}).get("values", [])
+            if crumb.get("type") == "http"
+        ]
+        for event in transport.events()
+    }
+    assert paths == {
+        "from the child": ["/outer/1", "/child"],
+        "from the inner scope": ["/outer/1", "/outer/2", "/inner"],
+        "from the outer scope": ["/outer/1", "/outer/2", "/outer/3"],
+    }
 
 
 async def test_async_client_disabled_integrations(server: tuple[str, Recorded]) -> None:

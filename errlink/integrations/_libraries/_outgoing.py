@@ -37,32 +37,53 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 def start(
-    core: ClientCore, category: str, method: str, url: object, host: str | None = None
+    core: ClientCore,
+    kind: type[Outgoing],
+    method: str,
+    url: object,
+    host: str | None = None,
+    port: int | None = None,
 ) -> Outgoing | None:
-    """The request to `url` to record for `core` (from `client_for`), or None when it goes to
-    errlink's own server. Never raises.
+    """The request to `url` to record for `core` (from `client_for`) as a `kind`, or None when
+    it goes to errlink's own server. Never raises.
 
-    `url` is the absolute URL as text, or an object (a yarl or httpx URL, a function of no
-    arguments) that gives it: it is made text only when needed (a request to the DSN's host,
-    propagation targets to search, an event to describe the request in). `host`, when the
-    caller knows it, spares that for requests to other hosts."""
+    `url` is the absolute URL as text, or what `kind.text` makes it from (a yarl or httpx URL,
+    a function of no arguments): it is made text only when needed (propagation targets to
+    search, an event to describe the request in). `host` (lower case, IPv6 without brackets)
+    and `port`, when the caller knows them, spare that for the check against the DSN's host;
+    without `port`, the URL object's ``port`` and ``scheme`` give it."""
     try:
-        plan = _plan(core.options)
+        options = core.options
+        last = _last_plan
+        plan = last[1] if last is not None and last[0] is options else _plan(options)
         text = url if type(url) is str else None
-        if plan.own and (host is None or host.lower().strip("[]") in plan.own_hosts):
-            text = text or url_text(url)
+        if host is None:
+            text = text or kind.text(url)
             if _netloc(text).lower() in plan.own:
                 return None
+        elif host in plan.own_hosts and _is_own(plan, kind, url, host, port):
+            return None
         propagate = False
         if plan.targets:
-            text = text or url_text(url)
+            text = text or kind.text(url)
             propagate = _is_target(plan, text)
-        return Outgoing(core, category, method, text or url, propagate)
+        return kind(core, method, text or url, propagate)
     except Exception:
         logger.warning(
             "errlink: could not record an outgoing request", exc_info=True, extra=INTERNAL
         )
         return None
+
+
+def _is_own(plan: _Plan, kind: type[Outgoing], url: object, host: str, port: int | None) -> bool:
+    """Whether a request to `host` (the DSN's) goes to the DSN's port too."""
+    if port is None:
+        port = getattr(url, "port", None)  # yarl gives the scheme's default, httpx None
+        if port is None:
+            port = _DEFAULT_PORTS.get(str(getattr(url, "scheme", "")))
+        if port is None:
+            return _netloc(kind.text(url)).lower() in plan.own
+    return (host, port) in plan.own_ports
 
 
 def url_text(url: object) -> str:
@@ -95,10 +116,11 @@ def _matches(plan: _Plan, url: str) -> bool:
 
 class Outgoing(PendingBreadcrumb):
     """One outgoing request, recorded as it happens and described only if an event needs it:
-    the URL is split and scrubbed then, not on every request."""
+    the URL is split and scrubbed then, not on every request. A subclass per library names
+    the breadcrumb's category and what `before_breadcrumb`'s hint calls `finish`'s
+    `subject`."""
 
     __slots__ = (
-        "category",
         "core",
         "error",
         "method",
@@ -109,20 +131,22 @@ class Outgoing(PendingBreadcrumb):
         "timestamp",
         "url",
     )
+    category = "http"
+    subject_key: str | None = None
 
-    def __init__(
-        self, core: ClientCore, category: str, method: str, url: object, propagate: bool
-    ) -> None:
+    def __init__(self, core: ClientCore, method: str, url: object, propagate: bool) -> None:
+        # status, error, seconds and timestamp are set by finish(), before the breadcrumb
+        # exists anywhere describe() could reach it.
         self.core = core
-        self.category = category
         self.method = method
         self.url = url
         self.propagate = propagate
-        self.status: int | None = None
-        self.error: str | None = None
-        self.seconds = 0.0
-        self.timestamp = 0.0
         self.started = time.perf_counter()
+
+    @staticmethod
+    def text(url: object) -> str:
+        """`url` (as given to `start`) as text."""
+        return url_text(url)
 
     def headers(self, present: Callable[[str], bool]) -> dict[str, str]:
         """The trace headers to add, for a URL that is a propagation target: those that
@@ -130,31 +154,47 @@ class Outgoing(PendingBreadcrumb):
         if not self.propagate:
             return {}
         try:
-            return {
-                name: value
-                for name, value in _trace_headers(self.core).items()
-                if not present(name)
-            }
+            return {name: value for name, value in self.header_items() if not present(name)}
         except Exception:
             logger.warning("errlink: could not make trace headers", exc_info=True, extra=INTERNAL)
             return {}
+
+    def header_items(self) -> tuple[tuple[str, str], ...]:
+        """The trace headers (lower-case names) for a request to a propagation target."""
+        return _trace_headers(self.core)[0]
+
+    def encoded_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """`header_items()` in bytes (ASCII)."""
+        return _trace_headers(self.core)[1]
 
     def finish(
         self,
         status: int | None = None,
         error: BaseException | None = None,
-        hint: dict[str, Any] | None = None,
+        subject: object = None,
+        response: object = None,
     ) -> None:
         """Record the breadcrumb: the response's `status`, or the `error` the request failed
-        with. Never raises."""
+        with. `subject` (the request or connection) and `response` are for the hint of a
+        `before_breadcrumb` hook only. Never raises."""
         try:
             self.seconds = time.perf_counter() - self.started
             self.timestamp = time.time()
             self.status = status
-            if error is not None:
+            if error is None:
+                self.error = None
+            else:
                 text = str(error)
                 self.error = f"{type(error).__name__}: {text}" if text else type(error).__name__
-            add_pending_breadcrumb(self.core, self, hint)
+            core = self.core
+            hint = None
+            if core.options.before_breadcrumb is not None:
+                hint = {}
+                if self.subject_key is not None and subject is not None:
+                    hint[self.subject_key] = subject
+                if response is not None:
+                    hint["response"] = response
+            add_pending_breadcrumb(core, self, hint)
         except Exception:
             logger.warning(
                 "errlink: could not record an outgoing request", exc_info=True, extra=INTERNAL
@@ -163,7 +203,7 @@ class Outgoing(PendingBreadcrumb):
     def describe(self) -> dict[str, Any]:
         scrubber = self.core.builder.scrubber
         bound = self.core.options.max_value_length
-        raw = url_text(self.url)
+        raw = self.text(self.url)
         scheme, netloc, path, query, fragment = urlsplit(raw)
         if "@" in netloc:
             netloc = netloc.rpartition("@")[2]  # credentials never leave the process
@@ -199,29 +239,39 @@ class Outgoing(PendingBreadcrumb):
 
 
 # The last headers made, by trace and client: the requests of one scope share them.
-_last_headers: tuple[object, ClientCore, dict[str, str]] | None = None
+_Headers = tuple[tuple[tuple[str, str], ...], tuple[tuple[bytes, bytes], ...]]
+_last_headers: tuple[object, ClientCore, _Headers] | None = None
 
 
-def _trace_headers(core: ClientCore) -> dict[str, str]:
+def _trace_headers(core: ClientCore) -> _Headers:
     global _last_headers
     context = current_trace()
     last = _last_headers
     if last is not None and last[0] is context and last[1] is core:
         return last[2]
-    headers = trace_headers()
-    _last_headers = (context, core, headers)
-    return headers
+    headers: list[tuple[str, str]] = []
+    encoded: list[tuple[bytes, bytes]] = []
+    for name, value in trace_headers().items():
+        # Third-party baggage passes through from an incoming request: a value that is not
+        # one ASCII line would break (or inject into) the request, so it is left out.
+        if value.isascii() and "\r" not in value and "\n" not in value and "\0" not in value:
+            headers.append((name, value))
+            encoded.append((name.encode("ascii"), value.encode("ascii")))
+    made = (tuple(headers), tuple(encoded))
+    _last_headers = (context, core, made)
+    return made
 
 
 class _Plan:
     """What a client's options say about outgoing requests, worked out once: the DSN's
     ``host:port`` spellings (requests there are errlink's business) and the targets."""
 
-    __slots__ = ("decided", "own", "own_hosts", "targets")
+    __slots__ = ("decided", "own", "own_hosts", "own_ports", "targets")
 
     def __init__(self, options: Options) -> None:
         dsn = options.dsn
         own: set[str] = set()
+        own_ports: set[tuple[str, int]] = set()
         if dsn is not None:
             host = dsn.host.lower()
             hosts = {host, f"[{host}]"} if ":" in host else {host}
@@ -231,7 +281,10 @@ class _Plan:
                 own.add(f"{name}:{port}")
                 if port == default:
                     own.add(name)
+            if port is not None:
+                own_ports.add((host.strip("[]"), port))
         self.own = frozenset(own)
+        self.own_ports = frozenset(own_ports)
         self.own_hosts = frozenset() if dsn is None else frozenset({dsn.host.lower().strip("[]")})
         self.targets = tuple(re.compile(pattern) for pattern in options.trace_propagation_targets)
         self.decided: dict[str, bool] = {}  # by URL: most programs call a few URLs again and again
@@ -242,13 +295,17 @@ _plans_lock = threading.Lock()
 _MAX_PLANS = 64
 
 
+_last_plan: tuple[Options, _Plan] | None = None
+
+
 def _plan(options: Options) -> _Plan:
+    global _last_plan
     entry = _plans.get(id(options))
-    if entry is not None and entry[0] is options:
-        return entry[1]
-    plan = _Plan(options)
-    with _plans_lock:
-        if len(_plans) >= _MAX_PLANS:
-            _plans.clear()  # clients come and go rarely; a full table is stale ones
-        _plans[id(options)] = (options, plan)  # holding `options` keeps its id unique
-    return plan
+    if entry is None or entry[0] is not options:
+        entry = (options, _Plan(options))
+        with _plans_lock:
+            if len(_plans) >= _MAX_PLANS:
+                _plans.clear()  # clients come and go rarely; a full table is stale ones
+            _plans[id(options)] = entry  # holding `options` keeps its id unique
+    _last_plan = entry
+    return entry[1]

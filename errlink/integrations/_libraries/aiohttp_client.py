@@ -15,35 +15,36 @@ import aiohttp
 
 from .._sdk import INTERNAL, logger
 from . import _outgoing
+from ._gate import client_for
 
 _INTEGRATION = "aiohttp_client"
-_CATEGORY = "aiohttp"
 
 
-class _Request:
-    """What errlink keeps about one request between aiohttp's trace signals."""
+class _Outgoing(_outgoing.Outgoing):
+    __slots__ = ()
+    category = "aiohttp"
 
-    __slots__ = ("outgoing",)
 
-    def __init__(self, trace_request_ctx: Any = None) -> None:
-        self.outgoing: _outgoing.Outgoing | None = None
+# Each request's trace context is aiohttp's default, a SimpleNamespace; errlink's request is its
+# `outgoing` attribute, absent until one is recorded.
 
 
 async def _on_request_start(
     session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestStartParams
 ) -> None:
-    core = _outgoing.client_for(_INTEGRATION)
+    core = client_for(_INTEGRATION)
     if core is None:
         return
     url = params.url
-    outgoing = _outgoing.start(core, _CATEGORY, params.method, url, url.host)
+    outgoing = _outgoing.start(core, _Outgoing, params.method, url, url.host)
     if outgoing is None:
         return
     if outgoing.propagate:
         try:
-            headers = params.headers
-            for name, value in outgoing.headers(headers.__contains__).items():
-                headers[name] = value  # the request's own CIMultiDict
+            headers = params.headers  # the request's own CIMultiDict
+            for name, value in outgoing.header_items():
+                if name not in headers:
+                    headers[name] = value
         except Exception:
             logger.warning("errlink: could not add trace headers", exc_info=True, extra=INTERNAL)
     context.outgoing = outgoing
@@ -52,23 +53,22 @@ async def _on_request_start(
 async def _on_request_end(
     session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestEndParams
 ) -> None:
-    outgoing = context.outgoing
+    outgoing = context.__dict__.pop("outgoing", None)
     if outgoing is not None:
-        context.outgoing = None
-        outgoing.finish(params.response.status, hint={"response": params.response})
+        response = params.response
+        outgoing.finish(response.status, None, None, response)
 
 
 async def _on_request_exception(
     session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestExceptionParams
 ) -> None:
-    outgoing = context.outgoing
+    outgoing = context.__dict__.pop("outgoing", None)
     if outgoing is not None:
-        context.outgoing = None
-        outgoing.finish(error=params.exception)
+        outgoing.finish(None, params.exception)
 
 
 def _trace_config() -> aiohttp.TraceConfig:
-    config = aiohttp.TraceConfig(trace_config_ctx_factory=_Request)  # type: ignore[arg-type]
+    config = aiohttp.TraceConfig()
     config.on_request_start.append(_on_request_start)
     config.on_request_end.append(_on_request_end)
     config.on_request_exception.append(_on_request_exception)

@@ -8,17 +8,30 @@ records the outcome, as does `endheaders` when connecting or sending fails.
 
 from __future__ import annotations
 
-import functools
 import http.client
 from collections.abc import Callable
 from typing import Any
 
 from .._sdk import INTERNAL, logger
 from . import _outgoing
+from ._gate import client_for
 
 _INTEGRATION = "http_client"
-_CATEGORY = "httplib"
 _ATTRIBUTE = "_errlink_outgoing"
+_HTTPS_PORT = http.client.HTTPS_PORT
+
+# What a request's URL is made from, only if needed: (host, port, default port, target).
+_Target = tuple[str, int | None, int, str]
+
+
+class _Outgoing(_outgoing.Outgoing):
+    __slots__ = ()
+    category = "httplib"
+    subject_key = "connection"
+
+    @staticmethod
+    def text(url: object) -> str:
+        return _full_url(*url) if type(url) is tuple else str(url)
 
 
 def hook() -> Callable[[], None]:
@@ -27,50 +40,48 @@ def hook() -> Callable[[], None]:
     endheaders = connection.endheaders
     getresponse = connection.getresponse
 
-    def errlink_putrequest(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        result = putrequest(self, method, url, *args, **kwargs)
-        core = _outgoing.client_for(_INTEGRATION)
+    # The signatures are the standard library's own (stable since Python 3.6): spelled out
+    # rather than *args/**kwargs, which would cost a tuple and a dict per call.
+    def errlink_putrequest(
+        self: Any,
+        method: str,
+        url: str,
+        skip_host: bool = False,
+        skip_accept_encoding: bool = False,
+    ) -> None:
+        putrequest(self, method, url, skip_host, skip_accept_encoding)
+        core = client_for(_INTEGRATION)
         if core is not None:
-            tunnel = getattr(self, "_tunnel_host", None)
-            host, port = (
-                (tunnel, getattr(self, "_tunnel_port", None))
-                if tunnel
-                else (
-                    self.host,
-                    self.port,
-                )
-            )
-            default = getattr(self, "default_port", http.client.HTTP_PORT)
-            full_url = functools.partial(_full_url, host, port, default, url)  # text when needed
-            setattr(self, _ATTRIBUTE, _outgoing.start(core, _CATEGORY, method, full_url, host))
+            self.__dict__[_ATTRIBUTE] = _start(core, self, method, url)
         elif self.__dict__.get(_ATTRIBUTE) is not None:
-            setattr(self, _ATTRIBUTE, None)
-        return result
+            self.__dict__[_ATTRIBUTE] = None
 
-    def errlink_endheaders(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def errlink_endheaders(
+        self: Any, message_body: Any = None, *, encode_chunked: bool = False
+    ) -> None:
         outgoing: _outgoing.Outgoing | None = self.__dict__.get(_ATTRIBUTE)
         if outgoing is None:
-            return endheaders(self, *args, **kwargs)
+            return endheaders(self, message_body, encode_chunked=encode_chunked)
         if outgoing.propagate:
             _add_headers(self, outgoing)
         try:
-            return endheaders(self, *args, **kwargs)
+            return endheaders(self, message_body, encode_chunked=encode_chunked)
         except Exception as exc:
-            setattr(self, _ATTRIBUTE, None)
-            outgoing.finish(error=exc, hint={"connection": self})
+            self.__dict__[_ATTRIBUTE] = None
+            outgoing.finish(None, exc, self)
             raise
 
     def errlink_getresponse(self: Any) -> Any:
         outgoing: _outgoing.Outgoing | None = self.__dict__.get(_ATTRIBUTE)
         if outgoing is None:
             return getresponse(self)
-        setattr(self, _ATTRIBUTE, None)
+        self.__dict__[_ATTRIBUTE] = None
         try:
             response = getresponse(self)
         except Exception as exc:
-            outgoing.finish(error=exc, hint={"connection": self})
+            outgoing.finish(None, exc, self)
             raise
-        outgoing.finish(response.status, hint={"connection": self, "response": response})
+        outgoing.finish(response.status, None, self, response)
         return response
 
     connection.putrequest = errlink_putrequest  # type: ignore[method-assign]
@@ -85,10 +96,24 @@ def hook() -> Callable[[], None]:
     return undo
 
 
+def _start(core: Any, connection: Any, method: str, url: str) -> _outgoing.Outgoing | None:
+    try:
+        tunnel = connection._tunnel_host
+        host = tunnel or connection.host
+        port = connection._tunnel_port if tunnel else connection.port
+        target: _Target = (host, port, connection.default_port, url)  # text only when needed
+        return _outgoing.start(core, _Outgoing, method, target, host.lower(), port)
+    except Exception:
+        logger.warning(
+            "errlink: could not record an outgoing request", exc_info=True, extra=INTERNAL
+        )
+        return None
+
+
 def _full_url(host: str, port: int | None, default: int, url: str) -> str:
     if "://" in url[:12]:
         return url  # the absolute form, sent to a proxy
-    scheme = "https" if default == http.client.HTTPS_PORT else "http"
+    scheme = "https" if default == _HTTPS_PORT else "http"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     netloc = host if port in (None, default) else f"{host}:{port}"
@@ -97,15 +122,15 @@ def _full_url(host: str, port: int | None, default: int, url: str) -> str:
 
 def _add_headers(connection: Any, outgoing: _outgoing.Outgoing) -> None:
     # The caller's headers are already in the output buffer, one b"Name: value" line each
-    # after the request line.
-    lines = getattr(connection, "_buffer", None) or []
-    present = {
-        line.partition(b":")[0].strip().lower().decode("latin-1")
-        for line in lines[1:]
-        if isinstance(line, bytes)
-    }
+    # after the request line; errlink's go after them the same way `putheader` would put them
+    # (the values are ASCII and checked when made).
     try:
-        for name, value in outgoing.headers(present.__contains__).items():
-            connection.putheader(name, value)
+        lines = connection._buffer
+        present = {
+            line.partition(b":")[0].strip().lower() for line in lines[1:] if type(line) is bytes
+        }
+        for name, value in outgoing.encoded_headers():
+            if name not in present:
+                lines.append(b"%s: %s" % (name, value))
     except Exception:
         logger.warning("errlink: could not add trace headers", exc_info=True, extra=INTERNAL)

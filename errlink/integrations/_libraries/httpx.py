@@ -15,9 +15,15 @@ import httpx
 
 from .._sdk import INTERNAL, ClientCore, logger
 from . import _outgoing
+from ._gate import client_for
 
 _INTEGRATION = "httpx"
-_CATEGORY = "httpx"
+
+
+class _Request(_outgoing.Outgoing):
+    __slots__ = ()
+    category = "httpx"
+    subject_key = "request"
 
 
 def hook() -> Callable[[], None]:
@@ -25,31 +31,31 @@ def hook() -> Callable[[], None]:
     async_send = httpx.AsyncClient.send
 
     def errlink_send(self: httpx.Client, request: httpx.Request, *args: Any, **kwargs: Any) -> Any:
-        core = _outgoing.client_for(_INTEGRATION)
+        core = client_for(_INTEGRATION)
         outgoing = None if core is None else _start(core, request)
         if outgoing is None:
             return sync_send(self, request, *args, **kwargs)
         try:
             response = sync_send(self, request, *args, **kwargs)
         except Exception as exc:
-            outgoing.finish(error=exc, hint={"request": request})
+            outgoing.finish(None, exc, request)
             raise
-        outgoing.finish(response.status_code, hint={"request": request, "response": response})
+        outgoing.finish(response.status_code, None, request, response)
         return response
 
     async def errlink_async_send(
         self: httpx.AsyncClient, request: httpx.Request, *args: Any, **kwargs: Any
     ) -> Any:
-        core = _outgoing.client_for(_INTEGRATION)
+        core = client_for(_INTEGRATION)
         outgoing = None if core is None else _start(core, request)
         if outgoing is None:
             return await async_send(self, request, *args, **kwargs)
         try:
             response = await async_send(self, request, *args, **kwargs)
         except Exception as exc:
-            outgoing.finish(error=exc, hint={"request": request})
+            outgoing.finish(None, exc, request)
             raise
-        outgoing.finish(response.status_code, hint={"request": request, "response": response})
+        outgoing.finish(response.status_code, None, request, response)
         return response
 
     httpx.Client.send = errlink_send  # type: ignore[method-assign]
@@ -64,12 +70,25 @@ def hook() -> Callable[[], None]:
 
 def _start(core: ClientCore, request: httpx.Request) -> _outgoing.Outgoing | None:
     url = request.url
-    outgoing = _outgoing.start(core, _CATEGORY, request.method, url, url.host)
+    outgoing = _outgoing.start(core, _Request, request.method, url, url.host)
     if outgoing is not None and outgoing.propagate:
         try:
-            headers = request.headers
-            for name, value in outgoing.headers(headers.__contains__).items():
-                headers[name] = value
+            _add_headers(request.headers, outgoing)
         except Exception:
             logger.warning("errlink: could not add trace headers", exc_info=True, extra=INTERNAL)
     return outgoing
+
+
+def _add_headers(headers: httpx.Headers, outgoing: _outgoing.Outgoing) -> None:
+    # httpx keeps a request's headers as a list of (name, lower-case name, value) in bytes.
+    # Setting them one by one through the mapping scans that list twice per header, more than
+    # all the rest of the hook: when the list is there, add to it directly.
+    items = getattr(headers, "_list", None)
+    if type(items) is not list:
+        for name, value in outgoing.headers(headers.__contains__).items():
+            headers[name] = value
+        return
+    present = {item[1] for item in items}
+    for raw_name, raw_value in outgoing.encoded_headers():
+        if raw_name not in present:
+            items.append((raw_name, raw_name, raw_value))
