@@ -27,7 +27,7 @@ import asyncio
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
-from ._capture.binding import bound_client
+from ._capture.binding import read_bound_client
 from ._capture.core import ClientCore
 from ._capture.dedupe import mark_task_error_reported
 from ._log import INTERNAL, logger
@@ -52,13 +52,13 @@ class TaskErrorWatch:
         self._active = False
         self._previous_factory: TaskFactory | None = None
         self._previous_handler: ExceptionHandler | None = None
-        # Bound once: this runs for every task the loop creates.
-        self._on_done = self._on_task_done
+        self._new_task: TaskFactory | None = None
 
     def install(self) -> None:
         loop = self._loop
         self._previous_factory = loop.get_task_factory()
         self._previous_handler = loop.get_exception_handler()
+        self._new_task = self._task_factory()
         loop.set_task_factory(self._new_task)
         loop.set_exception_handler(self._on_loop_error)
         self._active = True
@@ -69,29 +69,37 @@ class TaskErrorWatch:
         loop = self._loop
         if loop.is_closed():
             return
-        if loop.get_task_factory() == self._new_task:
+        if loop.get_task_factory() is self._new_task:
             loop.set_task_factory(self._previous_factory)
         if loop.get_exception_handler() == self._on_loop_error:
             loop.set_exception_handler(self._previous_handler)
 
     # -- the task factory -----------------------------------------------------------------------
 
-    def _new_task(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
-        **kwargs: Any,
-    ) -> asyncio.Future[Any]:
+    def _task_factory(self) -> TaskFactory:
+        # A closure over what it reads: it runs for every task the loop creates (a server's
+        # task per request included), so its common path is a call and one check.
         previous = self._previous_factory
-        if previous is not None:
-            task = previous(loop, coro, **kwargs)
-        elif kwargs:
-            task = asyncio.Task(coro, loop=loop, **kwargs)
-        else:
-            task = asyncio.Task(coro, loop=loop)
-        if self._active and bound_client() is self._client:
-            task.add_done_callback(self._on_done)
-        return task
+        client = self._client
+        on_done = self._on_task_done
+        bound = read_bound_client
+        new_task_of_class = asyncio.Task
+        watch = self
+
+        def new_task(
+            loop: asyncio.AbstractEventLoop,
+            coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
+            **kwargs: Any,
+        ) -> asyncio.Future[Any]:
+            if previous is not None:
+                task = previous(loop, coro, **kwargs)
+            else:
+                task = new_task_of_class(coro, loop=loop, **kwargs)
+            if bound() is client and watch._active:
+                task.add_done_callback(on_done)
+            return task
+
+        return new_task
 
     def _on_task_done(self, task: asyncio.Future[Any]) -> None:
         # `_log_traceback` is asyncio's own "nobody retrieved the exception yet" flag; reading it

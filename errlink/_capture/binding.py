@@ -26,6 +26,10 @@ def bound_client() -> ClientCore | None:
     return _client.get()
 
 
+# `bound_client` without its Python frame, for code that runs for every task a loop creates.
+read_bound_client = _client.get
+
+
 def current_client() -> ClientCore | None:
     """The client bound to this context, else the process default set by `errlink.init()`."""
     client = _client.get()

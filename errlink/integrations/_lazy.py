@@ -18,7 +18,29 @@ from ._sdk import INTERNAL, current_scope, logger
 RequestBuilder = Callable[[Any, "int | None"], Mapping[str, Any]]
 
 
-class LazyMapping(Mapping[str, Any]):
+class ResolvedMapping(Mapping[str, Any]):
+    """A read-only mapping over the dict that `_resolved()` makes on first use (no slots of its
+    own, so a class with another slotted base can mix it in)."""
+
+    __slots__ = ()
+
+    def _resolved(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    def __getitem__(self, key: str) -> Any:
+        return self._resolved()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resolved())
+
+    def __len__(self) -> int:
+        return len(self._resolved())
+
+
+class LazyMapping(ResolvedMapping):
     """A read-only mapping computed by `factory` on first use, then kept."""
 
     __slots__ = ("_data", "_factory")
@@ -47,18 +69,6 @@ class LazyMapping(Mapping[str, Any]):
                 data = {}
             self._data = data
         return data
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__}>"
-
-    def __getitem__(self, key: str) -> Any:
-        return self._resolved()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._resolved())
-
-    def __len__(self) -> int:
-        return len(self._resolved())
 
 
 class LazyRequest(LazyMapping):

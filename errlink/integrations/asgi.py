@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ._async_web import AsyncWebIntegration, content_length, qualified_name
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES
-from ._lazy import LazyMapping, build_request
+from ._lazy import ResolvedMapping, build_request
 from ._request import body_data, request_interface, to_text
 from ._sdk import (
     INTERNAL,
@@ -38,6 +38,7 @@ from ._sdk import (
     ClientOptions,
     Dsn,
     IncomingTrace,
+    PropagationContext,
     bind_client_here,
     current_scope,
     logger,
@@ -136,12 +137,10 @@ class AsgiIntegration(AsyncWebIntegration):
             await app(scope, receive, send)
             return
         try:
-            connection = AsgiConnection(scope, self.max_request_body_bytes)
+            # One object per request stands for its `request`, trace and transaction.
+            connection = AsgiConnection(scope, self.max_request_body_bytes, self)
             bound = request_scope(
-                core,
-                request=connection,
-                transaction=functools.partial(self.name_transaction, scope),
-                trace=IncomingTrace(connection.trace_header),
+                core, request=connection, transaction=connection.transaction, trace=connection
             )
             app_receive = (
                 connection.copying(receive)
@@ -231,6 +230,7 @@ class ErrlinkMiddleware(AsgiIntegration):
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A coroutine function: servers tell ASGI 3 apps by it.
         await self.handle(self.app, scope, receive, send)
 
 
@@ -242,24 +242,58 @@ class AsgiHop:
         self.app = app
         self.errlink = errlink
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.errlink.handle(self.app, scope, receive, send)
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # The handling's own coroutine, not one awaiting it: a frame less on every request (the
+        # framework awaits what its middleware returns).
+        return self.errlink.handle(self.app, scope, receive, send)
 
 
-class AsgiConnection(LazyMapping):
-    """One HTTP request or WebSocket connection: the protocol's `request` for its scope (built
-    from the ASGI scope only if an event is captured), and the part of its body the app read."""
+class AsgiConnection(IncomingTrace, ResolvedMapping):
+    """One HTTP request or WebSocket connection, and all a request's scope needs of it in one
+    object (a request pays for one): the protocol's `request` (a mapping built from the ASGI
+    scope only if an event is captured), its trace (continued from its headers when first
+    needed), its `transaction` (named by `integration` once routed), and the part of its body
+    the app read."""
 
-    __slots__ = ("_chunks", "complete", "max_bytes", "scope", "size")
+    __slots__ = ("_chunks", "_data", "_integration", "complete", "max_bytes", "scope", "size")
+    # In a frame's locals (an integration's own frame), shown by its repr, not walked: what it
+    # holds is scrubbed as a request only when it becomes the event's `request`.
+    __errlink_repr_only__ = True
 
-    def __init__(self, scope: Scope, max_bytes: int | None) -> None:
-        self._factory = None
-        self._data = None
+    def __init__(
+        self, scope: Scope, max_bytes: int | None, integration: AsgiIntegration | None = None
+    ) -> None:
+        # Not IncomingTrace.__init__: `resolve` looks headers up with `trace_header`, so no
+        # lookup function is made per request.
+        self._context = None
+        self._data: dict[str, Any] | None = None
+        self._integration = integration
         self.scope = scope
         self.max_bytes = max_bytes
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes] | None = None
         self.size = 0
         self.complete = scope["type"] != "http"
+
+    def transaction(self) -> str | None:
+        """The route the framework matched (the scope's late transaction name)."""
+        integration = self._integration
+        return integration.name_transaction(self.scope) if integration is not None else None
+
+    def resolve(self) -> PropagationContext:
+        context = self._context
+        if context is None:
+            context = self._context = IncomingTrace(self.trace_header).resolve()
+        return context
+
+    # -- the request mapping ----------------------------------------------------------------------
+
+    def _resolved(self) -> dict[str, Any]:
+        data = self._data
+        if data is None:
+            data = self._data = build_request(request_data, self, self.max_bytes)
+        return data
+
+    # -- the body ---------------------------------------------------------------------------------
 
     def copying(self, receive: Receive) -> Receive:
         """`receive`, keeping a copy of the body the app reads (within `max_bytes`)."""
@@ -277,6 +311,8 @@ class AsgiConnection(LazyMapping):
     def _keep(self, message: Message) -> None:
         body = message.get("body") or b""
         if body and (self.max_bytes is None or self.size <= self.max_bytes):
+            if self._chunks is None:
+                self._chunks = []
             self._chunks.append(bytes(body))
         self.size += len(body)
         if not message.get("more_body", False):
@@ -298,11 +334,8 @@ class AsgiConnection(LazyMapping):
         except Exception:  # not there in time, or the server has no more to give
             return
 
-    def _compute(self) -> Mapping[str, Any]:
-        return request_data(self, self.max_bytes)
-
     def body(self) -> bytes | None:
-        return b"".join(self._chunks) if self.complete else None
+        return b"".join(self._chunks or ()) if self.complete else None
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.scope.get("headers") or ():
