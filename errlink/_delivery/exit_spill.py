@@ -53,11 +53,6 @@ class ExitSaver:
         self._has_async_hook = has_async_hook
 
     @property
-    def holding(self) -> bool:
-        """Whether any job is held (a lock-free read: safe from any thread, even a stuck one)."""
-        return self._handover.held > 0
-
-    @property
     def has_outbox(self) -> bool:
         """An outbox that has not failed (it may not be open yet: `spill_directly` opens it)."""
         return self._spill is not None and self._spill.usable

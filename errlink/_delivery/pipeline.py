@@ -166,6 +166,12 @@ class Pipeline:
         self._engine  # noqa: B018 - built on access
 
     @property
+    def holding(self) -> bool:
+        """Whether any item is held (a lock-free read: safe from any thread, even a stuck one,
+        and it builds nothing)."""
+        return self._handover.held > 0
+
+    @property
     def exit_saver(self) -> ExitSaver:
         """For exit paths that skip close (os._exit, SIGTERM): see `exit_spill.py`."""
         return self._engine.exit_saver

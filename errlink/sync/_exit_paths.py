@@ -219,7 +219,7 @@ def _holds_anything(client: Client, final: bool) -> bool:
     if pipeline is None:
         return False
     # A session ended just now is handed over by the flush.
-    return pipeline.exit_saver.holding or (final and client.core.sessions is not None)
+    return pipeline.holding or (final and client.core.sessions is not None)
 
 
 def _end_sessions(clients: list[Client], status: int | None) -> None:
@@ -270,7 +270,7 @@ def _save(client: Client, deadline: float, final: bool, tally: _Tally) -> None:
         reserve = min(SPILL_RESERVE, _left(deadline) / 2) if spills else 0.0
         flush_for = _left(deadline) - reserve
         _run_on(thread, lambda: pipeline.flush(flush_for), flush_for)
-        if spills and saver.holding:
+        if spills and pipeline.holding:
             spill_for = _left(deadline)
             tally.saved += _run_on(thread, lambda: saver.spill_held(spill_for), spill_for) or 0
     elif saver.has_outbox:
