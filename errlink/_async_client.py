@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._assembly import assemble_core
-from ._capture.binding import enter_client, leave_client
+from ._capture.binding import ClientBinding, enter_client, leave_client
 from ._delivery.pipeline import Pipeline
 from ._face import ClientFace
 from ._log import INTERNAL, logger
@@ -98,7 +98,7 @@ class AsyncClient(ClientFace):
             )
         self._closed = False
         self._wrong_loop_logged = False
-        self._token: Any = None
+        self._token: ClientBinding | None = None
         self._task_watch: TaskErrorWatch | None = None
         self._watch_tasks()
 
@@ -216,10 +216,7 @@ class AsyncClient(ClientFace):
         tb: TracebackType | None,
     ) -> None:
         if self._token is not None:
-            try:
-                leave_client(self._token)
-            except ValueError:  # exited in another context than it entered: nothing to undo here
-                pass
+            leave_client(self._token)  # nothing to undo if exited in another context
             self._token = None
         await self.aclose()
 

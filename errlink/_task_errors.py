@@ -27,9 +27,9 @@ import asyncio
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
-from ._capture.binding import read_bound_client
 from ._capture.core import ClientCore
 from ._capture.dedupe import mark_task_error_reported
+from ._capture.scope import installed_scope
 from ._log import INTERNAL, logger
 
 # Long enough for an awaiter woken by the task's end to read its result, even a caller of
@@ -82,7 +82,7 @@ class TaskErrorWatch:
         previous = self._previous_factory
         client = self._client
         on_done = self._on_task_done
-        bound = read_bound_client
+        scope = installed_scope
         new_task_of_class = asyncio.Task
         watch = self
 
@@ -93,9 +93,11 @@ class TaskErrorWatch:
         ) -> asyncio.Future[Any]:
             if previous is not None:
                 task = previous(loop, coro, **kwargs)
-            else:
+            elif kwargs:
                 task = new_task_of_class(coro, loop=loop, **kwargs)
-            if bound() is client and watch._active:
+            else:  # a server's task per request: spared merging empty keywords
+                task = new_task_of_class(coro, loop=loop)
+            if scope().client is client and watch._active:
                 task.add_done_callback(on_done)
             return task
 

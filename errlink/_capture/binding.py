@@ -1,15 +1,28 @@
-"""Which client a capture reaches: the one bound to this context, else the process default."""
+"""Which client a capture reaches: the one bound to this context, else the process default.
+
+The bound client is part of the current scope (`Scope.client`), so that a request binds its
+client and its scope by installing one scope: one context variable set on the way in and reset
+on the way out.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar, Token
+from contextvars import Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._log import INTERNAL, logger
-from .scope import Scope, TransactionName, install_scope, new_request_scope, restore_scope
+from .scope import (
+    Scope,
+    TransactionName,
+    enter_request_scope,
+    install_scope,
+    installed_scope,
+    restore_scope,
+    scope_with_client,
+)
 from .sessions import end_request
 from .trace import TraceSource
 
@@ -18,21 +31,17 @@ if TYPE_CHECKING:
 
 _EMPTY: Mapping[str, Any] = {}
 _new_object = object.__new__
-_client: ContextVar[ClientCore | None] = ContextVar("errlink.client", default=None)
 
 
 def bound_client() -> ClientCore | None:
     """The client bound to this context, without the process default."""
-    return _client.get()
-
-
-# `bound_client` without its Python frame, for code that runs for every task a loop creates.
-read_bound_client = _client.get
+    client: ClientCore | None = installed_scope().client
+    return client
 
 
 def current_client() -> ClientCore | None:
     """The client bound to this context, else the process default set by `errlink.init()`."""
-    client = _client.get()
+    client: ClientCore | None = installed_scope().client
     if client is not None:
         return client
     return _default_client
@@ -48,17 +57,42 @@ def set_default_client(client: ClientCore | None) -> None:
 
 @contextmanager
 def bind_client(client: ClientCore | None) -> Iterator[None]:
-    """Make `client` the one module-level capture calls reach inside the block."""
-    token = _client.set(client)
+    """Make `client` the one module-level capture calls reach inside the block.
+
+    Only the binding is undone when the block ends: scope changes made inside it stay, as they
+    would without the block."""
+    binding = enter_client(client)
     try:
         yield
     finally:
-        _client.reset(token)
+        leave_client(binding)
 
 
 def bind_client_here(client: ClientCore | None) -> None:
     """Bind without a block (for a task or request that ends with its context)."""
-    _client.set(client)
+    scope = scope_with_client(client)
+    if scope is not None:
+        install_scope(scope)
+
+
+# What `enter_client` bound, and what was bound before it.
+ClientBinding = tuple["ClientCore | None", "ClientCore | None"]
+
+
+def enter_client(client: ClientCore | None) -> ClientBinding:
+    """Bind `client` until `leave_client` is called with what this returns."""
+    previous: ClientCore | None = installed_scope().client
+    bind_client_here(client)
+    return (client, previous)
+
+
+def leave_client(binding: ClientBinding) -> None:
+    """Bind again the client that `enter_client` replaced, keeping the scope's other changes.
+    Nothing happens where `binding`'s client is no longer the bound one (another context, or
+    a binding made since)."""
+    client, previous = binding
+    if installed_scope().client is client:
+        bind_client_here(previous)
 
 
 def request_scope(
@@ -93,35 +127,27 @@ def request_scope(
     block, for a context that ends with the request (a task per request), or one that serves
     requests in turn, each starting with its own `request_scope`.
     """
-    scope = new_request_scope(
-        request,
-        user,
-        transaction,
-        tags,
-        contexts,
-        extra,
-        trace,
-        client is not None and client.sessions is not None,
-    )
     handle = _new_object(_RequestScope)
-    handle._client = client
-    handle._scope = scope
+    handle._fields = (client, request, transaction, trace, user, tags, contexts, extra)
     return handle
 
 
 class _RequestScope:
     """What `request_scope()` returns: a context manager, or `enter_here()` without a block."""
 
-    __slots__ = ("_client", "_client_token", "_scope", "_scope_token")
-    _client: ClientCore | None
+    __slots__ = ("_fields", "_scope", "_token")
+    _fields: tuple[Any, ...]
     _scope: Scope
-    _scope_token: Token[Scope]
-    _client_token: Token[ClientCore | None]
+    _token: Token[Scope]
 
     def __enter__(self) -> Scope:
-        self._scope_token = install_scope(self._scope)
-        self._client_token = _client.set(self._client)
+        self._token = self._install()
         return self._scope
+
+    def _install(self) -> Token[Scope]:
+        token = enter_request_scope(*self._fields)
+        self._scope = installed_scope()
+        return token
 
     def __exit__(
         self,
@@ -129,15 +155,14 @@ class _RequestScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _client.reset(self._client_token)
-        restore_scope(self._scope_token)
-        if self._scope.outcome >= 0:
-            request_ended(self._client, self._scope, abandoned=_abandoned(exc_type))
+        restore_scope(self._token)
+        scope = self._scope
+        if scope.outcome >= 0:
+            request_ended(scope.client, scope, abandoned=_abandoned(exc_type))
 
     def enter_here(self) -> Scope:
         """Install the scope and bind the client in the current context, with nothing to undo."""
-        install_scope(self._scope)
-        _client.set(self._client)
+        self._install()
         return self._scope
 
 
@@ -157,10 +182,11 @@ def _abandoned(exc_type: type[BaseException] | None) -> bool:
     return exc_type is not None and not issubclass(exc_type, Exception)
 
 
-def enter_client(client: ClientCore | None) -> Token[ClientCore | None]:
-    """Bind `client` until `leave_client` is called with what this returns."""
-    return _client.set(client)
-
-
-def leave_client(token: Token[ClientCore | None]) -> None:
-    _client.reset(token)
+def leave_request(token: Token[Scope], abandoned: bool = False) -> None:
+    """End the request scope `enter_request_scope` installed (an integration's hot path, where
+    `request_scope()` is a block): restore the scope before it and count the request's
+    session. Never raises."""
+    scope = installed_scope()
+    restore_scope(token)
+    if scope.outcome >= 0:
+        request_ended(scope.client, scope, abandoned=abandoned)

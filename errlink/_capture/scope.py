@@ -51,6 +51,7 @@ class Scope:
     __slots__ = (
         "_breadcrumbs",
         "attachments",
+        "client",
         "contexts",
         "extra",
         "fingerprint",
@@ -76,6 +77,10 @@ class Scope:
         self.trace: TraceSource | None = None  # None: the process's own trace
         self.attachments: tuple[Attachment, ...] = ()
         self._breadcrumbs: _Crumb | None = None
+        # The `ClientCore` captures in this context reach (None: the process default), kept in
+        # the scope so that a request binds its client and its scope with one variable. `Any`:
+        # this module sits below the client's (`binding` reads it as a ClientCore).
+        self.client: Any = None
         # Release health: a request's scope is its session. The one mutable part of a scope:
         # `outcome` (-1: no session; else an index of `_sessions.OUTCOMES`) of the request's
         # first scope, which its copies reach through `session_root`.
@@ -97,6 +102,7 @@ class Scope:
         clone.trace = self.trace
         clone.attachments = self.attachments
         clone._breadcrumbs = self._breadcrumbs
+        clone.client = self.client
         clone.outcome = self.outcome
         root = self.session_root
         clone.session_root = self if root is None and self.outcome >= 0 else root
@@ -140,6 +146,10 @@ def _appended(previous: _Crumb | None, crumb: dict[str, Any], limit: int) -> _Cr
 
 # Scopes are never mutated in place (setters install copies), so one shared default is safe.
 _scope: ContextVar[Scope] = ContextVar("errlink.scope", default=Scope())  # noqa: B039
+
+# The installed scope as it is, without folding in what was pushed since (see `_pushed`): enough
+# to read its client, and no Python frame for code that runs for every task or request.
+installed_scope = _scope.get
 
 
 # Breadcrumbs pushed onto the current scope since it was installed: [that scope, its breadcrumb
@@ -351,8 +361,9 @@ def new_scope(*, new_trace: bool = False) -> Iterator[Scope]:
 @contextmanager
 def isolated_scope() -> Iterator[Scope]:
     """A fresh, empty scope for the block (integrations use it per request or task)."""
-    current_scope()  # what was pushed is kept for when the block ends
-    token = _scope.set(Scope())
+    fresh = Scope()
+    fresh.client = current_scope().client  # what was pushed is kept for when the block ends
+    token = _scope.set(fresh)
     try:
         yield _scope.get()
     finally:
@@ -368,18 +379,20 @@ def push_breadcrumb(crumb: dict[str, Any], limit: int) -> None:
         _pushed.set([scope, _appended(crumbs, crumb, limit), None])
 
 
-def new_request_scope(
+def enter_request_scope(
+    client: Any,
     request: Mapping[str, Any] | None,
-    user: Mapping[str, Any] | None,
     transaction: str | TransactionName | None,
-    tags: Mapping[str, str],
-    contexts: Mapping[str, Any],
-    extra: Mapping[str, Any],
-    trace: TraceSource | None = None,
-    session: bool = False,
-) -> Scope:
-    """A scope holding exactly these fields, built without a copy (it runs on every request).
-    With `session`, the request is counted as a session (`outcome` starts as exited)."""
+    trace: TraceSource | None,
+    user: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] = _EMPTY,
+    contexts: Mapping[str, Any] = _EMPTY,
+    extra: Mapping[str, Any] = _EMPTY,
+) -> Token[Scope]:
+    """Install a new scope holding exactly these fields, bound to `client` (a `ClientCore`),
+    until `restore_scope` is called with what this returns (`binding.leave_request`, for the
+    request's session). Built without a copy and installed in the same frame: it runs on every
+    request. If the client counts sessions, the request is one (`outcome` starts as exited)."""
     # Filled slot by slot rather than through Scope() (a test checks that no slot is left out).
     scope = _new_object(Scope)
     scope.tags = tags
@@ -393,15 +406,30 @@ def new_request_scope(
     scope.trace = trace
     scope.attachments = ()
     scope._breadcrumbs = None
-    scope.outcome = 0 if session else -1
+    scope.client = client
+    scope.outcome = -1 if client is None or client.sessions is None else 0
     scope.session_root = None
-    return scope
-
-
-def install_scope(scope: Scope) -> Token[Scope]:
-    current_scope()  # what was pushed is kept for `restore_scope`
+    if _pushed.get() is not None:
+        current_scope()  # what was pushed is kept for `restore_scope`
     return _scope.set(scope)
 
 
-def restore_scope(token: Token[Scope]) -> None:
-    _scope.reset(token)
+def install_scope(scope: Scope) -> Token[Scope]:
+    """Make `scope` current until `restore_scope` is called with what this returns."""
+    if _pushed.get() is not None:
+        current_scope()  # what was pushed is kept for `restore_scope`
+    return _scope.set(scope)
+
+
+# Without a Python frame: it runs at the end of every request.
+restore_scope = _scope.reset
+
+
+def scope_with_client(client: Any) -> Scope | None:
+    """The current scope bound to `client` instead, or None if it is bound to it already."""
+    scope = current_scope()
+    if scope.client is client:
+        return None
+    clone = scope.copy()
+    clone.client = client
+    return clone

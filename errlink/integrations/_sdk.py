@@ -13,6 +13,7 @@ from .._capture.binding import (
     bind_client,
     bind_client_here,
     current_client,
+    leave_request,
     request_ended,
     request_scope,
 )
@@ -31,6 +32,7 @@ from .._capture.pending_crumbs import PendingBreadcrumb
 from .._capture.scope import (
     Scope,
     current_scope,
+    enter_request_scope,
     isolated_scope,
     new_scope,
     set_context,
@@ -81,9 +83,11 @@ __all__ = [
     "current_trace",
     "default_client",
     "ensure_default_client",
+    "enter_request_scope",
     "init",
     "interval_schedule",
     "isolated_scope",
+    "leave_request",
     "level_number",
     "logger",
     "monitor_config",

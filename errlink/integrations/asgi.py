@@ -41,8 +41,9 @@ from ._sdk import (
     PropagationContext,
     bind_client_here,
     current_scope,
+    enter_request_scope,
+    leave_request,
     logger,
-    request_scope,
 )
 
 if TYPE_CHECKING:
@@ -51,12 +52,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ASGIApp",
     "AsgiConnection",
-    "AsgiHop",
     "AsgiIntegration",
     "ErrlinkMiddleware",
     "Receive",
     "Scope",
     "Send",
+    "asgi_hop",
     "asgi_trace",
     "connection_for",
 ]
@@ -139,27 +140,29 @@ class AsgiIntegration(AsyncWebIntegration):
         try:
             # One object per request stands for its `request`, trace and transaction.
             connection = AsgiConnection(scope, self.max_request_body_bytes, self)
-            bound = request_scope(
-                core, request=connection, transaction=connection.transaction, trace=connection
-            )
             app_receive = (
                 connection.copying(receive)
                 if kind == "http" and scope.get("method") not in _NO_BODY
                 else receive
             )
+            token = enter_request_scope(core, connection, connection.transaction, connection)
         except Exception:
             logger.warning(
                 "errlink: could not set up a request's scope", exc_info=True, extra=INTERNAL
             )
             await app(scope, receive, send)
             return
-        with bound:
-            try:
-                await app(scope, app_receive, send)
-            except Exception as exc:
-                if self.should_report(exc):
-                    await self.report(exc, connection, receive)
-                raise
+        abandoned = True  # unless it ends, failed or not
+        try:
+            await app(scope, app_receive, send)
+            abandoned = False
+        except Exception as exc:
+            abandoned = False
+            if self.should_report(exc):
+                await self.report(exc, connection, receive)
+            raise
+        finally:
+            leave_request(token, abandoned)
 
     def should_report(self, exc: Exception) -> bool:
         """Whether an exception escaping the app is reported (adapters filter HTTP errors)."""
@@ -234,18 +237,15 @@ class ErrlinkMiddleware(AsgiIntegration):
         await self.handle(self.app, scope, receive, send)
 
 
-class AsgiHop:
-    """An ASGI middleware class for frameworks that build their own middleware stack
-    (``app.add_middleware(AsgiHop, errlink=integration)``): serves `app` through `errlink`."""
-
-    def __init__(self, app: ASGIApp, errlink: AsgiIntegration) -> None:
-        self.app = app
-        self.errlink = errlink
-
-    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        # The handling's own coroutine, not one awaiting it: a frame less on every request (the
-        # framework awaits what its middleware returns).
-        return self.errlink.handle(self.app, scope, receive, send)
+def asgi_hop(app: ASGIApp, errlink: AsgiIntegration) -> ASGIApp:
+    """An ASGI middleware factory for frameworks that build their own middleware stack
+    (``app.add_middleware(asgi_hop, errlink=integration)``): serves `app` through `errlink`."""
+    # A partial, not an object with a `__call__`: no Python frame of its own on every request,
+    # and the framework awaits the handling's own coroutine. `app`, as middleware have it, for
+    # code that walks a middleware stack.
+    hop = functools.partial(errlink.handle, app)
+    hop.app = app  # type: ignore[attr-defined]
+    return hop
 
 
 class AsgiConnection(IncomingTrace, ResolvedMapping):

@@ -38,9 +38,9 @@ from .asgi import (
     BODY_WAIT,
     ASGIApp,
     AsgiConnection,
-    AsgiHop,
     AsgiIntegration,
     Scope,
+    asgi_hop,
     connection_for,
 )
 
@@ -107,7 +107,7 @@ class Errlink(AsgiIntegration):
         self.app = app
         app.extensions[_EXTENSION_KEY] = self
         served = cast(ASGIApp, app.asgi_app)
-        app.asgi_app = AsgiHop(served, self)  # type: ignore[method-assign,assignment]
+        app.asgi_app = asgi_hop(served, self)  # type: ignore[method-assign,assignment]
         got_request_exception.connect(self._on_exception, app, weak=False)
         got_websocket_exception.connect(self._on_exception, app, weak=False)
         got_background_exception.connect(self._on_background_exception, app, weak=False)

@@ -9,7 +9,7 @@ Usage::
     app = Starlette(routes=routes)
     Errlink(app, dsn="https://key@sentry.example.com/1", environment="prod")
 
-- `Errlink(app)` adds errlink's ASGI middleware (`asgi.AsgiHop`), kept the outermost of the
+- `Errlink(app)` adds errlink's ASGI middleware (`asgi.asgi_hop`), kept the outermost of the
   user middleware (even of those added later), inside Starlette's `ServerErrorMiddleware`: it
   sees an unhandled exception before the 500 is sent, and reads a request body the app left
   unread. The lifespan goes through it, so the `AsyncClient` is created at startup and flushed
@@ -34,7 +34,7 @@ from ._async_web import qualified_name
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES
 from ._sdk import INTERNAL, ClientOptions, Dsn, logger
-from .asgi import AsgiConnection, AsgiHop, AsgiIntegration, Scope, connection_for
+from .asgi import AsgiConnection, AsgiIntegration, Scope, asgi_hop, connection_for
 
 require("starlette", distribution="starlette", extra="starlette", minimum=(0, 37))
 
@@ -93,12 +93,12 @@ class Errlink(AsgiIntegration):
                 "Errlink(app) must be called before the app starts: Starlette builds its "
                 "middleware stack at its first call and takes no middleware afterwards"
             )
-        if any(getattr(middleware, "cls", None) is AsgiHop for middleware in app.user_middleware):
+        if any(getattr(middleware, "cls", None) is asgi_hop for middleware in app.user_middleware):
             raise RuntimeError("errlink is already installed on this app")
         super().__init__(dsn, capture_status_codes=capture_status_codes, **options)
         self.app = app
         self.transaction_style: TransactionStyle = transaction_style
-        app.add_middleware(AsgiHop, errlink=self)
+        app.add_middleware(asgi_hop, errlink=self)
         hop = app.user_middleware[0]
         build = app.build_middleware_stack
 
