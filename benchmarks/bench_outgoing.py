@@ -4,8 +4,8 @@ Run: python -m benchmarks.bench_outgoing [--quick]
 
 The aiohttp client, httpx (async and sync) and requests each make many GET requests (with a
 query string) to the benchmark sink, a separate process answering at once, while an
-`AsyncClient` (in-memory transport) is current. Three modes take turns, round after round, in
-one process, so a noisy neighbour slows them alike:
+`AsyncClient` (in-memory transport) is current. Three modes take turns, each client's back to
+back in every round, in one process, so a noisy neighbour slows them alike:
 
 - off: the integrations unhooked (what `disabled_integrations` gives);
 - on: hooked, with the defaults: a breadcrumb per request, no trace headers;
@@ -13,7 +13,9 @@ one process, so a noisy neighbour slows them alike:
   ``sentry-trace``, ``baggage`` and ``traceparent``.
 
 Each figure is this process's CPU time per request (`time.process_time`), the median over the
-rounds; the overhead is a mode's median minus off's. The target is under 5 µs per request.
+rounds; the overhead is the median over the rounds of a mode's time minus off's in the same
+round (a client's modes run back to back, so a slow spell on this shared machine slows both
+sides of a difference). The target is under 5 µs per request.
 Sessions and clients are made anew each round (the aiohttp hook acts when a session is made)
 and are warmed up before timing.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import http.client
 import io
 import statistics
@@ -100,22 +103,32 @@ RUNNERS: dict[str, Callable[[str, int], Awaitable[float] | float]] = {
 
 async def measure(base: str, rounds: int, n: int) -> dict[tuple[str, str], list[float]]:
     url = f"{base}/counts?page=2&token=not-for-breadcrumbs"
+    runners = {name: functools.partial(RUNNERS[name], url) for name in CLIENTS}
+    return await _paired_rounds(runners, rounds, n)
+
+
+async def _paired_rounds(
+    runners: dict[str, Callable[[int], Awaitable[float] | float]], rounds: int, n: int
+) -> dict[tuple[str, str], list[float]]:
+    """CPU µs per request of each runner in each mode, one sample per round."""
     dsn = "http://key@127.0.0.1:9/1"  # not the sink: its host would be left alone as errlink's own
     plain = errlink.AsyncClient(dsn, transport=NullTransport())
     targeted = errlink.AsyncClient(
         dsn, transport=NullTransport(), trace_propagation_targets=[r"^http://127\.0\.0\.1:\d+/"]
     )
-    samples: dict[tuple[str, str], list[float]] = {(c, m): [] for c in CLIENTS for m in MODES}
+    samples: dict[tuple[str, str], list[float]] = {(c, m): [] for c in runners for m in MODES}
     for _ in range(rounds):
-        for mode in MODES:
-            if mode == "off":
-                _libraries.disable_all()
-            else:
-                _libraries.enable(["aiohttp_client", "httpx", "http_client"])
-            client = targeted if mode == "on + propagation" else plain
-            with errlink.new_scope(new_trace=True), bind_client(client.core):
-                for name in CLIENTS:
-                    result = RUNNERS[name](url, n)
+        for name, run in runners.items():
+            # The modes of one client back to back: a round's off and on are seconds apart,
+            # so what disturbs one disturbs the other too (see `_table`).
+            for mode in MODES:
+                if mode == "off":
+                    _libraries.disable_all()
+                else:
+                    _libraries.enable(["aiohttp_client", "httpx", "http_client"])
+                client = targeted if mode == "on + propagation" else plain
+                with errlink.new_scope(new_trace=True), bind_client(client.core):
+                    result = run(n)
                     seconds = await result if isinstance(result, Awaitable) else result
                     samples[(name, mode)].append(seconds / n * 1e6)
     _libraries.disable_all()
@@ -203,28 +216,7 @@ OFFLINE: dict[str, Callable[[int], Awaitable[float] | float]] = {
 
 
 async def measure_offline(rounds: int, n: int) -> dict[tuple[str, str], list[float]]:
-    dsn = "http://key@127.0.0.1:9/1"
-    plain = errlink.AsyncClient(dsn, transport=NullTransport())
-    targeted = errlink.AsyncClient(
-        dsn, transport=NullTransport(), trace_propagation_targets=[r"^http://127\.0\.0\.1:\d+/"]
-    )
-    samples: dict[tuple[str, str], list[float]] = {(c, m): [] for c in OFFLINE for m in MODES}
-    for _ in range(rounds):
-        for mode in MODES:
-            if mode == "off":
-                _libraries.disable_all()
-            else:
-                _libraries.enable(["aiohttp_client", "httpx", "http_client"])
-            client = targeted if mode == "on + propagation" else plain
-            with errlink.new_scope(new_trace=True), bind_client(client.core):
-                for name, run in OFFLINE.items():
-                    result = run(n)
-                    seconds = await result if isinstance(result, Awaitable) else result
-                    samples[(name, mode)].append(seconds / n * 1e6)
-    _libraries.disable_all()
-    await plain.aclose()
-    await targeted.aclose()
-    return samples
+    return await _paired_rounds(OFFLINE, rounds, n)
 
 
 def _table(names: Iterable[str], samples: dict[tuple[str, str], list[float]]) -> None:
@@ -232,11 +224,14 @@ def _table(names: Iterable[str], samples: dict[tuple[str, str], list[float]]) ->
     print("| client | mode | µs CPU per request | overhead vs off |")
     print("|---|---|---:|---:|")
     for name in names:
-        off = medians[(name, "off")]
         for mode in MODES:
             value = medians[(name, mode)]
-            added = "baseline" if mode == "off" else f"{value - off:+.1f} µs"
-            print(f"| {name} | {mode} | {value:.1f} | {added} |")
+            # The median of each round's difference with off, not the difference of medians:
+            # a neighbour's burst slows a whole round, and pairing cancels it.
+            paired = zip(samples[(name, mode)], samples[(name, "off")], strict=True)
+            added = statistics.median(on - off for on, off in paired)
+            added_text = "baseline" if mode == "off" else f"{added:+.1f} µs"
+            print(f"| {name} | {mode} | {value:.1f} | {added_text} |")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -249,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Python {sys.version.split()[0]}; GET with a query string to a loopback server")
     print(f"median of {rounds} rounds x {n} requests, CPU time of the calling process\n")
     _table(CLIENTS, samples)
-    offline_rounds, offline_n = (2, 50) if args.quick else (15, 5000)
+    offline_rounds, offline_n = (2, 50) if args.quick else (41, 2000)
     offline = asyncio.run(measure_offline(offline_rounds, offline_n))
     print("\nThe hooks' own cost: the same requests without a network (see the module's notes)")
     print(f"median of {offline_rounds} rounds x {offline_n} requests\n")

@@ -26,6 +26,7 @@ import requests
 
 import errlink
 from errlink._wire.envelope import parse_envelope
+from errlink.integrations import _libraries
 from tests._support.transports import MemoryTransport
 
 TIMEOUT = 10.0
@@ -229,6 +230,38 @@ def test_httpx_sync_propagates_without_overwriting_the_callers_headers(
         ("httpx", "GET", f"{base}/trace/b"),
     ]
     assert crumbs[0]["data"]["http.fragment"] == "part"
+
+
+def test_an_httpx_send_with_other_keywords_is_passed_through_and_recorded(
+    server: tuple[str, Recorded], fresh_scope: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # errlink's wrapper passes on whatever keywords `send` takes (a future httpx's too).
+    base, _ = server
+    _libraries.disable_all()  # httpx's own `send`, not a hook an earlier test left
+    original = httpx.Client.send
+    extras: list[object] = []
+
+    def send(
+        self: httpx.Client, request: httpx.Request, *, extra: object = None, **kwargs: Any
+    ) -> Any:
+        extras.append(extra)
+        return original(self, request, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "send", send)
+    try:
+        transport = _init()
+        with httpx.Client(timeout=TIMEOUT) as client:
+            request = client.build_request("GET", f"{base}/other?token=hidden")
+            assert client.send(request, extra="kept").status_code == 200  # type: ignore[call-arg]
+        crumbs = _crumbs(transport)
+    finally:
+        errlink.close(timeout=5)
+        _libraries.disable_all()  # before monkeypatch puts httpx's own `send` back
+    assert extras == ["kept"]
+    assert [(c["category"], c["data"]["url"], c["data"]["status_code"]) for c in crumbs] == [
+        ("httpx", f"{base}/other", 200)
+    ]
+    assert "hidden" not in json.dumps(crumbs)
 
 
 _FETCHES = {

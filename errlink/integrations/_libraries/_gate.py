@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .._sdk import SENDING, ClientCore, current_client, uses_integration
+from .._sdk import SENDING, ClientCore, current_client
+
+_sending = SENDING.get
 
 
 def client_for(integration: str) -> ClientCore | None:
@@ -10,6 +12,7 @@ def client_for(integration: str) -> ClientCore | None:
     context-variable read, when no client is current; also inside errlink's own sends and for
     a client that did not enable the library."""
     core = current_client()
-    if core is None or SENDING.get() or not uses_integration(core, integration):
+    # `uses_integration`, spelled out: this runs on every call of every hooked library.
+    if core is None or _sending() or integration not in core.builder.sdk["integrations"]:
         return None
     return core

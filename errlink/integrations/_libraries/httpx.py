@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 
-from .._sdk import INTERNAL, ClientCore, logger
+from .._sdk import INTERNAL, SENDING, current_client, logger
 from . import _outgoing
-from ._gate import client_for
 
 _INTEGRATION = "httpx"
+_sending = SENDING.get
 
 
 class _Request(_outgoing.Outgoing):
@@ -30,13 +30,14 @@ def hook() -> Callable[[], None]:
     sync_send = httpx.Client.send
     async_send = httpx.AsyncClient.send
 
-    def errlink_send(self: httpx.Client, request: httpx.Request, *args: Any, **kwargs: Any) -> Any:
-        core = client_for(_INTEGRATION)
-        outgoing = None if core is None else _start(core, request)
+    # After `request`, httpx's `send` takes keywords only (stream, auth, follow_redirects):
+    # no *args tuple to make per request, and whatever keywords an httpx version has pass on.
+    def errlink_send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> Any:
+        outgoing = _begin(request)
         if outgoing is None:
-            return sync_send(self, request, *args, **kwargs)
+            return sync_send(self, request, **kwargs)
         try:
-            response = sync_send(self, request, *args, **kwargs)
+            response = sync_send(self, request, **kwargs)
         except Exception as exc:
             outgoing.finish(None, exc, request)
             raise
@@ -44,14 +45,13 @@ def hook() -> Callable[[], None]:
         return response
 
     async def errlink_async_send(
-        self: httpx.AsyncClient, request: httpx.Request, *args: Any, **kwargs: Any
+        self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any
     ) -> Any:
-        core = client_for(_INTEGRATION)
-        outgoing = None if core is None else _start(core, request)
+        outgoing = _begin(request)
         if outgoing is None:
-            return await async_send(self, request, *args, **kwargs)
+            return await async_send(self, request, **kwargs)
         try:
-            response = await async_send(self, request, *args, **kwargs)
+            response = await async_send(self, request, **kwargs)
         except Exception as exc:
             outgoing.finish(None, exc, request)
             raise
@@ -68,7 +68,12 @@ def hook() -> Callable[[], None]:
     return undo
 
 
-def _start(core: ClientCore, request: httpx.Request) -> _outgoing.Outgoing | None:
+def _begin(request: httpx.Request) -> _outgoing.Outgoing | None:
+    """The request to record, or None (see `client_for`, spelled out here with `start` in one
+    call: this runs on every request)."""
+    core = current_client()
+    if core is None or _sending() or _INTEGRATION not in core.builder.sdk["integrations"]:
+        return None
     url = request.url
     outgoing = _outgoing.start(core, _Request, request.method, url, url.host)
     if outgoing is not None and outgoing.propagate:
