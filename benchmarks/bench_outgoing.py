@@ -53,8 +53,8 @@ CLIENTS = ("aiohttp", "httpx async", "httpx sync", "requests")
 WARMUP = 20
 
 
-async def _aiohttp(url: str, n: int) -> float:
-    async with aiohttp.ClientSession() as session:
+async def _aiohttp(url: str, n: int, connector: aiohttp.BaseConnector | None = None) -> float:
+    async with aiohttp.ClientSession(connector=connector) as session:
         for _ in range(WARMUP):
             async with session.get(url) as response:
                 await response.read()
@@ -232,16 +232,8 @@ class _MemoryConnector(aiohttp.BaseConnector):
         return protocol
 
 
-async def _aiohttp_offline(n: int) -> float:
-    async with aiohttp.ClientSession(connector=_MemoryConnector()) as session:
-        for _ in range(WARMUP):
-            async with session.get(_URL) as response:
-                await response.read()
-        started = time.process_time()
-        for _ in range(n):
-            async with session.get(_URL) as response:
-                await response.read()
-        return time.process_time() - started
+def _aiohttp_offline(n: int) -> Awaitable[float]:
+    return _aiohttp(_URL, n, _MemoryConnector())
 
 
 async def _aiohttp_dispatch(n: int) -> float:

@@ -33,12 +33,6 @@ _EMPTY: Mapping[str, Any] = {}
 _new_object = object.__new__
 
 
-def bound_client() -> ClientCore | None:
-    """The client bound to this context, without the process default."""
-    client: ClientCore | None = installed_scope().client
-    return client
-
-
 def current_client() -> ClientCore | None:
     """The client bound to this context, else the process default set by `errlink.init()`."""
     client: ClientCore | None = installed_scope().client

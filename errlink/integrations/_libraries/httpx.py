@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 
-from .._sdk import INTERNAL, SENDING, current_client, logger
+from .._sdk import INTERNAL, logger
 from . import _outgoing
+from ._gate import client_for
 
 _INTEGRATION = "httpx"
-_sending = SENDING.get
 
 
 class _Request(_outgoing.Outgoing):
@@ -69,10 +69,9 @@ def hook() -> Callable[[], None]:
 
 
 def _begin(request: httpx.Request) -> _outgoing.Outgoing | None:
-    """The request to record, or None (see `client_for`, spelled out here with `start` in one
-    call: this runs on every request)."""
-    core = current_client()
-    if core is None or _sending() or _INTEGRATION not in core.builder.sdk["integrations"]:
+    """The request to record, or None (see `client_for`)."""
+    core = client_for(_INTEGRATION)
+    if core is None:
         return None
     url = request.url
     outgoing = _outgoing.start(core, _Request, request.method, url, url.host)
