@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
@@ -11,7 +12,16 @@ import errlink as scope_api
 from errlink import AsyncClient
 from errlink._capture.binding import current_client, request_scope
 from errlink._capture.core import ClientCore
-from errlink._capture.scope import Scope, current_scope, isolated_scope, new_scope
+from errlink._capture.scope import (
+    RequestScope,
+    Scope,
+    current_scope,
+    enter_own_scope,
+    fill_request_scope,
+    isolated_scope,
+    new_scope,
+    restore_scope,
+)
 from tests._support.transports import MemoryTransport
 
 
@@ -186,6 +196,66 @@ def test_request_scope_fills_every_field_of_a_scope() -> None:
         for name in Scope.__slots__:
             expected = {"extra": {"a": 1}, "contexts": {"c": {"x": 1}}, "user": {"id": "7"}}
             assert getattr(scope, name) == expected.get(name, getattr(blank, name)), name
+
+
+class _OwnRequest(RequestScope, Mapping[str, Any]):
+    """A request object that is its own scope, as the ASGI integration's is."""
+
+    __slots__ = ("url",)
+
+    def __getitem__(self, key: str) -> Any:
+        return {"url": self.url}[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("url",))
+
+    def __len__(self) -> int:
+        return 1
+
+    def __call__(self) -> str:
+        return "/items/{item_id}"
+
+    def resolve(self) -> Any:
+        return self.url
+
+
+def _own_request(url: str) -> _OwnRequest:
+    request = object.__new__(_OwnRequest)
+    request.url = url
+    return request
+
+
+def test_a_request_scope_fills_every_field_but_the_three_it_is() -> None:
+    blank = Scope()
+    request = _own_request("http://x/items/1")
+    fill_request_scope(request, None, user={"id": "7"})
+    for name in Scope.__slots__:
+        if name not in ("request", "trace", "transaction"):
+            expected = {"id": "7"} if name == "user" else getattr(blank, name)
+            assert getattr(request, name) == expected, name
+    assert request.request is request
+    assert request.trace is request
+    assert request.transaction is request
+    # Not kept as values: an object pointing at itself would wait for the garbage collector.
+    assert not any(referent is request for referent in gc.get_referents(request))
+
+
+def test_a_request_scope_is_installed_and_its_copies_point_at_it() -> None:
+    request = _own_request("http://x/items/1")
+    token = enter_own_scope(request, None)
+    try:
+        assert current_scope() is request
+        scope_api.set_tag("inside", "1")
+        copy = current_scope()
+        assert type(copy) is Scope
+        assert copy.request is request
+        assert copy.trace is request
+        assert copy.transaction is request
+        assert copy.tags == {"inside": "1"}
+        assert dict(copy.request or {}) == {"url": "http://x/items/1"}
+    finally:
+        restore_scope(token)
+    assert current_scope().request is None
 
 
 def test_request_scopes_nest_and_each_exit_restores_its_level() -> None:

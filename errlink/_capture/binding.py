@@ -174,13 +174,3 @@ def request_ended(client: ClientCore | None, scope: Scope, *, abandoned: bool = 
 
 def _abandoned(exc_type: type[BaseException] | None) -> bool:
     return exc_type is not None and not issubclass(exc_type, Exception)
-
-
-def leave_request(token: Token[Scope], abandoned: bool = False) -> None:
-    """End the request scope `enter_request_scope` installed (an integration's hot path, where
-    `request_scope()` is a block): restore the scope before it and count the request's
-    session. Never raises."""
-    scope = installed_scope()
-    restore_scope(token)
-    if scope.outcome >= 0:
-        request_ended(scope.client, scope, abandoned=abandoned)

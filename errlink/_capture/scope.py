@@ -396,17 +396,75 @@ def enter_request_scope(
     until `restore_scope` is called with what this returns (`binding.leave_request`, for the
     request's session). Built without a copy and installed in the same frame: it runs on every
     request. If the client counts sessions, the request is one (`outcome` starts as exited)."""
-    # Filled slot by slot rather than through Scope() (a test checks that no slot is left out).
     scope = _new_object(Scope)
+    scope.transaction = transaction
+    scope.request = request
+    scope.trace = trace
+    fill_request_scope(scope, client, user, tags, contexts, extra)
+    if _pushed.get() is not None:
+        current_scope()  # what was pushed is kept for `restore_scope`
+    return _scope.set(scope)
+
+
+def fill_request_scope(
+    scope: Scope,
+    client: Any,
+    user: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] = _EMPTY,
+    contexts: Mapping[str, Any] = _EMPTY,
+    extra: Mapping[str, Any] = _EMPTY,
+) -> None:
+    """Set every field of a new request scope but `request`, `trace` and `transaction`."""
+    # Slot by slot rather than through Scope() (a test checks that no slot is left out).
     scope.tags = tags
     scope.user = user
     scope.contexts = contexts
     scope.extra = extra
     scope.level = None
     scope.fingerprint = None
-    scope.transaction = transaction
-    scope.request = request
-    scope.trace = trace
+    scope.attachments = ()
+    scope._breadcrumbs = None
+    scope.client = client
+    scope.outcome = -1 if client is None or client.sessions is None else 0
+    scope.session_root = None
+
+
+class RequestScope(Scope):
+    """A request's first scope that is also the request's own object: its `request`, `trace`
+    and `transaction` are the object itself, which a subclass makes a request mapping, gives a
+    `resolve()` (the trace) and makes callable (the transaction, named once routed).
+
+    One object per request where a scope and the request's object would be two: a busy server
+    makes one for every request. Its fields are set with `fill_request_scope`; copies of it are
+    plain scopes that point at it. (Those three fields are not kept in it as values: an object
+    pointing at itself would live until the garbage collector's next pass.)
+    """
+
+    __slots__ = ()
+
+    @property
+    def request(self) -> Mapping[str, Any]:  # type: ignore[override]
+        return self  # type: ignore[return-value]
+
+    @property
+    def trace(self) -> TraceSource:  # type: ignore[override]
+        return self  # type: ignore[return-value]
+
+    @property
+    def transaction(self) -> TransactionName:  # type: ignore[override]
+        return self  # type: ignore[return-value]
+
+
+def enter_own_scope(scope: RequestScope, client: Any) -> Token[Scope]:
+    """Fill a new `RequestScope` and install it bound to `client`, until `restore_scope` is
+    called with what this returns (`binding.leave_request`)."""
+    # `fill_request_scope` spelled out: it runs on every request.
+    scope.tags = _EMPTY
+    scope.user = None
+    scope.contexts = _EMPTY
+    scope.extra = _EMPTY
+    scope.level = None
+    scope.fingerprint = None
     scope.attachments = ()
     scope._breadcrumbs = None
     scope.client = client

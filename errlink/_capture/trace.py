@@ -18,7 +18,7 @@ import os
 import random
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, unquote
 
 BAGGAGE_MAX_BYTES = 8192
@@ -199,7 +199,14 @@ def incoming_from_mapping(headers: Mapping[str, Any]) -> IncomingTrace:
     return IncomingTrace(headers.get)
 
 
-TraceSource = PropagationContext | IncomingTrace
+class ResolvesTrace(Protocol):
+    """What a scope's `trace` may hold besides a context: anything that resolves to one when
+    first needed (an `IncomingTrace`, or a request's own scope that reads its headers)."""
+
+    def resolve(self) -> PropagationContext: ...
+
+
+TraceSource = PropagationContext | IncomingTrace | ResolvesTrace
 
 
 def resolve(source: TraceSource | None) -> PropagationContext:

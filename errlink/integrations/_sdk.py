@@ -13,7 +13,6 @@ from .._capture.binding import (
     bind_client,
     bind_client_here,
     current_client,
-    leave_request,
     request_ended,
     request_scope,
 )
@@ -30,12 +29,15 @@ from .._capture.core import ClientCore
 from .._capture.logs import EventHandler, level_number
 from .._capture.pending_crumbs import PendingBreadcrumb
 from .._capture.scope import (
+    RequestScope,
     Scope,
     current_scope,
-    enter_request_scope,
+    enter_own_scope,
+    fill_request_scope,
     isolated_scope,
     new_scope,
     push_breadcrumb,
+    restore_scope,
     set_context,
     set_extra,
     set_request,
@@ -43,7 +45,7 @@ from .._capture.scope import (
     set_transaction,
 )
 from .._capture.sensitive import FILTERED
-from .._capture.trace import IncomingTrace, PropagationContext
+from .._capture.trace import IncomingTrace, PropagationContext, TraceSource
 from .._delivery.sending import SENDING
 from .._log import INTERNAL, logger
 from .._mistakes import name_hint
@@ -72,7 +74,9 @@ __all__ = [
     "Options",
     "PendingBreadcrumb",
     "PropagationContext",
+    "RequestScope",
     "Scope",
+    "TraceSource",
     "add_breadcrumb_dict",
     "add_pending_breadcrumb",
     "bind_client",
@@ -84,11 +88,11 @@ __all__ = [
     "current_trace",
     "default_client",
     "ensure_default_client",
-    "enter_request_scope",
+    "enter_own_scope",
+    "fill_request_scope",
     "init",
     "interval_schedule",
     "isolated_scope",
-    "leave_request",
     "level_number",
     "logger",
     "monitor_config",
@@ -98,6 +102,7 @@ __all__ = [
     "push_breadcrumb",
     "request_ended",
     "request_scope",
+    "restore_scope",
     "send_checkin",
     "set_context",
     "set_extra",

@@ -39,11 +39,14 @@ from ._sdk import (
     Dsn,
     IncomingTrace,
     PropagationContext,
+    RequestScope,
     bind_client_here,
     current_scope,
-    enter_request_scope,
-    leave_request,
+    enter_own_scope,
+    fill_request_scope,
     logger,
+    request_ended,
+    restore_scope,
 )
 
 if TYPE_CHECKING:
@@ -74,6 +77,7 @@ _SHUTDOWN = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"}
 # Requests whose body is not copied as the app reads it (a body there is rare; one the app did
 # not read is still read for a report).
 _NO_BODY = frozenset({"GET", "HEAD"})
+_new_object = object.__new__
 
 
 class AsgiIntegration(AsyncWebIntegration):
@@ -138,14 +142,15 @@ class AsgiIntegration(AsyncWebIntegration):
             await app(scope, receive, send)
             return
         try:
-            # One object per request stands for its `request`, trace and transaction.
-            connection = AsgiConnection(scope, self.max_request_body_bytes, self)
+            # One object per request: its scope, `request`, trace and transaction.
+            connection = _new_object(AsgiConnection)
+            connection.open(scope, self.max_request_body_bytes, self)
             app_receive = (
                 connection.copying(receive)
                 if kind == "http" and scope.get("method") not in _NO_BODY
                 else receive
             )
-            token = enter_request_scope(core, connection, connection.transaction, connection)
+            token = enter_own_scope(connection, core)
         except Exception:
             logger.warning(
                 "errlink: could not set up a request's scope", exc_info=True, extra=INTERNAL
@@ -162,7 +167,9 @@ class AsgiIntegration(AsyncWebIntegration):
                 await self.report(exc, connection, receive)
             raise
         finally:
-            leave_request(token, abandoned)
+            restore_scope(token)
+            if connection.outcome >= 0:
+                request_ended(core, connection, abandoned=abandoned)
 
     def should_report(self, exc: Exception) -> bool:
         """Whether an exception escaping the app is reported (adapters filter HTTP errors)."""
@@ -248,24 +255,42 @@ def asgi_hop(app: ASGIApp, errlink: AsgiIntegration) -> ASGIApp:
     return hop
 
 
-class AsgiConnection(IncomingTrace, ResolvedMapping):
-    """One HTTP request or WebSocket connection, and all a request's scope needs of it in one
-    object (a request pays for one): the protocol's `request` (a mapping built from the ASGI
-    scope only if an event is captured), its trace (continued from its headers when first
-    needed), its `transaction` (named by `integration` once routed), and the part of its body
-    the app read."""
+class AsgiConnection(RequestScope, ResolvedMapping):
+    """One HTTP request or WebSocket connection, and its first scope, in one object (a request
+    pays for one): the protocol's `request` (a mapping built from the ASGI scope only if an
+    event is captured), its trace (continued from its headers when first needed), its
+    transaction (called: named by `integration` once routed), and the part of its body the app
+    read. Not installed when made with ``AsgiConnection(...)`` (to report an error of a
+    connection errlink did not open); `handle` installs the one it opens."""
 
-    __slots__ = ("_chunks", "_data", "_integration", "complete", "max_bytes", "scope", "size")
+    __slots__ = (
+        "_chunks",
+        "_context",
+        "_data",
+        "_integration",
+        "complete",
+        "max_bytes",
+        "scope",
+        "size",
+    )
     # In a frame's locals (an integration's own frame), shown by its repr, not walked: what it
     # holds is scrubbed as a request only when it becomes the event's `request`.
     __errlink_repr_only__ = True
+    # A scope: compared and hashed by identity, and true, without building the request mapping.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     def __init__(
         self, scope: Scope, max_bytes: int | None, integration: AsgiIntegration | None = None
     ) -> None:
-        # Not IncomingTrace.__init__: `resolve` looks headers up with `trace_header`, so no
-        # lookup function is made per request.
-        self._context = None
+        self.open(scope, max_bytes, integration)
+        fill_request_scope(self, None)
+
+    def open(
+        self, scope: Scope, max_bytes: int | None, integration: AsgiIntegration | None
+    ) -> None:
+        """Set the connection's own fields (the scope's are `enter_own_scope`'s)."""
+        self._context: PropagationContext | None = None
         self._data: dict[str, Any] | None = None
         self._integration = integration
         self.scope = scope
@@ -274,7 +299,10 @@ class AsgiConnection(IncomingTrace, ResolvedMapping):
         self.size = 0
         self.complete = scope["type"] != "http"
 
-    def transaction(self) -> str | None:
+    def __bool__(self) -> bool:
+        return True
+
+    def __call__(self) -> str | None:
         """The route the framework matched (the scope's late transaction name)."""
         integration = self._integration
         return integration.name_transaction(self.scope) if integration is not None else None

@@ -26,7 +26,7 @@ from ._sdk import (
     ClientOptions,
     Dsn,
     IncomingTrace,
-    PropagationContext,
+    TraceSource,
     build_options,
     current_client,
     current_scope,
@@ -387,9 +387,7 @@ def add_trace_headers(headers: Any) -> None:
         headers.update(trace_headers())
 
 
-def task_trace(
-    request: Any, caller: IncomingTrace | PropagationContext | None
-) -> IncomingTrace | PropagationContext | None:
+def task_trace(request: Any, caller: TraceSource | None) -> TraceSource | None:
     """A task run's trace: continued from its message's headers (a new one when they carry
     none); an eager task (run in the caller, without a message) stays in `caller`'s trace."""
     if getattr(request, "is_eager", False):
