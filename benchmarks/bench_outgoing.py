@@ -30,7 +30,6 @@ import io
 import statistics
 import sys
 import time
-import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -38,19 +37,19 @@ import aiohttp
 import aiohttp.client_proto
 import aiohttp.tracing
 import httpx
-import multidict
 import requests
-import yarl
 
 import errlink
 from benchmarks._fastsink import Sink
 from benchmarks.bench_capture import NullTransport
 from errlink.integrations import _libraries
+from errlink.integrations._libraries import aiohttp_client
 from errlink.integrations._sdk import bind_client
 
 MODES = ("off", "on", "on + propagation")
 CLIENTS = ("aiohttp", "httpx async", "httpx sync", "requests")
 WARMUP = 20
+LIBRARIES = ("aiohttp_client", "httpx", "http_client")
 
 
 async def _aiohttp(url: str, n: int, connector: aiohttp.BaseConnector | None = None) -> float:
@@ -127,7 +126,7 @@ async def _paired_rounds(
                 if mode == "off":
                     _libraries.disable_all()
                 else:
-                    _libraries.enable(["aiohttp_client", "httpx", "http_client"])
+                    _libraries.enable(LIBRARIES)
                 client = targeted if mode == "on + propagation" else plain
                 with errlink.new_scope(new_trace=True), bind_client(client.core):
                     result = run(n)
@@ -145,10 +144,9 @@ async def _paired_rounds(
 # scheduler), more than the hooks add. So each client also makes requests that never reach a
 # socket, where a few µs show: httpx through `httpx.MockTransport`, http.client (what requests
 # and urllib3 use) on a socket object that answers from memory, aiohttp over a connection that
-# answers from memory, and aiohttp's trace dispatch for one request alone (the `Trace` objects a
-# session makes per request and the start and end signals). The whole request is the figure to
-# read for aiohttp: a session with a `TraceConfig` also sends the connection, headers-sent and
-# chunk signals and re-makes the URL for the end signal, which the dispatch row leaves out.
+# answers from memory: through errlink's client middleware (aiohttp 3.12 and later, the default
+# there), and through the `TraceConfig` older aiohttp gets instead (with one, aiohttp sends a
+# dozen signals per request, each with a parameters object, whatever their receivers do).
 
 _ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 _URL = "http://127.0.0.1:8000/counts?page=2&token=not-for-breadcrumbs"
@@ -236,28 +234,28 @@ def _aiohttp_offline(n: int) -> Awaitable[float]:
     return _aiohttp(_URL, n, _MemoryConnector())
 
 
-async def _aiohttp_dispatch(n: int) -> float:
-    async with aiohttp.ClientSession() as session:
-        configs = session.trace_configs
-        url = yarl.URL(_URL)
-        response = types.SimpleNamespace(status=200)
-        started = time.process_time()
-        for _ in range(n):
-            traces = [
-                aiohttp.tracing.Trace(session, config, config.trace_config_ctx())
-                for config in configs
-            ]
-            headers = multidict.CIMultiDict[str]()
-            for trace in traces:
-                await trace.send_request_start("GET", url, headers)
-            for trace in traces:
-                await trace.send_request_end("GET", url, headers, response)  # type: ignore[arg-type]
-        return time.process_time() - started
+async def _aiohttp_offline_trace_config(n: int) -> float:
+    """`_aiohttp_offline`, aiohttp hooked as before 3.12 (when `_paired_rounds` hooked it)."""
+    hooked = "aiohttp_client" in _libraries.hooked()
+    if hooked:
+        _libraries.disable_all()
+        takes_middlewares = aiohttp_client.takes_middlewares
+        aiohttp_client.takes_middlewares = lambda: False  # read by the hook, once
+        try:
+            _libraries.enable(LIBRARIES)
+        finally:
+            aiohttp_client.takes_middlewares = takes_middlewares
+    try:
+        return await _aiohttp_offline(n)
+    finally:
+        if hooked:
+            _libraries.disable_all()
+            _libraries.enable(LIBRARIES)
 
 
 OFFLINE: dict[str, Callable[[int], Awaitable[float] | float]] = {
     "aiohttp (memory connection)": _aiohttp_offline,
-    "aiohttp (trace dispatch only)": _aiohttp_dispatch,
+    "aiohttp (memory connection, TraceConfig: aiohttp < 3.12)": _aiohttp_offline_trace_config,
     "httpx async (MockTransport)": _httpx_async_offline,
     "httpx sync (MockTransport)": _httpx_sync_offline,
     "http.client (requests, urllib3)": _http_client_offline,

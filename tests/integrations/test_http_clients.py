@@ -72,7 +72,11 @@ class _Handler(BaseHTTPRequestHandler):
         status = 200
         if self.path.startswith("/status/"):
             status = int(self.path.split("/")[2].split("?")[0])
+        elif self.path.startswith("/redirect/"):
+            status = 302
         self.send_response(status)
+        if status == 302:
+            self.send_header("Location", "/trace/" + self.path.split("/", 2)[2])
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
@@ -335,7 +339,20 @@ async def async_client(
             yield client, transport
 
 
+@pytest.fixture(params=["middleware", "trace config"])
+def aiohttp_hook(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Which of its extension points aiohttp is hooked through: a client middleware (aiohttp
+    3.12 and later, the default there) or a TraceConfig (older aiohttp)."""
+    from errlink.integrations._libraries import aiohttp_client
+
+    _libraries.disable_all()  # the next client hooks aiohttp again, the chosen way
+    monkeypatch.setattr(aiohttp_client, "takes_middlewares", lambda: request.param == "middleware")
+    yield request.param
+    _libraries.disable_all()
+
+
 async def test_aiohttp_client(
+    aiohttp_hook: str,
     server: tuple[str, Recorded],
     refused: str,
     async_client: tuple[errlink.AsyncClient, MemoryTransport],
@@ -364,6 +381,34 @@ async def test_aiohttp_client(
     assert "status_code" not in crumbs[2]["data"]
     assert "Cannot connect" in crumbs[2]["data"]["reason"]
     assert SECRET not in json.dumps(event)
+
+
+async def test_aiohttp_client_records_each_hop_of_a_redirect(
+    aiohttp_hook: str,
+    server: tuple[str, Recorded],
+    async_client: tuple[errlink.AsyncClient, MemoryTransport],
+) -> None:
+    base, recorded = server
+    client, transport = async_client
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(f"{base}/redirect/hop") as response,
+    ):
+        assert response.status == 200
+        assert str(response.url) == f"{base}/trace/hop"
+
+    _event, crumbs = await _async_crumbs(client, transport)
+    summary = [(c["data"]["url"], c["data"]["status_code"]) for c in crumbs]
+    _assert_not_propagated(recorded.headers_of("/redirect/hop"))
+    if aiohttp_hook == "middleware":
+        # Each request that went out, each decided on its own URL (the second is a target).
+        assert summary == [(f"{base}/redirect/hop", 302), (f"{base}/trace/hop", 200)]
+        _assert_propagated(recorded.headers_of("/trace/hop"))
+    else:
+        # One call, named by the URL asked for; headers decided on that URL only.
+        assert summary == [(f"{base}/redirect/hop", 200)]
+        _assert_not_propagated(recorded.headers_of("/trace/hop"))
 
 
 async def test_httpx_async(

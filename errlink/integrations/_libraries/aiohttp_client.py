@@ -1,14 +1,22 @@
-"""Breadcrumbs and trace headers for the aiohttp client, through aiohttp's own `TraceConfig`.
+"""Breadcrumbs and trace headers for the aiohttp client, through aiohttp's own extension points.
 
-A `TraceConfig` is given to a session when it is made, so the one patch is
-`ClientSession.__init__`, appending errlink's to the session's trace configs. Sessions made
-before the hook (before `errlink.init()` or the first `AsyncClient`) are left as they are.
+aiohttp 3.12 and later: a client middleware, the innermost of the session's, so one breadcrumb
+per request that goes out (each hop of a redirect, each retry a user middleware makes), with
+what went out on it. Older aiohttp: a `TraceConfig` (one breadcrumb per call, redirects
+included). A middleware costs aiohttp far less: with any `TraceConfig`, aiohttp sends a dozen
+signals per request, each with a parameters object.
+
+Both are given to a session when it is made, so the one patch is `ClientSession.__init__`.
+Sessions made before the hook (before `errlink.init()` or the first `AsyncClient`) are left as
+they are, and so is a request given its own ``middlewares=`` (aiohttp then uses those instead
+of the session's).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -25,8 +33,41 @@ class _Outgoing(_outgoing.Outgoing):
     category = "aiohttp"
 
 
-# Each request's trace context is aiohttp's default, a SimpleNamespace; errlink's request is its
-# `outgoing` attribute, absent until one is recorded.
+async def _record(
+    request: aiohttp.ClientRequest,
+    handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
+) -> aiohttp.ClientResponse:
+    """The client middleware: a breadcrumb for the request, and its trace headers."""
+    core = client_for(_INTEGRATION)
+    if core is None:
+        return await handler(request)
+    url = request.original_url  # `url` lost its fragment
+    outgoing = _outgoing.start(core, _Outgoing, request.method, url, url.host)
+    if outgoing is None:
+        return await handler(request)
+    if outgoing.propagate:
+        _add_headers(request.headers, outgoing)
+    try:
+        response = await handler(request)
+    except BaseException as exc:
+        outgoing.finish(None, exc)
+        raise
+    outgoing.finish(response.status, None, None, response)
+    return response
+
+
+def _add_headers(headers: Any, outgoing: _outgoing.Outgoing) -> None:
+    """Add the trace headers to a request's own CIMultiDict, keeping those already set."""
+    try:
+        for name, value in outgoing.header_items():
+            if name not in headers:
+                headers[name] = value
+    except Exception:
+        logger.warning("errlink: could not add trace headers", exc_info=True, extra=INTERNAL)
+
+
+# With a TraceConfig, each request's trace context is aiohttp's default, a SimpleNamespace;
+# errlink's request is its `outgoing` attribute, absent until one is recorded.
 
 
 async def _on_request_start(
@@ -40,13 +81,7 @@ async def _on_request_start(
     if outgoing is None:
         return
     if outgoing.propagate:
-        try:
-            headers = params.headers  # the request's own CIMultiDict
-            for name, value in outgoing.header_items():
-                if name not in headers:
-                    headers[name] = value
-        except Exception:
-            logger.warning("errlink: could not add trace headers", exc_info=True, extra=INTERNAL)
+        _add_headers(params.headers, outgoing)  # the request's own CIMultiDict
     context.outgoing = outgoing
 
 
@@ -76,22 +111,38 @@ def _trace_config() -> aiohttp.TraceConfig:
     return config
 
 
-def hook() -> Callable[[], None]:
+def takes_middlewares() -> bool:
+    """Whether this aiohttp's sessions take client middlewares (3.12 and later)."""
+    try:
+        return "middlewares" in inspect.signature(aiohttp.ClientSession.__init__).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def hook(*, middleware: bool | None = None) -> Callable[[], None]:
+    """Patch `ClientSession.__init__`; `middleware`: through a client middleware (the default
+    where aiohttp takes them) or a `TraceConfig`."""
     session = aiohttp.ClientSession
     original = session.__init__
-    config = _trace_config()
+    if middleware if middleware is not None else takes_middlewares():
 
-    @functools.wraps(original)
-    def errlink_init(
-        self: aiohttp.ClientSession,
-        *args: Any,
-        trace_configs: list[aiohttp.TraceConfig] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        configs = list(trace_configs or ())
-        if config not in configs:
-            configs.append(config)
-        original(self, *args, trace_configs=configs, **kwargs)
+        @functools.wraps(original)
+        def errlink_init(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
+            middlewares = tuple(kwargs.get("middlewares") or ())
+            if _record not in middlewares:
+                kwargs["middlewares"] = (*middlewares, _record)  # the innermost
+            original(self, *args, **kwargs)
+
+    else:
+        config = _trace_config()
+
+        @functools.wraps(original)
+        def errlink_init(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
+            configs = list(kwargs.get("trace_configs") or ())
+            if config not in configs:
+                configs.append(config)
+            kwargs["trace_configs"] = configs
+            original(self, *args, **kwargs)
 
     session.__init__ = errlink_init  # type: ignore[method-assign]
 
