@@ -17,7 +17,9 @@ Usage::
 - `HTTPException`s never leave Starlette: its `ExceptionMiddleware` turns them into responses.
   When Starlette builds its middleware stack, the handlers of that middleware are wrapped: an
   exception carrying a `status_code` in `capture_status_codes` (default 500-599) is reported
-  (unhandled, with the request), then the original handler answers as before.
+  (unhandled, with the request), then the original handler answers as before. So are those of
+  the Starlette and FastAPI apps mounted in the app (``app.mount("/v2", sub_app)``), which
+  answer their own.
 - The transaction is the matched route's path template (``/items/{item_id}``, with the paths
   of the mounts it sits in), or with ``transaction_style="endpoint"`` the endpoint's
   ``module.qualified_name``.
@@ -100,21 +102,15 @@ class Errlink(AsgiIntegration):
         self.transaction_style: TransactionStyle = transaction_style
         app.add_middleware(asgi_hop, errlink=self)
         hop = app.user_middleware[0]
-        build = app.build_middleware_stack
 
-        def build_middleware_stack() -> Any:
+        def outermost() -> None:
             # Outermost of the user middleware, even of those added after errlink: it sees
             # their errors, and scope changes they make (`set_user`) are this request's.
-            user_middleware = app.user_middleware
-            if hop in user_middleware:
-                user_middleware.remove(hop)
-                user_middleware.insert(0, hop)
-            stack = build()
-            self._report_http_exceptions(stack)
-            return stack
+            if hop in app.user_middleware:
+                app.user_middleware.remove(hop)
+                app.user_middleware.insert(0, hop)
 
-        # On this app only: other apps of the class are left alone.
-        app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+        self._hook_build(app, outermost)
 
     # -- transactions -----------------------------------------------------------------------------
 
@@ -158,6 +154,43 @@ class Errlink(AsgiIntegration):
                 exc_info=True,
                 extra=INTERNAL,
             )
+
+    def _reach_sub_apps(self, routes: Iterable[Any], depth: int = 0) -> None:
+        """Hook the Starlette apps mounted in `routes` too: each answers its HTTP exceptions
+        with an `ExceptionMiddleware` of its own. (What escapes them reaches errlink's
+        middleware as any error does.)"""
+        try:
+            for route in routes:
+                inner = getattr(route, "app", None)
+                if not isinstance(inner, Starlette):
+                    below = getattr(route, "routes", None)  # a Mount or Host of routes
+                    if below and depth < _MAX_STACK_DEPTH:
+                        self._reach_sub_apps(below, depth + 1)
+                elif getattr(inner, "_errlink_reported_by", None) is None:  # not hooked yet
+                    inner._errlink_reported_by = self  # type: ignore[attr-defined]
+                    if inner.middleware_stack is None:
+                        self._hook_build(inner)
+                    else:  # it served already
+                        self._report_http_exceptions(inner.middleware_stack)
+        except Exception:
+            logger.warning(
+                "errlink: could not hook a mounted Starlette app", exc_info=True, extra=INTERNAL
+            )
+
+    def _hook_build(self, target: Starlette, before: Callable[[], None] | None = None) -> None:
+        """When `target` builds its middleware stack (at its first call), wrap the handlers of
+        its `ExceptionMiddleware` and reach the apps mounted in it; on that app only."""
+        build = target.build_middleware_stack
+
+        def build_middleware_stack() -> Any:
+            if before is not None:
+                before()
+            stack = build()
+            self._report_http_exceptions(stack)
+            self._reach_sub_apps(target.routes)
+            return stack
+
+        target.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
     def _reporting(self, handler: Handler) -> Handler:
         """`handler`, reporting the exception first when its status is to be reported."""

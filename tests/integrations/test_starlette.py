@@ -27,6 +27,7 @@ from _web_apps_starlette import UVICORN, fastapi_app, starlette_app
 from fastapi import BackgroundTasks, Depends, FastAPI
 from fastapi import HTTPException as FastAPIHTTPException
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -452,6 +453,43 @@ async def test_http_exceptions_are_reported_from_the_configured_codes_only(
 
     assert newest_exception(event)["value"] == "503: try later"
     assert "fastapi" in event["sdk"]["integrations"]
+
+
+async def test_http_exceptions_of_a_mounted_sub_app_are_reported_too(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    # A mounted app answers its own HTTP exceptions, out of sight of the outer app's handlers.
+    v2 = FastAPI()
+
+    @v2.get("/orders/{order_id}")
+    async def order(order_id: int) -> str:
+        if order_id == 404:
+            raise FastAPIHTTPException(404, "no such order")
+        raise FastAPIHTTPException(502, f"ledger down for order {order_id}")
+
+    inner = Starlette()
+    v2.mount("/legacy", inner)
+
+    async def legacy(request: Request) -> Response:
+        raise StarletteHTTPException(500, "legacy store down")
+
+    inner.router.routes.append(Route("/stock", legacy))
+    app = build_fastapi()
+    app.mount("/v2", v2)
+    async with serving(app, errlink_fastapi.Errlink, collector.dsn) as (base, ext):
+        assert (await fetch(session, "GET", f"{base}/v2/orders/404"))[0] == 404
+        assert ext.client.stats.captured == 0
+        assert (await fetch(session, "GET", f"{base}/v2/orders/7"))[0] == 502
+        assert (await fetch(session, "GET", f"{base}/v2/legacy/stock"))[0] == 500
+        events = await collector.wait_for_events(2, EVENT_TIMEOUT)
+
+    by_value = {newest_exception(event)["value"]: event for event in events}
+    assert set(by_value) == {"502: ledger down for order 7", "500: legacy store down"}
+    order_event = by_value["502: ledger down for order 7"]
+    assert order_event["transaction"] == "/v2/orders/{order_id}"
+    assert order_event["request"]["url"] == f"{base}/v2/orders/7"
+    assert by_value["500: legacy store down"]["transaction"] == "/v2/legacy/stock"
+    assert ext.client.stats.captured == 2
 
 
 def test_the_fastapi_extension_wants_a_fastapi_app(collector: Collector) -> None:
