@@ -393,9 +393,9 @@ def enter_request_scope(
     extra: Mapping[str, Any] = _EMPTY,
 ) -> Token[Scope]:
     """Install a new scope holding exactly these fields, bound to `client` (a `ClientCore`),
-    until `restore_scope` is called with what this returns (`binding.leave_request`, for the
-    request's session). Built without a copy and installed in the same frame: it runs on every
-    request. If the client counts sessions, the request is one (`outcome` starts as exited)."""
+    until `restore_scope` is called with what this returns (`request_scope()` then counts the
+    request's session). Built without a copy: it runs on every request. If the client counts
+    sessions, the request is one (`outcome` starts as exited)."""
     scope = _new_object(Scope)
     scope.transaction = transaction
     scope.request = request
@@ -457,19 +457,8 @@ class RequestScope(Scope):
 
 def enter_own_scope(scope: RequestScope, client: Any) -> Token[Scope]:
     """Fill a new `RequestScope` and install it bound to `client`, until `restore_scope` is
-    called with what this returns (`binding.leave_request`)."""
-    # `fill_request_scope` spelled out: it runs on every request.
-    scope.tags = _EMPTY
-    scope.user = None
-    scope.contexts = _EMPTY
-    scope.extra = _EMPTY
-    scope.level = None
-    scope.fingerprint = None
-    scope.attachments = ()
-    scope._breadcrumbs = None
-    scope.client = client
-    scope.outcome = -1 if client is None or client.sessions is None else 0
-    scope.session_root = None
+    called with what this returns (then `binding.request_ended`, for the request's session)."""
+    fill_request_scope(scope, client)
     if _pushed.get() is not None:
         current_scope()  # what was pushed is kept for `restore_scope`
     return _scope.set(scope)
