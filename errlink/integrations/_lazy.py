@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ._sdk import INTERNAL, current_scope, logger
+from ._sdk import (
+    INTERNAL,
+    IncomingTrace,
+    PropagationContext,
+    RequestScope,
+    current_scope,
+    logger,
+)
 
 # (framework request, body size limit in bytes or None) -> the protocol's `request` dict
 RequestBuilder = Callable[[Any, "int | None"], Mapping[str, Any]]
@@ -95,3 +102,48 @@ def scope_is_for(source: object) -> bool:
 def build_request(builder: RequestBuilder, source: object, max_bytes: int | None) -> dict[str, Any]:
     """`builder(source, max_bytes)` right away, or `{}` (logged) if reading the request failed."""
     return LazyRequest(source, builder, max_bytes)._resolved()
+
+
+class OwnRequest(RequestScope, ResolvedMapping):
+    """A request that is its own first scope (see `RequestScope`): the protocol's `request`
+    (built by `_resolved()` only if an event is captured), its trace (continued from the
+    headers `trace_header` looks up, when first needed) and its transaction (calling it).
+    A busy server makes one per request, where a scope, a request mapping and a trace would be
+    three; `enter_own_scope` installs it."""
+
+    __slots__ = ("_context", "_data")
+    _context: PropagationContext | None  # the trace, once resolved
+    _data: dict[str, Any] | None  # the request mapping, once built
+    # In a frame's locals (an integration's own frame), shown by its repr, not walked: what it
+    # holds is scrubbed as a request only when it becomes the event's `request`.
+    __errlink_repr_only__ = True
+    # A scope: compared and hashed by identity, and true, without building the request mapping.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __call__(self) -> str | None:
+        """The transaction: the route the framework matched, once it has."""
+        raise NotImplementedError
+
+    def _resolved(self) -> dict[str, Any]:
+        data = self._data
+        if data is None:
+            data = self._data = self._build_request()
+        return data
+
+    def _build_request(self) -> dict[str, Any]:
+        """The protocol's `request` (`build_request` of the framework's request)."""
+        raise NotImplementedError
+
+    def trace_header(self, name: str) -> Any:
+        """The request's header `name` (lower case), for its trace; None when absent."""
+        raise NotImplementedError
+
+    def resolve(self) -> PropagationContext:
+        context = self._context
+        if context is None:
+            context = self._context = IncomingTrace(self.trace_header).resolve()
+        return context

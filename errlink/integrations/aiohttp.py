@@ -34,9 +34,17 @@ from typing import TYPE_CHECKING, Any
 from ._async_web import AsyncWebIntegration, qualified_name
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
-from ._lazy import LazyRequest, build_request
+from ._lazy import OwnRequest, build_request
 from ._request import body_data, request_interface
-from ._sdk import INTERNAL, ClientOptions, Dsn, IncomingTrace, logger, request_scope
+from ._sdk import (
+    INTERNAL,
+    ClientOptions,
+    Dsn,
+    enter_own_scope,
+    logger,
+    request_ended,
+    restore_scope,
+)
 
 require("aiohttp", distribution="aiohttp", extra="aiohttp", minimum=(3, 9))
 
@@ -104,29 +112,35 @@ class Errlink(AsyncWebIntegration):
             if core is None:
                 return await handler(request)
             try:
-                transaction = self._transaction(request)
-                lazy = LazyRequest(request, _request_data, self.max_request_body_bytes)
-                scope = request_scope(
-                    core,
-                    request=lazy,
-                    transaction=transaction,
-                    trace=IncomingTrace(request.headers.get),
-                )
+                own = _new_object(_OwnRequest)
+                own.web_request = request
+                own.integration = self
+                own._context = None
+                own._data = None
+                token = enter_own_scope(own, core)
             except Exception:
                 logger.warning(
                     "errlink: could not set up a request's scope", exc_info=True, extra=INTERNAL
                 )
                 return await handler(request)
-            with scope:
-                try:
-                    return await handler(request)
-                except web.HTTPException as exc:
-                    if is_reported(exc.status, self.capture_status_codes):
-                        await self._report(request, exc, transaction)
-                    raise
-                except Exception as exc:
-                    await self._report(request, exc, transaction)
-                    raise
+            abandoned = True  # unless it ends, failed or not
+            try:
+                response = await handler(request)
+                abandoned = False
+                return response
+            except web.HTTPException as exc:
+                abandoned = False
+                if is_reported(exc.status, self.capture_status_codes):
+                    await self._report(request, exc, own())
+                raise
+            except Exception as exc:
+                abandoned = False
+                await self._report(request, exc, own())
+                raise
+            finally:
+                restore_scope(token)
+                if own.outcome >= 0:
+                    request_ended(core, own, abandoned=abandoned)
 
         return errlink_middleware
 
@@ -156,6 +170,26 @@ class Errlink(AsyncWebIntegration):
 
 
 APP_KEY: web.AppKey[Errlink] = web.AppKey("errlink", Errlink)
+_new_object = object.__new__
+
+
+class _OwnRequest(OwnRequest):
+    """An aiohttp.web request and its first scope, in one object (see `OwnRequest`)."""
+
+    __slots__ = ("integration", "web_request")
+    integration: Errlink
+    web_request: web.Request
+
+    def __call__(self) -> str | None:
+        return self.integration._transaction(self.web_request)
+
+    def trace_header(self, name: str) -> str | None:
+        return self.web_request.headers.get(name)
+
+    def _build_request(self) -> dict[str, Any]:
+        return build_request(
+            _request_data, self.web_request, self.integration.max_request_body_bytes
+        )
 
 
 async def _arrived_body(request: web.Request, max_bytes: int | None) -> bytes | None:

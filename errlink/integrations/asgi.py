@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._async_web import AsyncWebIntegration, content_length, qualified_name
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES
-from ._lazy import ResolvedMapping, build_request
+from ._lazy import OwnRequest, build_request
 from ._request import body_data, request_interface, to_text
 from ._sdk import (
     INTERNAL,
@@ -38,8 +38,6 @@ from ._sdk import (
     ClientOptions,
     Dsn,
     IncomingTrace,
-    PropagationContext,
-    RequestScope,
     bind_client_here,
     current_scope,
     enter_own_scope,
@@ -255,30 +253,13 @@ def asgi_hop(app: ASGIApp, errlink: AsgiIntegration) -> ASGIApp:
     return hop
 
 
-class AsgiConnection(RequestScope, ResolvedMapping):
-    """One HTTP request or WebSocket connection, and its first scope, in one object (a request
-    pays for one): the protocol's `request` (a mapping built from the ASGI scope only if an
-    event is captured), its trace (continued from its headers when first needed), its
-    transaction (called: named by `integration` once routed), and the part of its body the app
-    read. Not installed when made with ``AsgiConnection(...)`` (to report an error of a
-    connection errlink did not open); `handle` installs the one it opens."""
+class AsgiConnection(OwnRequest):
+    """One HTTP request or WebSocket connection, and its first scope, in one object (see
+    `OwnRequest`), with the part of its body the app read. Not installed when made with
+    ``AsgiConnection(...)`` (to report an error of a connection errlink did not open); `handle`
+    installs the one it opens."""
 
-    __slots__ = (
-        "_chunks",
-        "_context",
-        "_data",
-        "_integration",
-        "complete",
-        "max_bytes",
-        "scope",
-        "size",
-    )
-    # In a frame's locals (an integration's own frame), shown by its repr, not walked: what it
-    # holds is scrubbed as a request only when it becomes the event's `request`.
-    __errlink_repr_only__ = True
-    # A scope: compared and hashed by identity, and true, without building the request mapping.
-    __eq__ = object.__eq__
-    __hash__ = object.__hash__
+    __slots__ = ("_chunks", "_integration", "complete", "max_bytes", "scope", "size")
 
     def __init__(
         self, scope: Scope, max_bytes: int | None, integration: AsgiIntegration | None = None
@@ -290,8 +271,8 @@ class AsgiConnection(RequestScope, ResolvedMapping):
         self, scope: Scope, max_bytes: int | None, integration: AsgiIntegration | None
     ) -> None:
         """Set the connection's own fields (the scope's are `enter_own_scope`'s)."""
-        self._context: PropagationContext | None = None
-        self._data: dict[str, Any] | None = None
+        self._context = None
+        self._data = None
         self._integration = integration
         self.scope = scope
         self.max_bytes = max_bytes
@@ -299,27 +280,14 @@ class AsgiConnection(RequestScope, ResolvedMapping):
         self.size = 0
         self.complete = scope["type"] != "http"
 
-    def __bool__(self) -> bool:
-        return True
-
     def __call__(self) -> str | None:
-        """The route the framework matched (the scope's late transaction name)."""
         integration = self._integration
         return integration.name_transaction(self.scope) if integration is not None else None
 
-    def resolve(self) -> PropagationContext:
-        context = self._context
-        if context is None:
-            context = self._context = IncomingTrace(self.trace_header).resolve()
-        return context
-
     # -- the request mapping ----------------------------------------------------------------------
 
-    def _resolved(self) -> dict[str, Any]:
-        data = self._data
-        if data is None:
-            data = self._data = build_request(request_data, self, self.max_bytes)
-        return data
+    def _build_request(self) -> dict[str, Any]:
+        return build_request(request_data, self, self.max_bytes)
 
     # -- the body ---------------------------------------------------------------------------------
 
@@ -372,7 +340,6 @@ class AsgiConnection(RequestScope, ResolvedMapping):
         return None
 
     def trace_header(self, name: str) -> bytes | None:
-        """What `IncomingTrace` looks up (by lower-case text name)."""
         return _scope_header(self.scope, name)
 
 
