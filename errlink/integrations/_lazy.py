@@ -14,12 +14,16 @@ from typing import Any
 
 from ._sdk import (
     INTERNAL,
+    ClientCore,
     IncomingTrace,
     PropagationContext,
     RequestScope,
     current_scope,
+    enter_own_scope,
     logger,
 )
+
+_new_object = object.__new__
 
 # (framework request, body size limit in bytes or None) -> the protocol's `request` dict
 RequestBuilder = Callable[[Any, "int | None"], Mapping[str, Any]]
@@ -96,7 +100,7 @@ class LazyRequest(LazyMapping):
 def scope_is_for(source: object) -> bool:
     """Whether the current scope is the one an integration opened for framework request `source`."""
     request = current_scope().request
-    return isinstance(request, LazyRequest) and request.source is source
+    return isinstance(request, LazyRequest | FrameworkRequest) and request.source is source
 
 
 def build_request(builder: RequestBuilder, source: object, max_bytes: int | None) -> dict[str, Any]:
@@ -147,3 +151,45 @@ class OwnRequest(RequestScope, ResolvedMapping):
         if context is None:
             context = self._context = IncomingTrace(self.trace_header).resolve()
         return context
+
+
+class FrameworkRequest(OwnRequest):
+    """An `OwnRequest` over a framework's request object (`source`): its mapping is
+    `builder(source, max_bytes)`, its trace headers come from ``source.headers.get`` (a
+    case-insensitive lookup), its transaction is given when it starts."""
+
+    __slots__ = ("_builder", "_name", "max_bytes", "source")
+    source: Any
+    max_bytes: int | None
+    _builder: RequestBuilder
+    _name: str | None
+
+    def __call__(self) -> str | None:
+        return self._name
+
+    def trace_header(self, name: str) -> Any:
+        return self.source.headers.get(name)
+
+    def _build_request(self) -> dict[str, Any]:
+        return build_request(self._builder, self.source, self.max_bytes)
+
+
+def enter_framework_request(
+    client: ClientCore,
+    source: Any,
+    builder: RequestBuilder,
+    max_bytes: int | None,
+    transaction: str | None = None,
+) -> FrameworkRequest:
+    """Install a new scope for framework request `source`, bound to `client`, with nothing to
+    undo: for a context that ends with the request, or one that serves requests in turn, each
+    starting with its own. Count its session with `request_ended` when the request ends."""
+    own = _new_object(FrameworkRequest)
+    own._context = None
+    own._data = None
+    own.source = source
+    own._builder = builder
+    own.max_bytes = max_bytes
+    own._name = transaction
+    enter_own_scope(own, client)
+    return own

@@ -33,18 +33,16 @@ from typing import TYPE_CHECKING, Any
 from ._async_web import AsyncWebIntegration, content_length
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
-from ._lazy import LazyRequest, build_request, scope_is_for
+from ._lazy import build_request, enter_framework_request, scope_is_for
 from ._request import body_data, request_interface
 from ._sdk import (
     INTERNAL,
     ClientOptions,
     Dsn,
-    IncomingTrace,
     current_scope,
     isolated_scope,
     logger,
     request_ended,
-    request_scope,
 )
 
 require("sanic", distribution="sanic", extra="sanic", minimum=(23, 6))
@@ -119,12 +117,13 @@ class Errlink(AsyncWebIntegration):
             route = request.route
             # One connection task serves its keep-alive requests in turn, so each request
             # starts from a new scope rather than undoing the previous one.
-            request_scope(
+            enter_framework_request(
                 core,
-                request=LazyRequest(request, _request_data, self.max_request_body_bytes),
-                transaction=route.name if route is not None else None,
-                trace=IncomingTrace(request.headers.get),
-            ).enter_here()
+                request,
+                _request_data,
+                self.max_request_body_bytes,
+                route.name if route is not None else None,
+            )
         except Exception:
             logger.warning(
                 "errlink: could not set up a request's scope", exc_info=True, extra=INTERNAL

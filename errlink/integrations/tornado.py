@@ -31,18 +31,16 @@ from typing import TYPE_CHECKING, Any
 from ._async_web import AsyncWebIntegration, content_length, qualified_name
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
-from ._lazy import LazyRequest, build_request
+from ._lazy import build_request, enter_framework_request
 from ._request import body_data, request_interface
 from ._sdk import (
     INTERNAL,
     ClientCore,
     ClientOptions,
     Dsn,
-    IncomingTrace,
     Scope,
     logger,
     request_ended,
-    request_scope,
 )
 
 require("tornado", distribution="tornado", extra="tornado", minimum=(6, 2))
@@ -148,11 +146,9 @@ class Errlink(AsyncWebIntegration):
         core = self.active_core()
         if core is None:
             return None
-        return core, request_scope(
-            core,
-            request=LazyRequest(request, _request_data, self.max_request_body_bytes),
-            trace=IncomingTrace(request.headers.get),
-        ).enter_here()
+        return core, enter_framework_request(
+            core, request, _request_data, self.max_request_body_bytes
+        )
 
 
 class ErrlinkMixin(RequestHandler):
