@@ -28,7 +28,7 @@ status is in `capture_status_codes` (default 500-599).
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._async_web import AsyncWebIntegration, qualified_name
@@ -131,11 +131,11 @@ class Errlink(AsyncWebIntegration):
             except web.HTTPException as exc:
                 abandoned = False
                 if is_reported(exc.status, self.capture_status_codes):
-                    await self._report(request, exc, own())
+                    await self._report(request, exc, own)
                 raise
             except Exception as exc:
                 abandoned = False
-                await self._report(request, exc, own())
+                await self._report(request, exc, own)
                 raise
             finally:
                 restore_scope(token)
@@ -156,9 +156,11 @@ class Errlink(AsyncWebIntegration):
         return name
 
     async def _report(
-        self, request: web.Request, exc: BaseException, transaction: str | None
+        self, request: web.Request, exc: BaseException, name: Callable[[], str | None]
     ) -> None:
+        """Report `exc`, raised in `request`, whose transaction `name()` gives."""
         try:
+            transaction = name()
             max_bytes = self.max_request_body_bytes
             body = await _arrived_body(request, max_bytes)
             data = build_request(functools.partial(_request_data, body=body), request, max_bytes)
