@@ -172,5 +172,13 @@ def request_ended(client: ClientCore | None, scope: Scope, *, abandoned: bool = 
             logger.warning("errlink: could not count a session", exc_info=True, extra=INTERNAL)
 
 
+def leave_own_scope(token: Token[Scope], scope: Scope, abandoned: bool = False) -> None:
+    """End the request whose scope `enter_own_scope` installed (`token`): restore the scope
+    before it and count the request's session (`abandoned`: cancelled). Never raises."""
+    restore_scope(token)
+    if scope.outcome >= 0:
+        request_ended(scope.client, scope, abandoned=abandoned)
+
+
 def _abandoned(exc_type: type[BaseException] | None) -> bool:
     return exc_type is not None and not issubclass(exc_type, Exception)

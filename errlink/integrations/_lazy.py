@@ -14,12 +14,10 @@ from typing import Any
 
 from ._sdk import (
     INTERNAL,
-    ClientCore,
     IncomingTrace,
     PropagationContext,
     RequestScope,
     current_scope,
-    enter_own_scope,
     logger,
 )
 
@@ -174,16 +172,10 @@ class FrameworkRequest(OwnRequest):
         return build_request(self._builder, self.source, self.max_bytes)
 
 
-def enter_framework_request(
-    client: ClientCore,
-    source: Any,
-    builder: RequestBuilder,
-    max_bytes: int | None,
-    transaction: str | None = None,
+def framework_request(
+    source: Any, builder: RequestBuilder, max_bytes: int | None, transaction: str | None = None
 ) -> FrameworkRequest:
-    """Install a new scope for framework request `source`, bound to `client`, with nothing to
-    undo: for a context that ends with the request, or one that serves requests in turn, each
-    starting with its own. Count its session with `request_ended` when the request ends."""
+    """A new `FrameworkRequest` for framework request `source`, for `enter_own_scope`."""
     own = _new_object(FrameworkRequest)
     own._context = None
     own._data = None
@@ -191,5 +183,4 @@ def enter_framework_request(
     own._builder = builder
     own.max_bytes = max_bytes
     own._name = transaction
-    enter_own_scope(own, client)
     return own

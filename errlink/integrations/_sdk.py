@@ -13,6 +13,7 @@ from .._capture.binding import (
     bind_client,
     bind_client_here,
     current_client,
+    leave_own_scope,
     request_ended,
     request_scope,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "installed_scope",
     "interval_schedule",
     "isolated_scope",
+    "leave_own_scope",
     "level_number",
     "logger",
     "monitor_config",

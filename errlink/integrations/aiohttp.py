@@ -28,22 +28,21 @@ status is in `capture_status_codes` (default 500-599).
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._async_web import AsyncWebIntegration, qualified_name
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
-from ._lazy import OwnRequest, build_request
+from ._lazy import build_request, framework_request
 from ._request import body_data, request_interface
 from ._sdk import (
     INTERNAL,
     ClientOptions,
     Dsn,
     enter_own_scope,
+    leave_own_scope,
     logger,
-    request_ended,
-    restore_scope,
 )
 
 require("aiohttp", distribution="aiohttp", extra="aiohttp", minimum=(3, 9))
@@ -112,11 +111,9 @@ class Errlink(AsyncWebIntegration):
             if core is None:
                 return await handler(request)
             try:
-                own = _new_object(_OwnRequest)
-                own.web_request = request
-                own.integration = self
-                own._context = None
-                own._data = None
+                transaction = self._transaction(request)
+                max_bytes = self.max_request_body_bytes
+                own = framework_request(request, _request_data, max_bytes, transaction)
                 token = enter_own_scope(own, core)
             except Exception:
                 logger.warning(
@@ -131,16 +128,14 @@ class Errlink(AsyncWebIntegration):
             except web.HTTPException as exc:
                 abandoned = False
                 if is_reported(exc.status, self.capture_status_codes):
-                    await self._report(request, exc, own)
+                    await self._report(request, exc, transaction)
                 raise
             except Exception as exc:
                 abandoned = False
-                await self._report(request, exc, own)
+                await self._report(request, exc, transaction)
                 raise
             finally:
-                restore_scope(token)
-                if own.outcome >= 0:
-                    request_ended(core, own, abandoned=abandoned)
+                leave_own_scope(token, own, abandoned)
 
         return errlink_middleware
 
@@ -156,11 +151,9 @@ class Errlink(AsyncWebIntegration):
         return name
 
     async def _report(
-        self, request: web.Request, exc: BaseException, name: Callable[[], str | None]
+        self, request: web.Request, exc: BaseException, transaction: str | None
     ) -> None:
-        """Report `exc`, raised in `request`, whose transaction `name()` gives."""
         try:
-            transaction = name()
             max_bytes = self.max_request_body_bytes
             body = await _arrived_body(request, max_bytes)
             data = build_request(functools.partial(_request_data, body=body), request, max_bytes)
@@ -172,26 +165,6 @@ class Errlink(AsyncWebIntegration):
 
 
 APP_KEY: web.AppKey[Errlink] = web.AppKey("errlink", Errlink)
-_new_object = object.__new__
-
-
-class _OwnRequest(OwnRequest):
-    """An aiohttp.web request and its first scope, in one object (see `OwnRequest`)."""
-
-    __slots__ = ("integration", "web_request")
-    integration: Errlink
-    web_request: web.Request
-
-    def __call__(self) -> str | None:
-        return self.integration._transaction(self.web_request)
-
-    def trace_header(self, name: str) -> str | None:
-        return self.web_request.headers.get(name)
-
-    def _build_request(self) -> dict[str, Any]:
-        return build_request(
-            _request_data, self.web_request, self.integration.max_request_body_bytes
-        )
 
 
 async def _arrived_body(request: web.Request, max_bytes: int | None) -> bytes | None:

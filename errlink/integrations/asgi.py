@@ -42,9 +42,8 @@ from ._sdk import (
     current_scope,
     enter_own_scope,
     fill_request_scope,
+    leave_own_scope,
     logger,
-    request_ended,
-    restore_scope,
 )
 
 if TYPE_CHECKING:
@@ -165,9 +164,7 @@ class AsgiIntegration(AsyncWebIntegration):
                 await self.report(exc, connection, receive)
             raise
         finally:
-            restore_scope(token)
-            if connection.outcome >= 0:
-                request_ended(core, connection, abandoned=abandoned)
+            leave_own_scope(token, connection, abandoned)
 
     def should_report(self, exc: Exception) -> bool:
         """Whether an exception escaping the app is reported (adapters filter HTTP errors)."""

@@ -33,12 +33,13 @@ from typing import TYPE_CHECKING, Any
 from ._async_web import AsyncWebIntegration, content_length
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
-from ._lazy import build_request, enter_framework_request, scope_is_for
+from ._lazy import build_request, framework_request, scope_is_for
 from ._request import body_data, request_interface
 from ._sdk import (
     INTERNAL,
     ClientOptions,
     Dsn,
+    enter_own_scope,
     installed_scope,
     isolated_scope,
     logger,
@@ -117,13 +118,9 @@ class Errlink(AsyncWebIntegration):
             route = request.route
             # One connection task serves its keep-alive requests in turn, so each request
             # starts from a new scope rather than undoing the previous one.
-            enter_framework_request(
-                core,
-                request,
-                _request_data,
-                self.max_request_body_bytes,
-                route.name if route is not None else None,
-            )
+            name = route.name if route is not None else None
+            own = framework_request(request, _request_data, self.max_request_body_bytes, name)
+            enter_own_scope(own, core)  # nothing to undo: see above
         except Exception:
             logger.warning(
                 "errlink: could not set up a request's scope", exc_info=True, extra=INTERNAL

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ._async_web import AsyncWebIntegration, content_length, qualified_name
 from ._framework import require
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES, is_reported
-from ._lazy import build_request, enter_framework_request
+from ._lazy import build_request, framework_request
 from ._request import body_data, request_interface
 from ._sdk import (
     INTERNAL,
@@ -39,6 +39,7 @@ from ._sdk import (
     ClientOptions,
     Dsn,
     Scope,
+    enter_own_scope,
     logger,
     request_ended,
 )
@@ -146,9 +147,9 @@ class Errlink(AsyncWebIntegration):
         core = self.active_core()
         if core is None:
             return None
-        return core, enter_framework_request(
-            core, request, _request_data, self.max_request_body_bytes
-        )
+        own = framework_request(request, _request_data, self.max_request_body_bytes)
+        enter_own_scope(own, core)  # the handler's task copies this context; nothing to undo
+        return core, own
 
 
 class ErrlinkMixin(RequestHandler):

@@ -119,12 +119,12 @@ def takes_middlewares() -> bool:
         return False
 
 
-def hook(*, middleware: bool | None = None) -> Callable[[], None]:
-    """Patch `ClientSession.__init__`; `middleware`: through a client middleware (the default
-    where aiohttp takes them) or a `TraceConfig`."""
+def hook() -> Callable[[], None]:
+    """Patch `ClientSession.__init__`: sessions get a client middleware where aiohttp takes
+    them, else a `TraceConfig`."""
     session = aiohttp.ClientSession
     original = session.__init__
-    if middleware if middleware is not None else takes_middlewares():
+    if takes_middlewares():
 
         @functools.wraps(original)
         def errlink_init(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
