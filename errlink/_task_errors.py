@@ -29,7 +29,7 @@ from typing import Any
 
 from ._capture.core import ClientCore
 from ._capture.dedupe import mark_task_error_reported
-from ._capture.scope import installed_scope
+from ._capture.scope import current_scope
 from ._log import INTERNAL, logger
 
 # Long enough for an awaiter woken by the task's end to read its result, even a caller of
@@ -82,7 +82,7 @@ class TaskErrorWatch:
         previous = self._previous_factory
         client = self._client
         on_done = self._on_task_done
-        scope = installed_scope
+        scope = current_scope
         new_task_of_class = asyncio.Task
         watch = self
 

@@ -76,15 +76,11 @@ def test_breadcrumbs_are_a_bounded_ring_oldest_first() -> None:
     assert crumbs[0]["level"] == "info"
 
 
-def test_breadcrumb_chain_stays_compact() -> None:
+def test_a_trail_stays_bounded() -> None:
     for i in range(10_000):
         scope_api.add_breadcrumb(f"c{i}")
-    node = current_scope()._breadcrumbs
-    length = 0
-    while node is not None:
-        length += 1
-        node = node[1]  # (breadcrumb, previous node, length)
-    assert length <= 200
+    assert len(current_scope()._breadcrumbs or ()) <= 200
+    assert [c["message"] for c in current_scope().breadcrumbs(3)] == ["c9997", "c9998", "c9999"]
 
 
 async def test_concurrent_tasks_never_see_each_others_scope() -> None:
@@ -92,16 +88,58 @@ async def test_concurrent_tasks_never_see_each_others_scope() -> None:
 
     async def request(n: int) -> None:
         scope_api.set_tag("request", str(n))
-        scope_api.add_breadcrumb(f"start {n}")
         await asyncio.sleep(0.001 * (n % 5))
         scope_api.set_tag("after_sleep", str(n))
         await asyncio.sleep(0)
         seen[n] = dict(current_scope().tags)
-        assert [c["message"] for c in current_scope().breadcrumbs(100)] == [f"start {n}"]
 
     await asyncio.gather(*(request(n) for n in range(100)))
     assert seen == {n: {"request": str(n), "after_sleep": str(n)} for n in range(100)}
     assert current_scope().tags == {}
+
+
+async def test_tasks_add_to_their_unit_of_works_breadcrumbs_and_units_keep_theirs_apart() -> None:
+    # A unit of work (here the test's scope; in an app, a request) keeps one record of what
+    # happened, whichever of its tasks did it; a `new_scope()` block is a unit of its own.
+    scope_api.add_breadcrumb("before")
+    seen: dict[int, list[str]] = {}
+
+    async def fetch(n: int) -> None:
+        await asyncio.sleep(0.001 * (n % 3))
+        scope_api.add_breadcrumb(f"fetched {n}")
+
+    async def job(n: int) -> None:
+        with new_scope():
+            scope_api.add_breadcrumb(f"job {n}")
+            await asyncio.sleep(0.001 * (n % 5))
+            seen[n] = [c["message"] for c in current_scope().breadcrumbs(100)]
+
+    await asyncio.gather(*(fetch(n) for n in range(3)))
+    messages = [c["message"] for c in current_scope().breadcrumbs(100)]
+    assert messages[0] == "before"
+    assert sorted(messages[1:]) == ["fetched 0", "fetched 1", "fetched 2"]
+    await asyncio.gather(*(job(n) for n in range(50)))
+    assert seen == {n: [*messages, f"job {n}"] for n in range(50)}
+    assert [c["message"] for c in current_scope().breadcrumbs(100)] == messages
+
+
+def test_each_thread_starts_a_trail_of_its_own() -> None:
+    scope_api.add_breadcrumb("main")
+    seen: dict[int, list[str]] = {}
+    barrier = threading.Barrier(4)
+
+    def worker(n: int) -> None:
+        scope_api.add_breadcrumb(f"thread {n}")
+        barrier.wait()
+        seen[n] = [c["message"] for c in current_scope().breadcrumbs(100)]
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {n: [f"thread {n}"] for n in range(4)}
+    assert [c["message"] for c in current_scope().breadcrumbs(100)] == ["main"]
 
 
 async def test_a_task_sees_its_parents_scope_at_start_but_does_not_leak_back() -> None:
@@ -194,7 +232,12 @@ def test_request_scope_fills_every_field_of_a_scope() -> None:
     blank = Scope()
     with request_scope(None, extra={"a": 1}, contexts={"c": {"x": 1}}, user={"id": "7"}) as scope:
         for name in Scope.__slots__:
-            expected = {"extra": {"a": 1}, "contexts": {"c": {"x": 1}}, "user": {"id": "7"}}
+            expected = {
+                "extra": {"a": 1},
+                "contexts": {"c": {"x": 1}},
+                "user": {"id": "7"},
+                "_breadcrumbs": [],  # a trail of its own
+            }
             assert getattr(scope, name) == expected.get(name, getattr(blank, name)), name
 
 
@@ -231,7 +274,7 @@ def test_a_request_scope_fills_every_field_but_the_three_it_is() -> None:
     fill_request_scope(request, None, user={"id": "7"})
     for name in Scope.__slots__:
         if name not in ("request", "trace", "transaction"):
-            expected = {"id": "7"} if name == "user" else getattr(blank, name)
+            expected = {"user": {"id": "7"}, "_breadcrumbs": []}.get(name, getattr(blank, name))
             assert getattr(request, name) == expected, name
     assert request.request is request
     assert request.trace is request
@@ -266,7 +309,7 @@ def test_request_scopes_nest_and_each_exit_restores_its_level() -> None:
             assert current_scope().breadcrumbs(100) == []  # fresh, not inherited
         assert current_scope().transaction == "outer"
         assert [c["message"] for c in current_scope().breadcrumbs(100)] == ["outer crumb"]
-        assert current_scope() is not outer  # the breadcrumb installed a copy
+        assert current_scope() is outer  # a breadcrumb is added to it, in place
     assert current_scope().transaction is None
 
 

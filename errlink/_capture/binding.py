@@ -17,9 +17,9 @@ from .._log import INTERNAL, logger
 from .scope import (
     Scope,
     TransactionName,
+    current_scope,
     enter_request_scope,
     install_scope,
-    installed_scope,
     restore_scope,
     scope_with_client,
 )
@@ -35,7 +35,7 @@ _new_object = object.__new__
 
 def current_client() -> ClientCore | None:
     """The client bound to this context, else the process default set by `errlink.init()`."""
-    client: ClientCore | None = installed_scope().client
+    client: ClientCore | None = current_scope().client
     if client is not None:
         return client
     return _default_client
@@ -75,7 +75,7 @@ ClientBinding = tuple["ClientCore | None", "ClientCore | None"]
 
 def enter_client(client: ClientCore | None) -> ClientBinding:
     """Bind `client` until `leave_client` is called with what this returns."""
-    previous: ClientCore | None = installed_scope().client
+    previous: ClientCore | None = current_scope().client
     bind_client_here(client)
     return (client, previous)
 
@@ -85,7 +85,7 @@ def leave_client(binding: ClientBinding) -> None:
     Nothing happens where `binding`'s client is no longer the bound one (another context, or
     a binding made since)."""
     client, previous = binding
-    if installed_scope().client is client:
+    if current_scope().client is client:
         bind_client_here(previous)
 
 
@@ -140,7 +140,7 @@ class _RequestScope:
 
     def _install(self) -> Token[Scope]:
         token = enter_request_scope(*self._fields)
-        self._scope = installed_scope()
+        self._scope = current_scope()
         return token
 
     def __exit__(

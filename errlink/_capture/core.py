@@ -61,6 +61,8 @@ class ClientCore:
         self.sessions: SessionTracker | None = None
         self._track_sessions(pipeline)
         self.logs: LogBuffer | None = None  # structured logs, made at the first record
+        # The names in `builder.sdk["integrations"]`, for hooks that ask on every call.
+        self.integrations = frozenset(builder.sdk["integrations"])
 
     @property
     def enabled(self) -> bool:
@@ -72,6 +74,7 @@ class ClientCore:
         if name not in integrations:
             integrations.append(name)  # the same list object the pipeline's envelopes use
             integrations.sort()
+            self.integrations = frozenset(integrations)
 
     def reset_after_fork(self, stats: Stats, pipeline: Pipeline | None) -> None:
         """In a forked child: forget the parent's queue, counters and locks; start afresh on use."""

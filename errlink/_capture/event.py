@@ -120,9 +120,6 @@ class EventBuilder:
         if "server_name" in self._static:  # a host name is a data value to Relay
             self._static["server_name"] = self.scrubber.scrub_value(self._static["server_name"])
 
-    def set_integrations(self, integrations: Sequence[str]) -> None:
-        self.sdk = sdk_info(integrations)
-
     def exception_event(
         self,
         exc: BaseException,

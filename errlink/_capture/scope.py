@@ -1,10 +1,14 @@
 """Per-context scope data: tags, user, contexts, extra, breadcrumbs. Data only.
 
-A `Scope` is immutable; every setter installs a modified copy in a ContextVar. Because asyncio
-tasks and `contextvars.copy_context()` copy the variable's *value* (the reference), copy-on-write
-is what keeps a child task's changes from leaking into its parent, and concurrent requests on one
-loop from seeing each other's data. Breadcrumbs are a persistent linked list so that adding one
-is O(1) no matter how many are kept.
+A `Scope` is immutable but for its breadcrumbs; every setter installs a modified copy in a
+ContextVar. Because asyncio tasks and `contextvars.copy_context()` copy the variable's *value*
+(the reference), copy-on-write is what keeps a child task's tags or user from leaking into its
+parent, and concurrent requests on one loop from seeing each other's data.
+
+Breadcrumbs are a record of what happened in one unit of work: a request, a task run, a
+`new_scope()` block. They are kept on that unit's trail, a list shared by its scopes and by the
+tasks it starts (an HTTP call made in a child task of `asyncio.gather` shows in the request's
+events). Adding one appends to it: the cost of an HTTP call's or a query's breadcrumb.
 
 The setters never raise into the caller: a value that can be understood is taken (a bare user id,
 a logging level name), anything else is logged once on the `errlink` logger and ignored.
@@ -30,16 +34,11 @@ _MAX_FINGERPRINT_PARTS = 64
 _new_object = object.__new__
 
 
-# A node of the breadcrumb list, newest first: (breadcrumb, the node before, length). A plain
-# tuple: one is made per breadcrumb, and a NamedTuple's constructor costs 10x more.
-_Crumb = tuple[dict[str, Any], "_Crumb | None", int]
-
-
-def _crumbs_from(values: list[dict[str, Any]]) -> _Crumb | None:
-    node: _Crumb | None = None
-    for length, value in enumerate(values, start=1):
-        node = (value, node, length)
-    return node
+# A unit of work's breadcrumbs, oldest first: processed dicts and `PendingBreadcrumb`s. It is
+# trimmed to the newest `max_breadcrumbs` whenever it holds twice that (amortised O(1) a push).
+# Appends, slices and trims are each atomic under the GIL, so the threads a unit's context is
+# run in (`asyncio.to_thread`) may share it.
+Trail = list[Any]
 
 
 # A transaction named once the request is routed: integrations whose framework routes inside the
@@ -76,7 +75,8 @@ class Scope:
         self.request: Mapping[str, Any] | None = None
         self.trace: TraceSource | None = None  # None: the process's own trace
         self.attachments: tuple[Attachment, ...] = ()
-        self._breadcrumbs: _Crumb | None = None
+        # None: no trail yet (the process default); the first push in a context makes one.
+        self._breadcrumbs: Trail | None = None
         # The `ClientCore` captures in this context reach (None: the process default), kept in
         # the scope so that a request binds its client and its scope with one variable. `Any`:
         # this module sits below the client's (`binding` reads it as a ClientCore).
@@ -88,7 +88,7 @@ class Scope:
         self.session_root: Scope | None = None
 
     def copy(self) -> Scope:
-        # Slot by slot rather than in a loop: a copy is made per breadcrumb, and this is 3x
+        # Slot by slot rather than in a loop: a copy is made per setter call, and this is 3x
         # faster (a test checks that no slot is left out).
         clone = _new_object(Scope)
         clone.tags = self.tags
@@ -108,69 +108,18 @@ class Scope:
         clone.session_root = self if root is None and self.outcome >= 0 else root
         return clone
 
-    def breadcrumbs(self, limit: int) -> list[dict[str, Any]]:
+    def breadcrumbs(self, limit: int) -> list[Any]:
         """The newest `limit` breadcrumbs, oldest first."""
-        out: list[dict[str, Any]] = []
-        node = self._breadcrumbs
-        while node is not None and len(out) < limit:
-            out.append(node[0])
-            node = node[1]
-        out.reverse()
-        return out
-
-    def without_breadcrumbs(self) -> Scope:
-        clone = self.copy()
-        clone._breadcrumbs = None
-        return clone
-
-    def _with_crumbs(self, crumbs: _Crumb | None) -> Scope:
-        clone = self.copy()
-        clone._breadcrumbs = crumbs
-        return clone
+        trail = self._breadcrumbs
+        return trail[-limit:] if trail and limit > 0 else []
 
 
-def _appended(previous: _Crumb | None, crumb: dict[str, Any], limit: int) -> _Crumb:
-    length = previous[2] + 1 if previous else 1
-    if length > 2 * limit:
-        # Compact now and then so the list stays bounded: amortised O(1) per breadcrumb.
-        out: list[dict[str, Any]] = []
-        node = previous
-        while node is not None and len(out) < limit - 1:
-            out.append(node[0])
-            node = node[1]
-        out.reverse()
-        out.append(crumb)
-        return _crumbs_from(out)  # type: ignore[return-value]
-    return (crumb, previous, length)
-
-
-# Scopes are never mutated in place (setters install copies), so one shared default is safe.
+# Scopes are never mutated in place (setters install copies) and the default has no trail to add
+# to (the first push makes one, in a copy), so one shared default is safe.
 _scope: ContextVar[Scope] = ContextVar("errlink.scope", default=Scope())  # noqa: B039
 
-# The installed scope as it is, without folding in what was pushed since (see `_pushed`): enough
-# to read its client, and no Python frame for code that runs for every task or request.
-installed_scope = _scope.get
-
-
-# Breadcrumbs pushed onto the current scope since it was installed: [that scope, its breadcrumb
-# list, the scope with that list once made]. A push sets this rather than installing a copy of
-# the scope (that copy per breadcrumb was most of the cost of an HTTP client's or a query's
-# breadcrumb); `current_scope()` makes the copy when the scope is read or replaced. A child
-# task copies both variables, so it sees what was pushed before it started, and its own pushes
-# (a new list) stay its own.
-_pushed: ContextVar[list[Any] | None] = ContextVar("errlink.pushed", default=None)
-
-
-def current_scope() -> Scope:
-    scope = _scope.get()
-    pushed = _pushed.get()
-    if pushed is None or pushed[0] is not scope:
-        return scope
-    made = pushed[2]
-    if made is None:
-        made = pushed[2] = scope._with_crumbs(pushed[1])  # the same for every context sharing it
-    _scope.set(made)
-    return made  # type: ignore[no-any-return]
+# Without a Python frame: code that runs for every task, request or HTTP call reads it.
+current_scope = _scope.get
 
 
 def _update(**changes: Any) -> None:
@@ -341,14 +290,21 @@ def clear_attachments() -> None:
 
 
 def clear_breadcrumbs() -> None:
-    _scope.set(current_scope().without_breadcrumbs())
+    """Forget the breadcrumbs of the current unit of work (its request, task or block)."""
+    trail = current_scope()._breadcrumbs
+    if trail is not None:
+        trail.clear()
 
 
 @contextmanager
 def new_scope(*, new_trace: bool = False) -> Iterator[Scope]:
     """A scope whose changes are undone when the block exits; with `new_trace`, events and
-    outgoing requests inside it belong to a trace of their own."""
+    outgoing requests inside it belong to a trace of their own. The block is a unit of work of
+    its own: it starts with the breadcrumbs recorded so far, and those recorded inside it
+    (by tasks it starts too) stay inside it."""
     scope = current_scope().copy()
+    trail = scope._breadcrumbs
+    scope._breadcrumbs = [] if trail is None else trail.copy()
     if new_trace:
         scope.trace = PropagationContext()
     token = _scope.set(scope)
@@ -362,7 +318,8 @@ def new_scope(*, new_trace: bool = False) -> Iterator[Scope]:
 def isolated_scope() -> Iterator[Scope]:
     """A fresh, empty scope for the block (integrations use it per request or task)."""
     fresh = Scope()
-    fresh.client = current_scope().client  # what was pushed is kept for when the block ends
+    fresh._breadcrumbs = []
+    fresh.client = current_scope().client
     token = _scope.set(fresh)
     try:
         yield _scope.get()
@@ -371,15 +328,24 @@ def isolated_scope() -> Iterator[Scope]:
 
 
 def push_breadcrumb(crumb: dict[str, Any], limit: int) -> None:
-    """Add an already processed breadcrumb to the current scope, keeping the newest `limit`."""
+    """Add an already processed breadcrumb to the current unit of work's trail, keeping the
+    newest `limit`."""
     if limit:
-        scope = _scope.get()
-        pushed = _pushed.get()
-        crumbs = pushed[1] if pushed is not None and pushed[0] is scope else scope._breadcrumbs
-        length = crumbs[2] + 1 if crumbs else 1
-        # `_appended`'s common case spelled out: an HTTP client's or a query's every call.
-        node = (crumb, crumbs, length) if length <= 2 * limit else _appended(crumbs, crumb, limit)
-        _pushed.set([scope, node, None])
+        trail = _scope.get()._breadcrumbs
+        if trail is None:
+            start_trail(crumb)
+            return
+        trail.append(crumb)
+        if len(trail) > 2 * limit:
+            del trail[:-limit]
+
+
+def start_trail(crumb: object) -> None:
+    """Give this context a trail of its own, holding `crumb`: its first breadcrumb outside any
+    request, task or block (each thread, and each task started before one, gets its own)."""
+    scope = _scope.get().copy()
+    scope._breadcrumbs = [crumb]
+    _scope.set(scope)
 
 
 def enter_request_scope(
@@ -401,8 +367,6 @@ def enter_request_scope(
     scope.request = request
     scope.trace = trace
     fill_request_scope(scope, client, user, tags, contexts, extra)
-    if _pushed.get() is not None:
-        current_scope()  # what was pushed is kept for `restore_scope`
     return _scope.set(scope)
 
 
@@ -423,7 +387,7 @@ def fill_request_scope(
     scope.level = None
     scope.fingerprint = None
     scope.attachments = ()
-    scope._breadcrumbs = None
+    scope._breadcrumbs = []
     scope.client = client
     scope.outcome = -1 if client is None or client.sessions is None else 0
     scope.session_root = None
@@ -459,15 +423,11 @@ def enter_own_scope(scope: RequestScope, client: Any) -> Token[Scope]:
     """Fill a new `RequestScope` and install it bound to `client`, until `restore_scope` is
     called with what this returns (then `binding.request_ended`, for the request's session)."""
     fill_request_scope(scope, client)
-    if _pushed.get() is not None:
-        current_scope()  # what was pushed is kept for `restore_scope`
     return _scope.set(scope)
 
 
 def install_scope(scope: Scope) -> Token[Scope]:
     """Make `scope` current until `restore_scope` is called with what this returns."""
-    if _pushed.get() is not None:
-        current_scope()  # what was pushed is kept for `restore_scope`
     return _scope.set(scope)
 
 

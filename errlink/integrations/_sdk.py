@@ -35,7 +35,6 @@ from .._capture.scope import (
     current_scope,
     enter_own_scope,
     fill_request_scope,
-    installed_scope,
     isolated_scope,
     new_scope,
     push_breadcrumb,
@@ -45,6 +44,7 @@ from .._capture.scope import (
     set_request,
     set_tag,
     set_transaction,
+    start_trail,
 )
 from .._capture.sensitive import FILTERED
 from .._capture.trace import IncomingTrace, PropagationContext, TraceSource
@@ -93,7 +93,6 @@ __all__ = [
     "enter_own_scope",
     "fill_request_scope",
     "init",
-    "installed_scope",
     "interval_schedule",
     "isolated_scope",
     "leave_own_scope",
@@ -114,6 +113,7 @@ __all__ = [
     "set_tag",
     "set_transaction",
     "slugify",
+    "start_trail",
     "trace_headers",
     "use_framework_hooks",
     "use_library_hooks",
@@ -124,7 +124,7 @@ __all__ = [
 
 def uses_integration(core: ClientCore, name: str) -> bool:
     """Whether `core` enabled the integration `name` (it is in its events' `sdk` info)."""
-    return name in core.builder.sdk["integrations"]
+    return name in core.integrations
 
 
 def ensure_default_client(

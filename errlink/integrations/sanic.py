@@ -39,8 +39,8 @@ from ._sdk import (
     INTERNAL,
     ClientOptions,
     Dsn,
+    current_scope,
     enter_own_scope,
-    installed_scope,
     isolated_scope,
     logger,
     request_ended,
@@ -128,7 +128,7 @@ class Errlink(AsyncWebIntegration):
 
     def _on_response(self, request: Request, response: Any) -> None:
         # As installed: folding in the breadcrumbs pushed since would copy the scope for nothing.
-        request_ended(self.active_core(), installed_scope())
+        request_ended(self.active_core(), current_scope())
 
     async def _on_exception(self, request: Request, exception: BaseException, **_: Any) -> None:
         await self._report(request, exception)

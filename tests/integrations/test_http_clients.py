@@ -430,27 +430,25 @@ async def test_httpx_async(
     assert SECRET not in json.dumps(event)
 
 
-async def test_breadcrumbs_follow_scopes_and_tasks(
+async def test_breadcrumbs_follow_the_unit_of_work_and_its_tasks(
     server: tuple[str, Recorded], async_client: tuple[errlink.AsyncClient, MemoryTransport]
 ) -> None:
-    # A request's breadcrumb goes to the scope it was made in: a child task and an inner scope
-    # see what came before them, and theirs never show outside them.
+    # Requests made in tasks the unit of work started (asyncio.gather) are on its record; an
+    # inner `new_scope()` starts from that record, and what it adds stays inside it.
     base, _ = server
     client, transport = async_client
     async with httpx.AsyncClient(timeout=TIMEOUT) as http:
         await http.get(f"{base}/outer/1")
 
-        async def child() -> None:
-            await http.get(f"{base}/child")
-            await client.capture_message("from the child")
+        async def child(name: str) -> None:
+            await http.get(f"{base}/{name}")
 
-        started = asyncio.create_task(child())
-        await http.get(f"{base}/outer/2")
-        await started
+        await asyncio.gather(child("a"), child("b"))
+        await client.capture_message("after the gather")
         with errlink.new_scope():
             await http.get(f"{base}/inner")
             await client.capture_message("from the inner scope")
-        await http.get(f"{base}/outer/3")
+        await http.get(f"{base}/outer/2")
     await client.capture_message("from the outer scope")
     assert await client.flush(timeout=TIMEOUT)
 
@@ -462,10 +460,12 @@ async def test_breadcrumbs_follow_scopes_and_tasks(
         ]
         for event in transport.events()
     }
+    gathered = paths["after the gather"][1:]
+    assert sorted(gathered) == ["/a", "/b"]
     assert paths == {
-        "from the child": ["/outer/1", "/child"],
-        "from the inner scope": ["/outer/1", "/outer/2", "/inner"],
-        "from the outer scope": ["/outer/1", "/outer/2", "/outer/3"],
+        "after the gather": ["/outer/1", *gathered],
+        "from the inner scope": ["/outer/1", *gathered, "/inner"],
+        "from the outer scope": ["/outer/1", *gathered, "/outer/2"],
     }
 
 
@@ -544,29 +544,34 @@ def test_unknown_library_names_are_clear_errors() -> None:
 # -- errlink's own sends -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("targets", [[".*"], []], ids=["propagating", "default"])
 def test_errlinks_own_server_gets_no_trace_headers_and_no_breadcrumbs(
-    server: tuple[str, Recorded], fresh_scope: None
+    server: tuple[str, Recorded], fresh_scope: None, targets: list[str]
 ) -> None:
     base, recorded = server
-    errlink.init(f"http://key@{base[len('http://') :]}/1", trace_propagation_targets=[".*"])
+    project = 1 + len(targets)  # each case its own project: the server records both
+    errlink.init(
+        f"http://key@{base[len('http://') :]}/{project}", trace_propagation_targets=targets
+    )
     try:
         # The application itself calls the DSN's host: not recorded either.
         requests.get(f"{base}/plain-own", timeout=TIMEOUT)
         with httpx.Client() as client:
             client.get(f"{base}/plain-own-httpx")
+        errlink.add_breadcrumb("between")  # the event has breadcrumbs: none of them HTTP
         errlink.capture_message("sent by errlink itself")
         assert errlink.flush(timeout=TIMEOUT)
     finally:
         errlink.close(timeout=5)
 
-    [(_method, _path, headers, body)] = recorded.wait_for("/api/1/envelope/")
+    [(_method, _path, headers, body)] = recorded.wait_for(f"/api/{project}/envelope/")
     _assert_not_propagated(headers)
     _assert_not_propagated(recorded.headers_of("/plain-own"))
     if headers.get("content-encoding") == "gzip":
         body = gzip.decompress(body)
     [event] = [item.json() for item in parse_envelope(body).items if item.type == "event"]
     crumbs = event.get("breadcrumbs", {}).get("values", [])
-    assert not [crumb for crumb in crumbs if crumb.get("type") == "http"]
+    assert [crumb.get("message") for crumb in crumbs] == ["between"]
 
 
 def test_an_explicit_extension_keeps_the_http_clients_on(

@@ -534,3 +534,36 @@ async def test_sync_endpoints_reach_the_request_scope_from_their_thread(
     assert event["request"]["url"] == f"{base}/sync"
     assert event["request"]["query_string"] == "x=1"
     assert event["transaction"] == "/sync"
+
+
+async def test_calls_a_request_fans_out_in_child_tasks_are_in_its_event_only(
+    collector: Collector, session: aiohttp.ClientSession
+) -> None:
+    # asyncio.gather runs each call in a task of its own: their breadcrumbs belong to the
+    # request that started them, and to no other request in flight at the same time.
+    app = build_fastapi()
+
+    @app.get("/fan-out")
+    async def fan_out(request: Request, n: int) -> str:
+        base = str(request.base_url).rstrip("/")
+        async with aiohttp.ClientSession() as calls:
+
+            async def leg(name: str) -> None:
+                async with calls.get(f"{base}/ok?leg={name}&n={n}") as response:
+                    await response.read()
+
+            await asyncio.gather(leg("a"), leg("b"))
+        raise RuntimeError(f"fan-out {n} failed")
+
+    async with serving(app, errlink_fastapi.Errlink, collector.dsn) as (base, _):
+        statuses = await asyncio.gather(
+            *(fetch(session, "GET", f"{base}/fan-out?n={n}") for n in range(8))
+        )
+        assert [status for status, _ in statuses] == [500] * 8
+        events = await collector.wait_for_events(8, EVENT_TIMEOUT)
+
+    for event in events:
+        n = event["request"]["query_string"].removeprefix("n=")
+        assert newest_exception(event)["value"] == f"fan-out {n} failed"
+        crumbs = [c for c in event["breadcrumbs"]["values"] if c.get("type") == "http"]
+        assert sorted(c["data"]["http.query"] for c in crumbs) == [f"leg=a&n={n}", f"leg=b&n={n}"]

@@ -13,6 +13,6 @@ def client_for(integration: str) -> ClientCore | None:
     a client that did not enable the library."""
     core = current_client()
     # `uses_integration`, spelled out: this runs on every call of every hooked library.
-    if core is None or _sending() or integration not in core.builder.sdk["integrations"]:
+    if core is None or _sending() or integration not in core.integrations:
         return None
     return core

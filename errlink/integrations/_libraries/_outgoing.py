@@ -1,9 +1,10 @@
 """What the HTTP client hooks share: whether to record a request, its breadcrumb, its headers.
 
-A hook asks `client_for()` as a request goes out: None, after one context-variable read, when
-no client is current; also inside errlink's own sends (`SENDING`) and for a client that did not
-enable the library. Then `start()` (None for a request to the client's own DSN host: errlink
-never reports on itself), and `Outgoing.finish()` when the response (or failure) comes back.
+A hook calls `begin()` as a request goes out, and `Outgoing.finish()` when the response (or
+failure) comes back. `begin()` is None, after one context-variable read, when no client is
+current; also inside errlink's own sends (`SENDING`), for a client that did not enable the
+library, and for a request to the client's own DSN host: errlink never reports on itself.
+Each is one Python call, the breadcrumb's push included: they run on every request.
 
 The breadcrumb never carries URL credentials, and the query string's secret-looking values are
 filtered by the client's scrubber before `before_breadcrumb` sees it. Trace headers go only to
@@ -22,60 +23,51 @@ from urllib.parse import urlsplit
 
 from .._sdk import (
     INTERNAL,
+    SENDING,
     ClientCore,
     Options,
     PendingBreadcrumb,
     add_pending_breadcrumb,
+    current_client,
+    current_scope,
     current_trace,
     logger,
-    push_breadcrumb,
+    start_trail,
     trace_headers,
 )
-from ._gate import client_for as client_for
 
 _MAX_DECIDED = 1024
 _new_object = object.__new__
 _perf_counter = time.perf_counter
+_sending = SENDING.get
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
-def start(
-    core: ClientCore,
-    kind: type[Outgoing],
-    method: str,
-    url: object,
-    host: str | None = None,
-    port: int | None = None,
-) -> Outgoing | None:
-    """The request to `url` to record for `core` (from `client_for`) as a `kind`, or None when
-    it goes to errlink's own server. Never raises.
+def begin(integration: str, kind: type[Outgoing], method: str, url: object) -> Outgoing | None:
+    """The request to `url` to record as a `kind` for the client current here, if it enabled
+    `integration`; None otherwise. Never raises.
 
     `url` is the absolute URL as text, or what `kind.text` makes it from (a yarl or httpx URL,
     a function of no arguments): it is made text only when needed (propagation targets to
-    search, an event to describe the request in). `host` (lower case, IPv6 without brackets)
-    and `port`, when the caller knows them, spare that for the check against the DSN's host;
-    without `port`, the URL object's ``port`` and ``scheme`` give it."""
+    search, an event to describe the request in). A request to the DSN's host and port is
+    errlink's business: it never carries trace headers, and its breadcrumb is dropped when
+    described (the check needs the URL's text, which most requests never need)."""
+    # `client_for()` spelled out, as is the rest: this runs on every request.
+    core = current_scope().client or current_client()
+    if core is None or _sending() or integration not in core.integrations:
+        return None
     try:
-        options = core.options
-        last = _last_plan
-        plan = last[1] if last is not None and last[0] is options else _plan(options)
-        text = url if type(url) is str else None
-        if host is None:
-            text = text or kind.text(url)
-            if _netloc(text).lower() in plan.own:
-                return None
-        elif host in plan.own_hosts and _is_own(plan, kind, url, host, port):
-            return None
         propagate = False
-        if plan.targets:
-            text = text or kind.text(url)
-            propagate = _is_target(plan, text)
+        if core.options.trace_propagation_targets:
+            plan = _plan(core.options)
+            url = url if type(url) is str else kind.text(url)
+            propagate = not _is_own(plan, url) and _is_target(plan, url)
         # Filled here rather than through `kind(...)`: a class call with an `__init__` takes
-        # CPython's slow path, and this runs on every request.
+        # CPython's slow path.
         outgoing = _new_object(kind)
         outgoing.core = core
         outgoing.method = method
-        outgoing.url = text or url
+        outgoing.url = url
         outgoing.propagate = propagate
         outgoing.started = _perf_counter()
         return outgoing
@@ -86,15 +78,9 @@ def start(
         return None
 
 
-def _is_own(plan: _Plan, kind: type[Outgoing], url: object, host: str, port: int | None) -> bool:
-    """Whether a request to `host` (the DSN's) goes to the DSN's port too."""
-    if port is None:
-        port = getattr(url, "port", None)  # yarl gives the scheme's default, httpx None
-        if port is None:
-            port = _DEFAULT_PORTS.get(str(getattr(url, "scheme", "")))
-        if port is None:
-            return _netloc(kind.text(url)).lower() in plan.own
-    return (host, port) in plan.own_ports
+def _is_own(plan: _Plan, url: str) -> bool:
+    """Whether `url` (absolute) goes to the DSN's host and port."""
+    return _netloc(url).lower() in plan.own
 
 
 def url_text(url: object) -> str:
@@ -134,7 +120,7 @@ class Outgoing(PendingBreadcrumb):
     __slots__ = ("core", "ended", "error", "method", "propagate", "started", "status", "url")
     category = "http"
     subject_key: str | None = None
-    # Made by `start()`, which fills core, method, url, propagate and started (the request's
+    # Made by `begin()`, which fills core, method, url, propagate and started (the request's
     # `perf_counter`). status, error and ended are set by finish(), before the breadcrumb
     # exists anywhere describe() could reach it.
     core: ClientCore
@@ -148,7 +134,7 @@ class Outgoing(PendingBreadcrumb):
 
     @staticmethod
     def text(url: object) -> str:
-        """`url` (as given to `start`) as text."""
+        """`url` (as given to `begin`) as text."""
         return url_text(url)
 
     def headers(self, present: Callable[[str], bool]) -> dict[str, str]:
@@ -191,7 +177,16 @@ class Outgoing(PendingBreadcrumb):
             core = self.core
             options = core.options
             if options.before_breadcrumb is None:
-                push_breadcrumb(self, options.max_breadcrumbs)  # type: ignore[arg-type]
+                # `push_breadcrumb()` spelled out.
+                limit = options.max_breadcrumbs
+                if limit:
+                    trail = current_scope()._breadcrumbs
+                    if trail is None:
+                        start_trail(self)
+                    else:
+                        trail.append(self)
+                        if len(trail) > 2 * limit:
+                            del trail[:-limit]
                 return
             hint = {}
             if self.subject_key is not None and subject is not None:
@@ -204,10 +199,12 @@ class Outgoing(PendingBreadcrumb):
                 "errlink: could not record an outgoing request", exc_info=True, extra=INTERNAL
             )
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Any] | None:
+        raw = self.text(self.url)
+        if _is_own(_plan(self.core.options), raw):
+            return None
         scrubber = self.core.builder.scrubber
         bound = self.core.options.max_value_length
-        raw = self.text(self.url)
         scheme, netloc, path, query, fragment = urlsplit(raw)
         if "@" in netloc:
             netloc = netloc.rpartition("@")[2]  # credentials never leave the process
@@ -273,12 +270,11 @@ class _Plan:
     """What a client's options say about outgoing requests, worked out once: the DSN's
     ``host:port`` spellings (requests there are errlink's business) and the targets."""
 
-    __slots__ = ("decided", "own", "own_hosts", "own_ports", "targets")
+    __slots__ = ("decided", "own", "targets")
 
     def __init__(self, options: Options) -> None:
         dsn = options.dsn
         own: set[str] = set()
-        own_ports: set[tuple[str, int]] = set()
         if dsn is not None:
             host = dsn.host.lower()
             hosts = {host, f"[{host}]"} if ":" in host else {host}
@@ -288,11 +284,7 @@ class _Plan:
                 own.add(f"{name}:{port}")
                 if port == default:
                     own.add(name)
-            if port is not None:
-                own_ports.add((host.strip("[]"), port))
         self.own = frozenset(own)
-        self.own_ports = frozenset(own_ports)
-        self.own_hosts = frozenset() if dsn is None else frozenset({dsn.host.lower().strip("[]")})
         self.targets = tuple(re.compile(pattern) for pattern in options.trace_propagation_targets)
         self.decided: dict[str, bool] = {}  # by URL: most programs call a few URLs again and again
 
@@ -302,11 +294,7 @@ _plans_lock = threading.Lock()
 _MAX_PLANS = 64
 
 
-_last_plan: tuple[Options, _Plan] | None = None
-
-
 def _plan(options: Options) -> _Plan:
-    global _last_plan
     entry = _plans.get(id(options))
     if entry is None or entry[0] is not options:
         entry = (options, _Plan(options))
@@ -314,5 +302,4 @@ def _plan(options: Options) -> _Plan:
             if len(_plans) >= _MAX_PLANS:
                 _plans.clear()  # clients come and go rarely; a full table is stale ones
             _plans[id(options)] = entry  # holding `options` keeps its id unique
-    _last_plan = entry
     return entry[1]

@@ -23,9 +23,9 @@ import aiohttp
 
 from .._sdk import INTERNAL, logger
 from . import _outgoing
-from ._gate import client_for
 
 _INTEGRATION = "aiohttp_client"
+_begin = _outgoing.begin
 
 
 class _Outgoing(_outgoing.Outgoing):
@@ -38,11 +38,8 @@ async def _record(
     handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
 ) -> aiohttp.ClientResponse:
     """The client middleware: a breadcrumb for the request, and its trace headers."""
-    core = client_for(_INTEGRATION)
-    if core is None:
-        return await handler(request)
-    url = request.original_url  # `url` lost its fragment
-    outgoing = _outgoing.start(core, _Outgoing, request.method, url, url.host)
+    # `original_url`: `url` lost its fragment.
+    outgoing = _begin(_INTEGRATION, _Outgoing, request.method, request.original_url)
     if outgoing is None:
         return await handler(request)
     if outgoing.propagate:
@@ -73,11 +70,7 @@ def _add_headers(headers: Any, outgoing: _outgoing.Outgoing) -> None:
 async def _on_request_start(
     session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestStartParams
 ) -> None:
-    core = client_for(_INTEGRATION)
-    if core is None:
-        return
-    url = params.url
-    outgoing = _outgoing.start(core, _Outgoing, params.method, url, url.host)
+    outgoing = _begin(_INTEGRATION, _Outgoing, params.method, params.url)
     if outgoing is None:
         return
     if outgoing.propagate:

@@ -14,7 +14,6 @@ from typing import Any
 
 from .._sdk import INTERNAL, logger
 from . import _outgoing
-from ._gate import client_for
 
 _INTEGRATION = "http_client"
 _ATTRIBUTE = "_errlink_outgoing"
@@ -50,11 +49,9 @@ def hook() -> Callable[[], None]:
         skip_accept_encoding: bool = False,
     ) -> None:
         putrequest(self, method, url, skip_host, skip_accept_encoding)
-        core = client_for(_INTEGRATION)
-        if core is not None:
-            self.__dict__[_ATTRIBUTE] = _start(core, self, method, url)
-        elif self.__dict__.get(_ATTRIBUTE) is not None:
-            self.__dict__[_ATTRIBUTE] = None
+        outgoing = _begin(self, method, url)
+        if outgoing is not None or self.__dict__.get(_ATTRIBUTE) is not None:
+            self.__dict__[_ATTRIBUTE] = outgoing
 
     def errlink_endheaders(
         self: Any, message_body: Any = None, *, encode_chunked: bool = False
@@ -96,13 +93,13 @@ def hook() -> Callable[[], None]:
     return undo
 
 
-def _start(core: Any, connection: Any, method: str, url: str) -> _outgoing.Outgoing | None:
+def _begin(connection: Any, method: str, url: str) -> _outgoing.Outgoing | None:
     try:
         tunnel = connection._tunnel_host
         host = tunnel or connection.host
         port = connection._tunnel_port if tunnel else connection.port
         target: _Target = (host, port, connection.default_port, url)  # text only when needed
-        return _outgoing.start(core, _Outgoing, method, target, host.lower(), port)
+        return _outgoing.begin(_INTEGRATION, _Outgoing, method, target)
     except Exception:
         logger.warning(
             "errlink: could not record an outgoing request", exc_info=True, extra=INTERNAL

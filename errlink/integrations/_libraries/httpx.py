@@ -15,9 +15,9 @@ import httpx
 
 from .._sdk import INTERNAL, logger
 from . import _outgoing
-from ._gate import client_for
 
 _INTEGRATION = "httpx"
+_begin = _outgoing.begin
 
 
 class _Request(_outgoing.Outgoing):
@@ -33,9 +33,11 @@ def hook() -> Callable[[], None]:
     # After `request`, httpx's `send` takes keywords only (stream, auth, follow_redirects):
     # no *args tuple to make per request, and whatever keywords an httpx version has pass on.
     def errlink_send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> Any:
-        outgoing = _begin(request)
+        outgoing = _begin(_INTEGRATION, _Request, request.method, request.url)
         if outgoing is None:
             return sync_send(self, request, **kwargs)
+        if outgoing.propagate:
+            _add_headers(request.headers, outgoing)
         try:
             response = sync_send(self, request, **kwargs)
         except Exception as exc:
@@ -47,9 +49,11 @@ def hook() -> Callable[[], None]:
     async def errlink_async_send(
         self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any
     ) -> Any:
-        outgoing = _begin(request)
+        outgoing = _begin(_INTEGRATION, _Request, request.method, request.url)
         if outgoing is None:
             return await async_send(self, request, **kwargs)
+        if outgoing.propagate:
+            _add_headers(request.headers, outgoing)
         try:
             response = await async_send(self, request, **kwargs)
         except Exception as exc:
@@ -68,22 +72,14 @@ def hook() -> Callable[[], None]:
     return undo
 
 
-def _begin(request: httpx.Request) -> _outgoing.Outgoing | None:
-    """The request to record, or None (see `client_for`)."""
-    core = client_for(_INTEGRATION)
-    if core is None:
-        return None
-    url = request.url
-    outgoing = _outgoing.start(core, _Request, request.method, url, url.host)
-    if outgoing is not None and outgoing.propagate:
-        try:
-            _add_headers(request.headers, outgoing)
-        except Exception:
-            logger.warning("errlink: could not add trace headers", exc_info=True, extra=INTERNAL)
-    return outgoing
-
-
 def _add_headers(headers: httpx.Headers, outgoing: _outgoing.Outgoing) -> None:
+    try:
+        _add_missing(headers, outgoing)
+    except Exception:
+        logger.warning("errlink: could not add trace headers", exc_info=True, extra=INTERNAL)
+
+
+def _add_missing(headers: httpx.Headers, outgoing: _outgoing.Outgoing) -> None:
     # httpx keeps a request's headers as a list of (name, lower-case name, value) in bytes.
     # Setting them one by one through the mapping scans that list twice per header, more than
     # all the rest of the hook: when the list is there, add to it directly.
