@@ -399,12 +399,25 @@ class RequestScope(Scope):
     `resolve()` (the trace) and makes callable (the transaction, named once routed).
 
     One object per request where a scope and the request's object would be two: a busy server
-    makes one for every request. Its fields are set with `fill_request_scope`; copies of it are
-    plain scopes that point at it. (Those three fields are not kept in it as values: an object
+    makes one for every request. `fill_own_scope` sets its fields; copies of it are plain
+    scopes that point at it. (Those three fields are not kept in it as values: an object
     pointing at itself would live until the garbage collector's next pass.)
+
+    Nothing is ever set on it but its breadcrumbs, client and session outcome: setters install
+    copies. So its tags, user, contexts, extra, level, fingerprint and attachments are the empty
+    defaults, as class constants, and a request stores three fields rather than eleven.
     """
 
     __slots__ = ()
+
+    tags: Mapping[str, str] = _EMPTY
+    user: Mapping[str, Any] | None = None
+    contexts: Mapping[str, Any] = _EMPTY
+    extra: Mapping[str, Any] = _EMPTY
+    level: str | None = None
+    fingerprint: tuple[str, ...] | None = None
+    attachments: tuple[Attachment, ...] = ()
+    session_root: Scope | None = None
 
     @property
     def request(self) -> Mapping[str, Any]:  # type: ignore[override]
@@ -419,10 +432,19 @@ class RequestScope(Scope):
         return self  # type: ignore[return-value]
 
 
+def fill_own_scope(scope: RequestScope, client: Any) -> None:
+    """Set the fields of a new `RequestScope`, bound to `client` (a `ClientCore`, or None)."""
+    scope._breadcrumbs = []
+    scope.client = client
+    scope.outcome = -1 if client is None or client.sessions is None else 0
+
+
 def enter_own_scope(scope: RequestScope, client: Any) -> Token[Scope]:
     """Fill a new `RequestScope` and install it bound to `client`, until `restore_scope` is
     called with what this returns (then `binding.request_ended`, for the request's session)."""
-    fill_request_scope(scope, client)
+    scope._breadcrumbs = []  # `fill_own_scope`, spelled out: it runs for every request
+    scope.client = client
+    scope.outcome = -1 if client is None or client.sessions is None else 0
     return _scope.set(scope)
 
 

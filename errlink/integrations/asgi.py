@@ -41,7 +41,7 @@ from ._sdk import (
     bind_client_here,
     current_scope,
     enter_own_scope,
-    fill_request_scope,
+    fill_own_scope,
     leave_own_scope,
     logger,
 )
@@ -262,7 +262,7 @@ class AsgiConnection(OwnRequest):
         self, scope: Scope, max_bytes: int | None, integration: AsgiIntegration | None = None
     ) -> None:
         self.open(scope, max_bytes, integration)
-        fill_request_scope(self, None)
+        fill_own_scope(self, None)
 
     def open(
         self, scope: Scope, max_bytes: int | None, integration: AsgiIntegration | None
