@@ -1,10 +1,11 @@
 """What the HTTP client hooks share: whether to record a request, its breadcrumb, its headers.
 
 A hook calls `begin()` as a request goes out, and `Outgoing.finish()` when the response (or
-failure) comes back. `begin()` is None, after one context-variable read, when no client is
-current; also inside errlink's own sends (`SENDING`), for a client that did not enable the
-library, and for a request to the client's own DSN host: errlink never reports on itself.
-Each is one Python call, the breadcrumb's push included: they run on every request.
+failure) comes back. `begin()` is None, after two context-variable reads, when no client is
+current; also inside errlink's own sends (`SENDING`) and for a client that did not enable the
+library. A request to the client's own DSN host carries no trace headers and its breadcrumb
+is dropped when described: errlink never reports on itself. Each is one Python call, the
+breadcrumb's push included: they run on every request.
 
 The breadcrumb never carries URL credentials, and the query string's secret-looking values are
 filtered by the client's scrubber before `before_breadcrumb` sees it. Trace headers go only to
