@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import gc
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -433,23 +432,3 @@ def test_a_copy_keeps_every_field_of_a_scope() -> None:
     clone = original.copy()
     for name in Scope.__slots__:
         assert getattr(clone, name) == getattr(original, name), name
-
-
-async def test_tasks_started_in_an_async_client_block_add_to_its_breadcrumbs() -> None:
-    # Outside any request: the process default scope, as in a plain asyncio program.
-    transport = MemoryTransport()
-
-    async def program() -> None:
-        async with AsyncClient("http://key@127.0.0.1:9/1", transport=transport) as client:
-
-            async def fetch(name: str) -> None:
-                scope_api.add_breadcrumb(f"fetched {name}")
-
-            await asyncio.gather(fetch("a"), fetch("b"))
-            await client.capture_message("after the gather")
-            assert await client.flush(5)
-
-    await asyncio.get_running_loop().create_task(program(), context=contextvars.Context())
-    [event] = transport.events()
-    crumbs = [c["message"] for c in event["breadcrumbs"]["values"]]
-    assert sorted(crumbs) == ["fetched a", "fetched b"]

@@ -458,14 +458,10 @@ restore_scope = _scope.reset
 
 
 def scope_with_client(client: Any) -> Scope | None:
-    """The current scope bound to `client` instead, or None if it is bound to it already.
-    Binding a client outside any unit of work starts one (a trail), so that the tasks started
-    under the binding (`async with AsyncClient()`) add to it."""
+    """The current scope bound to `client` instead, or None if it is bound to it already."""
     scope = current_scope()
     if scope.client is client:
         return None
     clone = scope.copy()
     clone.client = client
-    if clone._breadcrumbs is None:
-        clone._breadcrumbs = []
     return clone
