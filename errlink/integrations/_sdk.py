@@ -44,7 +44,6 @@ from .._capture.scope import (
     set_request,
     set_tag,
     set_transaction,
-    start_trail,
 )
 from .._capture.sensitive import FILTERED
 from .._capture.trace import IncomingTrace, PropagationContext, TraceSource
@@ -113,7 +112,6 @@ __all__ = [
     "set_tag",
     "set_transaction",
     "slugify",
-    "start_trail",
     "trace_headers",
     "use_framework_hooks",
     "use_library_hooks",

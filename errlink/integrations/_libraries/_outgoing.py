@@ -4,8 +4,8 @@ A hook calls `begin()` as a request goes out, and `Outgoing.finish()` when the r
 failure) comes back. `begin()` is None, after two context-variable reads, when no client is
 current; also inside errlink's own sends (`SENDING`) and for a client that did not enable the
 library. A request to the client's own DSN host carries no trace headers and its breadcrumb
-is dropped when described: errlink never reports on itself. Each is one Python call, the
-breadcrumb's push included: they run on every request.
+is dropped when described: errlink never reports on itself. `finish()` pushes the breadcrumb
+with `push_breadcrumb` (an append to the unit of work's trail); they run on every request.
 
 The breadcrumb never carries URL credentials, and the query string's secret-looking values are
 filtered by the client's scrubber before `before_breadcrumb` sees it. Trace headers go only to
@@ -33,7 +33,7 @@ from .._sdk import (
     current_scope,
     current_trace,
     logger,
-    start_trail,
+    push_breadcrumb,
     trace_headers,
 )
 
@@ -178,16 +178,7 @@ class Outgoing(PendingBreadcrumb):
             core = self.core
             options = core.options
             if options.before_breadcrumb is None:
-                # `push_breadcrumb()` spelled out.
-                limit = options.max_breadcrumbs
-                if limit:
-                    trail = current_scope()._breadcrumbs
-                    if trail is None:
-                        start_trail(self)
-                    else:
-                        trail.append(self)
-                        if len(trail) > 2 * limit:
-                            del trail[:-limit]
+                push_breadcrumb(self, options.max_breadcrumbs)  # type: ignore[arg-type]
                 return
             hint = {}
             if self.subject_key is not None and subject is not None:
