@@ -79,6 +79,9 @@ def flaky_job(client: Client) -> None:
         client.capture_message(
             "nightly sync timed out", level="warning", tags={"region": region}, server_name=server
         )
+        # Delivered before the next is sent: several in flight may arrive in any order, and the
+        # UI's "latest event" is the last to arrive.
+        client.flush()
 
 
 def export_report(client: Client) -> None:
