@@ -89,13 +89,16 @@ class TaskErrorWatch:
         def new_task(
             loop: asyncio.AbstractEventLoop,
             coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
+            context: Any = None,
             **kwargs: Any,
         ) -> asyncio.Future[Any]:
+            if context is not None:
+                kwargs["context"] = context
             if previous is not None:
                 task = previous(loop, coro, **kwargs)
             elif kwargs:
                 task = new_task_of_class(coro, loop=loop, **kwargs)
-            else:  # a server's task per request: spared merging empty keywords
+            else:  # a server's task per request (uvloop passes ``context=None``): no merging
                 task = new_task_of_class(coro, loop=loop)
             if scope().client is client and watch._active:
                 task.add_done_callback(on_done)

@@ -448,12 +448,9 @@ def enter_own_scope(scope: RequestScope, client: Any) -> Token[Scope]:
     return _scope.set(scope)
 
 
-def install_scope(scope: Scope) -> Token[Scope]:
-    """Make `scope` current until `restore_scope` is called with what this returns."""
-    return _scope.set(scope)
-
-
-# Without a Python frame: it runs at the end of every request.
+# `install_scope(scope)` makes `scope` current until `restore_scope` is called with what it
+# returns. Without Python frames: they run at the start and the end of every request.
+install_scope = _scope.set
 restore_scope = _scope.reset
 
 

@@ -113,9 +113,11 @@ class OwnRequest(RequestScope, ResolvedMapping):
     A busy server makes one per request, where a scope, a request mapping and a trace would be
     three; `enter_own_scope` installs it."""
 
+    # Left unset until needed (reading them goes through `getattr`): a request that captures
+    # nothing and continues no trace never stores them.
     __slots__ = ("_context", "_data")
-    _context: PropagationContext | None  # the trace, once resolved
-    _data: dict[str, Any] | None  # the request mapping, once built
+    _context: PropagationContext  # the trace, once resolved
+    _data: dict[str, Any]  # the request mapping, once built
     # In a frame's locals (an integration's own frame), shown by its repr, not walked: what it
     # holds is scrubbed as a request only when it becomes the event's `request`.
     __errlink_repr_only__ = True
@@ -131,7 +133,7 @@ class OwnRequest(RequestScope, ResolvedMapping):
         raise NotImplementedError
 
     def _resolved(self) -> dict[str, Any]:
-        data = self._data
+        data: dict[str, Any] | None = getattr(self, "_data", None)
         if data is None:
             data = self._data = self._build_request()
         return data
@@ -145,7 +147,7 @@ class OwnRequest(RequestScope, ResolvedMapping):
         raise NotImplementedError
 
     def resolve(self) -> PropagationContext:
-        context = self._context
+        context: PropagationContext | None = getattr(self, "_context", None)
         if context is None:
             context = self._context = IncomingTrace(self.trace_header).resolve()
         return context
@@ -177,8 +179,6 @@ def framework_request(
 ) -> FrameworkRequest:
     """A new `FrameworkRequest` for framework request `source`, for `enter_own_scope`."""
     own = _new_object(FrameworkRequest)
-    own._context = None
-    own._data = None
     own.source = source
     own._builder = builder
     own.max_bytes = max_bytes

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._async_web import AsyncWebIntegration, content_length, qualified_name
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES
@@ -40,10 +40,11 @@ from ._sdk import (
     IncomingTrace,
     bind_client_here,
     current_scope,
-    enter_own_scope,
     fill_own_scope,
-    leave_own_scope,
+    install_scope,
     logger,
+    request_ended,
+    restore_scope,
 )
 
 if TYPE_CHECKING:
@@ -53,12 +54,14 @@ __all__ = [
     "ASGIApp",
     "AsgiConnection",
     "AsgiIntegration",
+    "BodyCopy",
     "ErrlinkMiddleware",
     "Receive",
     "Scope",
     "Send",
     "asgi_hop",
     "asgi_trace",
+    "connection_class",
     "connection_for",
 ]
 
@@ -95,8 +98,9 @@ class AsgiIntegration(AsyncWebIntegration):
     ) -> None:
         super().__init__(dsn, capture_status_codes, options)
         self._stopped = False
-        # The core requests bind: read once per request, kept here rather than asked of the
-        # client each time.
+        # The class of the connections opened while the client serves (see `connection_class`),
+        # None when there is none to bind them to.
+        self._opened: type[AsgiConnection] | None = None
         self._core: ClientCore | None = None
 
     # -- the client's lifetime --------------------------------------------------------------------
@@ -109,12 +113,13 @@ class AsgiIntegration(AsyncWebIntegration):
             self.client = None
         if self.client is None and not self._stopped:
             self.client = self.new_client()
-            self._core = self.active_core()
+            core = self._core = self.active_core()
+            self._opened = None if core is None else connection_class(self, core)
 
     async def aclose(self) -> None:
         """Flush and close the client; connections served afterwards are left alone."""
         self._stopped = True
-        self._core = None
+        self._opened = self._core = None
         client = self.client
         if client is not None:
             await client.aclose()
@@ -129,42 +134,55 @@ class AsgiIntegration(AsyncWebIntegration):
 
     async def handle(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "lifespan":
-            await self._lifespan(app, scope, receive, send)
-            return
-        core = self._core
-        if core is None and self.client is None:
-            core = self.core()
-        if core is None or (kind != "http" and kind != "websocket"):
-            await app(scope, receive, send)
+        opened = self._opened
+        if opened is None or (kind != "http" and kind != "websocket"):
+            await self._serve_unopened(app, scope, receive, send)
             return
         try:
-            # One object per request: its scope, `request`, trace and transaction.
-            connection = _new_object(AsgiConnection)
-            connection.open(scope, self.max_request_body_bytes, self)
-            app_receive = (
-                connection.copying(receive)
-                if kind == "http" and scope.get("method") not in _NO_BODY
-                else receive
-            )
-            token = enter_own_scope(connection, core)
+            # One object per request: its scope, `request`, trace and transaction. What all the
+            # client's connections share is in their class: opening one stores two fields.
+            connection = _new_object(opened)
+            connection.scope = scope
+            connection._breadcrumbs = []
+            if opened.counts_sessions:
+                connection.outcome = 0
+            app_receive = receive
+            if kind == "http" and scope.get("method") not in _NO_BODY:
+                app_receive = connection.copying(receive)
+            token = install_scope(connection)
         except Exception:
             logger.warning(
                 "errlink: could not set up a request's scope", exc_info=True, extra=INTERNAL
             )
             await app(scope, receive, send)
             return
-        abandoned = True  # unless it ends, failed or not
+        abandoned = False
         try:
             await app(scope, app_receive, send)
-            abandoned = False
         except Exception as exc:
-            abandoned = False
             if self.should_report(exc):
                 await self.report(exc, connection, receive)
             raise
+        except BaseException:  # cancelled: the request was abandoned
+            abandoned = True
+            raise
         finally:
-            leave_own_scope(token, connection, abandoned)
+            restore_scope(token)
+            if connection.outcome >= 0:
+                request_ended(connection.client, connection, abandoned=abandoned)
+
+    async def _serve_unopened(
+        self, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """A lifespan, another kind of call, or a connection before (or after) the client
+        serves: the client is started lazily when no lifespan started it."""
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(app, scope, receive, send)
+        elif self.client is None and self.core() is not None:
+            await self.handle(app, scope, receive, send)
+        else:
+            await app(scope, receive, send)
 
     def should_report(self, exc: Exception) -> bool:
         """Whether an exception escaping the app is reported (adapters filter HTTP errors)."""
@@ -254,28 +272,20 @@ class AsgiConnection(OwnRequest):
     """One HTTP request or WebSocket connection, and its first scope, in one object (see
     `OwnRequest`), with the part of its body the app read. Not installed when made with
     ``AsgiConnection(...)`` (to report an error of a connection errlink did not open); `handle`
-    installs the one it opens."""
+    installs the ones it opens, of its `connection_class`."""
 
-    __slots__ = ("_chunks", "_integration", "complete", "max_bytes", "scope", "size")
+    __slots__ = ("_body", "_integration", "max_bytes", "scope")
+    _body: BodyCopy  # set once a body is copied or read (see `body_copy`)
+    # Whether a connection counts as a release-health session (its `outcome` is its own).
+    counts_sessions: ClassVar[bool] = True
 
     def __init__(
         self, scope: Scope, max_bytes: int | None, integration: AsgiIntegration | None = None
     ) -> None:
-        self.open(scope, max_bytes, integration)
-        fill_own_scope(self, None)
-
-    def open(
-        self, scope: Scope, max_bytes: int | None, integration: AsgiIntegration | None
-    ) -> None:
-        """Set the connection's own fields (the scope's are `enter_own_scope`'s)."""
-        self._context = None
-        self._data = None
         self._integration = integration
         self.scope = scope
         self.max_bytes = max_bytes
-        self._chunks: list[bytes] | None = None
-        self.size = 0
-        self.complete = scope["type"] != "http"
+        fill_own_scope(self, None)
 
     def __call__(self) -> str | None:
         integration = self._integration
@@ -288,56 +298,96 @@ class AsgiConnection(OwnRequest):
 
     # -- the body ---------------------------------------------------------------------------------
 
+    def body_copy(self) -> BodyCopy:
+        """The part of the body read so far (a WebSocket has none to read)."""
+        copy: BodyCopy | None = getattr(self, "_body", None)
+        if copy is None:
+            copy = self._body = BodyCopy(complete=self.scope["type"] != "http")
+        return copy
+
     def copying(self, receive: Receive) -> Receive:
         """`receive`, keeping a copy of the body the app reads (within `max_bytes`)."""
         if self.max_bytes == 0:
             return receive
+        copy = self.body_copy()
+        max_bytes = self.max_bytes
 
         async def receive_and_copy() -> Message:
             message = await receive()
             if message["type"] == "http.request":
-                self._keep(message)
+                copy.keep(message, max_bytes)
             return message
 
         return receive_and_copy
 
-    def _keep(self, message: Message) -> None:
-        body = message.get("body") or b""
-        if body and (self.max_bytes is None or self.size <= self.max_bytes):
-            if self._chunks is None:
-                self._chunks = []
-            self._chunks.append(bytes(body))
-        self.size += len(body)
-        if not message.get("more_body", False):
-            self.complete = True
-
     async def read_rest(self, receive: Receive) -> None:
         """After the app failed: the rest of a body it did not read, if it already arrived."""
+        copy = self.body_copy()
+        max_bytes = self.max_bytes
         declared = content_length(self.header(b"content-length"))
-        if self.complete or self.max_bytes == 0:
+        if copy.complete or max_bytes == 0:
             return
-        if self.max_bytes is not None and declared is not None and declared > self.max_bytes:
+        if max_bytes is not None and declared is not None and declared > max_bytes:
             return  # described from its declared length
         try:
-            while not self.complete and (self.max_bytes is None or self.size <= self.max_bytes):
+            while not copy.complete and (max_bytes is None or copy.size <= max_bytes):
                 message = await asyncio.wait_for(receive(), BODY_WAIT)
                 if message.get("type") != "http.request":
                     return
-                self._keep(message)
+                copy.keep(message, max_bytes)
         except Exception:  # not there in time, or the server has no more to give
             return
 
     def body(self) -> bytes | None:
-        return b"".join(self._chunks or ()) if self.complete else None
+        copy = self.body_copy()
+        return b"".join(copy.chunks) if copy.complete else None
 
     def header(self, name: bytes) -> bytes | None:
-        for key, value in self.scope.get("headers") or ():
-            if bytes(key).lower() == name:
-                return bytes(value)
-        return None
+        return _header(self.scope, name)
 
     def trace_header(self, name: str) -> bytes | None:
-        return _scope_header(self.scope, name)
+        return _header(self.scope, name.encode("ascii"))
+
+
+class BodyCopy:
+    """What a connection's app read of its body: the chunks kept (within the size limit), the
+    size read, and whether it was all read."""
+
+    __slots__ = ("chunks", "complete", "size")
+
+    def __init__(self, *, complete: bool) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.complete = complete
+
+    def keep(self, message: Message, max_bytes: int | None) -> None:
+        body = message.get("body") or b""
+        if body and (max_bytes is None or self.size <= max_bytes):
+            self.chunks.append(bytes(body))
+        self.size += len(body)
+        if not message.get("more_body", False):
+            self.complete = True
+
+
+def connection_class(integration: AsgiIntegration, core: ClientCore) -> type[AsgiConnection]:
+    """The `AsgiConnection` class of the connections `integration` opens bound to `core`.
+
+    What they all share is a class constant: the integration, the body size limit, the client,
+    and without sessions their outcome (none). A busy server opens one per request, and this
+    makes opening one two stores instead of eleven (`RequestScope` does the same for the
+    scope's empty fields)."""
+    counts_sessions = core.sessions is not None
+    constants: dict[str, Any] = {
+        "__slots__": (),
+        "__module__": __name__,
+        "_integration": integration,
+        "max_bytes": integration.max_request_body_bytes,
+        "client": core,
+        "counts_sessions": counts_sessions,
+    }
+    if not counts_sessions:
+        constants["outcome"] = -1
+    return type(f"{type(integration).__name__}Connection", (AsgiConnection,), constants)
 
 
 def connection_for(scope: Scope) -> AsgiConnection | None:
@@ -351,13 +401,12 @@ def connection_for(scope: Scope) -> AsgiConnection | None:
 
 def asgi_trace(scope: Scope) -> IncomingTrace:
     """The connection's trace, continued from its headers when first needed."""
-    return IncomingTrace(functools.partial(_scope_header, scope))
+    return IncomingTrace(lambda name: _header(scope, name.encode("ascii")))
 
 
-def _scope_header(scope: Scope, name: str) -> bytes | None:
-    wanted = name.encode("ascii")
+def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers") or ():
-        if bytes(key).lower() == wanted:
+        if bytes(key).lower() == name:
             return bytes(value)
     return None
 
@@ -369,6 +418,8 @@ def request_data(connection: AsgiConnection, max_bytes: int | None) -> dict[str,
     websocket = scope["type"] == "websocket"
     client = scope.get("client")
     declared = content_length(connection.header(b"content-length"))
+    if declared is None:
+        declared = connection.body_copy().size or None
     content_type = connection.header(b"content-type")
     return request_interface(
         url=_url(scope, connection.header(b"host"), websocket),
@@ -379,7 +430,7 @@ def request_data(connection: AsgiConnection, max_bytes: int | None) -> dict[str,
         data=body_data(
             connection.body(),
             content_type=None if content_type is None else to_text(content_type),
-            content_length=declared if declared is not None else connection.size or None,
+            content_length=declared,
             max_bytes=max_bytes,
         ),
         remote_addr=to_text(client[0]) if client else None,

@@ -213,7 +213,7 @@ async def _body_arrived(request: Request, connection: AsgiConnection) -> None:
     """Let Quart's receiver take in a body still on its way, briefly: errlink copies it as
     Quart reads it. A body over the size limit is described from its declared length instead."""
     max_bytes = connection.max_bytes
-    if connection.complete or max_bytes == 0:
+    if connection.body_copy().complete or max_bytes == 0:
         return
     declared = content_length(connection.header(b"content-length"))
     if max_bytes is not None and declared is not None and declared > max_bytes:
