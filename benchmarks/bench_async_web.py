@@ -2,11 +2,11 @@
 sentry-sdk.
 
 Run: python -m benchmarks.bench_async_web [--quick] [--frameworks sanic,tornado,aiohttp,fastapi]
-     [--variants bare,errlink,errlink-sessions,sentry-sdk] [--json PATH]
+     [--variants bare,errlink,errlink-sessions,sentry-sdk] [--processes N] [--json PATH]
 
-For each framework, one server per variant runs on 127.0.0.1, each a single worker in its own
-fresh process (so sentry-sdk's class-level patching never reaches another variant), serving the
-same hello-world route:
+For each framework, `--processes` servers per variant (3 by default) run on 127.0.0.1, each a
+single worker in its own fresh process (so sentry-sdk's class-level patching never reaches another
+variant), serving the same hello-world route:
 
 - bare: the app alone;
 - errlink: the errlink integration set up with its defaults (no release: no sessions, the same
@@ -31,10 +31,15 @@ round:
   nanoseconds): what the integration costs, unaffected by time spent waiting for a CPU (though
   not by caches and cores shared with other work).
 
-Reported per framework and variant: the best round by both measures (other processes only ever
-add time, so the best round is the least disturbed one), the throughput ratio against the bare
-app (of best rounds, and of medians), and the CPU added per request. `--calibrate` runs the bare
-app against itself instead: the noise floor of the method on this machine. Each framework runs
+Reported per framework and variant: for each of its server processes the best round by both
+measures (other processes only ever add time, so the best round is the least disturbed one), and
+the median of those over its processes; the throughput ratio against the bare app (of those
+figures, and of medians of all rounds), and the CPU added per request. Several processes per
+variant, because one process is not the code's speed alone: the hash seed and the addresses a
+process is given change its speed by a few percent, which is more than the differences measured
+here (one bare process against another: up to 4% apart on the benchmark's machine).
+`--calibrate` runs the bare app against itself instead: the noise floor of the method on this
+machine. Each framework runs
 on its default loop (Sanic, and FastAPI under uvicorn: uvloop when installed; Tornado and
 aiohttp: asyncio). FastAPI is served by uvicorn with its defaults (httptools when installed),
 lifespan on, access log off.
@@ -469,15 +474,31 @@ def bench(
     )
     failures: dict[str, str] = {}
     live: dict[str, int] = {}
+    processes = {
+        process_key(label, index): setup
+        for label, setup in setups
+        for index in range(1, args.processes + 1)
+    }
     with ExitStack() as stack:
-        servers = start_servers(dict(setups), framework, collector.dsn, stack, failures)
+        servers = start_servers(processes, framework, collector.dsn, stack, failures)
         samples = _run_client(
             _measure(servers, args.requests, args.connections, args.rounds, failures)
         )
-        for label, server in servers.items():
-            if server.setup != "bare" and label not in failures:
+        for key, server in servers.items():
+            label = variant_of(key)
+            if server.setup != "bare" and key not in failures and label not in live:
                 live[label] = check_live(server.port, collector)
     return variant_rows(framework, [label for label, _ in setups], servers, samples, failures, live)
+
+
+def process_key(label: str, index: int) -> str:
+    """The name of a variant's `index`-th server process."""
+    return f"{label}@{index}"
+
+
+def variant_of(key: str) -> str:
+    """The variant a server process (`process_key`) or a lone server (its label) serves."""
+    return key.rpartition("@")[0] or key
 
 
 def variant_rows(
@@ -488,27 +509,43 @@ def variant_rows(
     failures: dict[str, str],
     live: dict[str, int],
 ) -> list[dict[str, Any]]:
-    """One row per variant: best and median of its rounds, or the `error` that stopped it."""
+    """One row per variant: the median over its server processes of each one's best round (and
+    the median of all its rounds), or the `error` that stopped one of them. `servers`, `samples`
+    and `failures` are keyed by process (`process_key`) or, one server a variant, by label."""
     rows = []
     for label in labels:
         row: dict[str, Any] = {"framework": framework, "variant": label}
-        taken = samples.get(label, [])
-        if label in failures or not taken:
-            row["error"] = failures.get(label, "no round completed")
+        keys = [key for key in servers if variant_of(key) == label] or [label]
+        failed = [failures[key] for key in keys if key in failures]
+        taken = [samples.get(key, []) for key in keys]
+        if failed or not all(taken):
+            row["error"] = failed[0] if failed else "no round completed"
         else:
-            rates = [rate for rate, _ in taken]
-            cpus = [cpu for _, cpu in taken if cpu is not None]
+            best_rates = [max(rate for rate, _ in each) for each in taken]
+            best_cpus = [min(cpus) for cpus in _cpus(taken)]
+            every = [sample for each in taken for sample in each]
+            all_cpus = [cpu for _, cpu in every if cpu is not None]
             row.update(
-                rps_best=max(rates),
-                rps_median=statistics.median(rates),
-                cpu_best=min(cpus) if cpus else None,
-                cpu_median=statistics.median(cpus) if cpus else None,
+                processes=len(keys),
+                rps_best=statistics.median(best_rates),
+                rps_best_each=best_rates,
+                rps_median=statistics.median(rate for rate, _ in every),
+                cpu_best=statistics.median(best_cpus) if best_cpus else None,
+                cpu_best_each=best_cpus,
+                cpu_median=statistics.median(all_cpus) if all_cpus else None,
                 live_events=live.get(label),
             )
-        if label in servers and servers[label].info:
-            row["sdk_info"] = servers[label].info
+        infos = [servers[key].info for key in keys if key in servers and servers[key].info]
+        if infos:
+            row["sdk_info"] = infos[0]
         rows.append(row)
     return rows
+
+
+def _cpus(taken: list[list[Sample]]) -> list[list[float]]:
+    """Each process's CPU figures (none where the platform gives none)."""
+    cpus = [[cpu for _, cpu in each if cpu is not None] for each in taken]
+    return [each for each in cpus if each]
 
 
 def _run_client(coroutine: Any) -> Any:
@@ -569,6 +606,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             _live_cell(row.get("live_events")),
         ]
         print("| " + " | ".join(cells) + " |")
+    spreads = [row for row in rows if len(row.get("rps_best_each", ())) > 1]
+    if spreads:
+        print("\nEach server process's best round (req/s), of which the table gives the median:")
+        for row in spreads:
+            each = ", ".join(f"{rate:,.0f}" for rate in row["rps_best_each"])
+            print(f"- {row['framework']} {row['variant']}: {each}")
     notes = {sentry_note(row["sdk_info"]) for row in rows if row.get("sdk_info")}
     for note in sorted(notes):
         print(f"\n{note}")
@@ -583,6 +626,9 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=None, help="GETs per round")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--processes", type=int, default=None, help="server processes per variant (default 3)"
+    )
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument(
         "--calibrate", action="store_true", help="measure the bare app against itself"
@@ -596,7 +642,10 @@ def main() -> None:
         _SERVERS[args.serve](args.setup, args.dsn)
         return
     args.requests = args.requests or (2_000 if args.quick else 20_000)
-    args.rounds = args.rounds or (2 if args.quick else 9)
+    args.rounds = args.rounds or (2 if args.quick else 5)
+    args.processes = args.processes or (1 if args.quick else 3)
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
     frameworks = [name.strip() for name in args.frameworks.split(",") if name.strip()]
     unknown = set(frameworks) - set(FRAMEWORKS)
     if unknown:
@@ -613,7 +662,8 @@ def main() -> None:
     with_ratios(rows)
     print(
         f"\nHello-world GET, {args.connections} keep-alive connections, {args.requests} requests "
-        f"per round, best of {args.rounds} rounds per variant (Python "
+        f"per round, best of {args.rounds} rounds for each of {args.processes} server processes "
+        "per variant, median over the processes (Python "
         f"{sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
         f"{os.getloadavg()[0]:.1f})"
     )

@@ -370,7 +370,10 @@ def _per_request_row(row: dict[str, Any]) -> list[str]:
         variant += f" ({row['framework']} integration + defaults, {tracing}, {sessions})"
     if "error" in row:
         return [scenario, variant, "FAILED", str(row["error"]).replace("|", "/")[:200]]
-    rate = f"{row['rps_best']:,.0f} req/s (best round)"
+    processes = row.get("processes", 1)
+    rate = f"{row['rps_best']:,.0f} req/s (best round" + (
+        f", median of {processes} processes)" if processes > 1 else ")"
+    )
     if row["variant"] == "bare":
         cpu = row.get("cpu_best")
         return [
