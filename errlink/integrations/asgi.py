@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from ._async_web import AsyncWebIntegration, content_length, qualified_name
 from ._http_errors import DEFAULT_CAPTURE_STATUS_CODES
@@ -102,6 +102,7 @@ class AsgiIntegration(AsyncWebIntegration):
         # None when there is none to bind them to.
         self._opened: type[AsgiConnection] | None = None
         self._core: ClientCore | None = None
+        self._counts_sessions = False  # whether its connections count as release-health sessions
 
     # -- the client's lifetime --------------------------------------------------------------------
 
@@ -115,6 +116,7 @@ class AsgiIntegration(AsyncWebIntegration):
             self.client = self.new_client()
             core = self._core = self.active_core()
             self._opened = None if core is None else connection_class(self, core)
+            self._counts_sessions = core is not None and core.sessions is not None
 
     async def aclose(self) -> None:
         """Flush and close the client; connections served afterwards are left alone."""
@@ -138,13 +140,14 @@ class AsgiIntegration(AsyncWebIntegration):
         if opened is None or (kind != "http" and kind != "websocket"):
             await self._serve_unopened(app, scope, receive, send)
             return
+        counts_sessions = self._counts_sessions
         try:
             # One object per request: its scope, `request`, trace and transaction. What all the
             # client's connections share is in their class: opening one stores two fields.
             connection = _new_object(opened)
             connection.scope = scope
             connection._breadcrumbs = []
-            if opened.counts_sessions:
+            if counts_sessions:
                 connection.outcome = 0
             app_receive = receive
             if kind == "http" and scope.get("method") not in _NO_BODY:
@@ -168,7 +171,7 @@ class AsgiIntegration(AsyncWebIntegration):
             raise
         finally:
             restore_scope(token)
-            if connection.outcome >= 0:
+            if counts_sessions and connection.outcome >= 0:
                 request_ended(connection.client, connection, abandoned=abandoned)
 
     async def _serve_unopened(
@@ -276,8 +279,6 @@ class AsgiConnection(OwnRequest):
 
     __slots__ = ("_body", "_integration", "max_bytes", "scope")
     _body: BodyCopy  # set once a body is copied or read (see `body_copy`)
-    # Whether a connection counts as a release-health session (its `outcome` is its own).
-    counts_sessions: ClassVar[bool] = True
 
     def __init__(
         self, scope: Scope, max_bytes: int | None, integration: AsgiIntegration | None = None
@@ -376,16 +377,14 @@ def connection_class(integration: AsgiIntegration, core: ClientCore) -> type[Asg
     and without sessions their outcome (none). A busy server opens one per request, and this
     makes opening one two stores instead of eleven (`RequestScope` does the same for the
     scope's empty fields)."""
-    counts_sessions = core.sessions is not None
     constants: dict[str, Any] = {
         "__slots__": (),
         "__module__": __name__,
         "_integration": integration,
         "max_bytes": integration.max_request_body_bytes,
         "client": core,
-        "counts_sessions": counts_sessions,
     }
-    if not counts_sessions:
+    if core.sessions is None:
         constants["outcome"] = -1
     return type(f"{type(integration).__name__}Connection", (AsgiConnection,), constants)
 
