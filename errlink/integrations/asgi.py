@@ -42,9 +42,8 @@ from ._sdk import (
     current_scope,
     fill_own_scope,
     install_scope,
+    leave_own_scope,
     logger,
-    request_ended,
-    restore_scope,
 )
 
 if TYPE_CHECKING:
@@ -170,9 +169,7 @@ class AsgiIntegration(AsyncWebIntegration):
             abandoned = True
             raise
         finally:
-            restore_scope(token)
-            if counts_sessions and connection.outcome >= 0:
-                request_ended(connection.client, connection, abandoned=abandoned)
+            leave_own_scope(token, connection, abandoned)
 
     async def _serve_unopened(
         self, app: ASGIApp, scope: Scope, receive: Receive, send: Send
